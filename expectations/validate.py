@@ -1,0 +1,113 @@
+"""Run a feed's Great Expectations suite over its staged rows; failing rows go to quarantine.
+
+GX is imported lazily (about 4 s and 270 MB) and its context is built once per process. The
+suites are the JSON files beside this module; their `$PARAMETER` bounds come from the rules file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+from transforms.rules import Rules
+
+SUITES_DIR = Path(__file__).resolve().parent
+SUITE_OF_FEED = {"labs": "stg_lab_results", "vitals": "stg_vitals",
+                 "infusions": "stg_infusions", "events": "stg_events"}
+ROW_ID = "_row"
+GRADE_SCALE = (0, 4)  # ASTCT CRS/ICANS grades are 0-4 (a scale, not a threshold)
+
+
+@dataclass
+class SuiteOutcome:
+    """Reason per failing row index, and one summary dict per expectation."""
+
+    failed: dict[int, str] = field(default_factory=dict)
+    summary: list[dict] = field(default_factory=list)
+
+
+def suite_parameters(rules: Rules) -> dict:
+    params: dict[str, object] = {}
+    for a in rules.analytes.values():
+        params[f"{a.name}__plausible_min"], params[f"{a.name}__plausible_max"] = a.plausible_min, a.plausible_max
+    for kind, v in rules.vitals.items():
+        params[f"{kind}__plausible_min"], params[f"{kind}__plausible_max"] = v["plausible_min"], v["plausible_max"]
+    params["lab_units"] = [[a.name, a.canonical_unit] for a in rules.analytes.values()]
+    params["vital_kinds"] = sorted(rules.vitals)
+    params["grade_min"], params["grade_max"] = GRADE_SCALE
+    return params
+
+
+@lru_cache(maxsize=1)
+def _validation_definitions():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}
+    source = context.data_sources.add_pandas("cartwatch_staged")
+    definitions = {}
+    for feed, suite_name in SUITE_OF_FEED.items():
+        doc = json.loads((SUITES_DIR / f"{suite_name}.json").read_text(encoding="utf-8"))
+        suite = context.suites.add(gx.ExpectationSuite(
+            name=suite_name, expectations=[ExpectationConfiguration(**e).to_domain_obj()
+                                           for e in doc["expectations"]]))
+        batch = source.add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe("all")
+        definitions[feed] = context.validation_definitions.add(
+            gx.ValidationDefinition(name=suite_name, data=batch, suite=suite))
+    return definitions
+
+
+def validate_feed(feed: str, rows: list[dict], rules: Rules) -> SuiteOutcome:
+    """Validate one feed's staged rows; row indices refer to positions in `rows`."""
+    outcome = SuiteOutcome()
+    if not rows:
+        return outcome
+    frame = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+    frame[ROW_ID] = range(len(rows))
+    result = _validation_definitions()[feed].run(
+        batch_parameters={"dataframe": frame}, expectation_parameters=suite_parameters(rules),
+        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]})
+    for r in result.results:
+        cfg = r.expectation_config
+        failing = _failing_rows(cfg.type, r.result.get("unexpected_index_list") or [])
+        for index in failing:
+            outcome.failed.setdefault(index, f"expectation {cfg.type} failed: {cfg.meta.get('rule')}")
+        outcome.summary.append({
+            "suite": SUITE_OF_FEED[feed], "expectation": cfg.type, "column": _describe(cfg.kwargs),
+            "success": bool(r.success), "element_count": r.result.get("element_count"),
+            "unexpected_count": len(failing)})
+    return outcome
+
+
+def _failing_rows(kind: str, unexpected: list[dict]) -> list[int]:
+    indices = sorted(int(u[ROW_ID]) for u in unexpected)
+    if kind == "expect_compound_columns_to_be_unique":
+        # Only the repeats conflict with the row already kept: the first one stays.
+        return _repeats(unexpected)
+    return indices
+
+
+def _repeats(unexpected: list[dict]) -> list[int]:
+    seen: set[tuple] = set()
+    repeats = []
+    for u in sorted(unexpected, key=lambda u: int(u[ROW_ID])):
+        key = tuple((k, str(v)) for k, v in sorted(u.items()) if k != ROW_ID)
+        (repeats.append(int(u[ROW_ID])) if key in seen else seen.add(key))
+    return repeats
+
+
+def _describe(kwargs: dict) -> str:
+    if "column" in kwargs:
+        return str(kwargs["column"])
+    if "column_list" in kwargs:
+        return "+".join(kwargs["column_list"])
+    return f"{kwargs.get('column_A')},{kwargs.get('column_B')}"

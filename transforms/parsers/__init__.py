@@ -1,0 +1,1 @@
+"""Wire-format parsers: a file in, ParsedRow objects out (see base.py)."""
