@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from cartwatch.store import SQL_DIR
+from cartwatch.store import SQL_DIR, transaction
 from transforms.rules import Rules
 
 RUN_ORDER = SQL_DIR / "run_order.txt"
@@ -62,11 +62,16 @@ def write_reference_tables(con: duckdb.DuckDBPyConnection, rules: Rules) -> None
 
 def build(con: duckdb.DuckDBPyConnection, rules: Rules, *, as_of: datetime, as_loaded: bool,
           site_tz: str) -> list[str]:
-    """Rebuild every derived and flags table as of `as_of`; returns the steps run."""
+    """Rebuild every derived and flags table as of `as_of`; returns the steps run.
+
+    One transaction: readers never see a half-rebuilt layer, and a failing step leaves the
+    previous build in place.
+    """
     params = build_parameters(rules, as_of=as_of, as_loaded=as_loaded, site_tz=site_tz)
-    write_reference_tables(con, rules)
     done = []
-    for step in steps():
-        run_step(con, step, params)
-        done.append(step)
+    with transaction(con):
+        write_reference_tables(con, rules)
+        for step in steps():
+            run_step(con, step, params)
+            done.append(step)
     return done

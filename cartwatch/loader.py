@@ -72,8 +72,13 @@ def feed_files(paths: list[Path]) -> list[Path]:
 
 
 def load_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: NormalizeContext,
-              run_id: str | None = None) -> FileReport:
-    """Load one file; see the module docstring for the guarantees."""
+              run_id: str | None = None, loaded_at: datetime | None = None) -> FileReport:
+    """Load one file; see the module docstring for the guarantees.
+
+    `loaded_at` defaults to the context's clock; a simulated run (`nightly --as-of`) passes its
+    as-of time so that `--as-loaded` replays see exactly what that night saw.
+    """
+    loaded_at = loaded_at or ctx.now
     sha = file_sha256(path)
     previous = con.execute("SELECT rows_read, format FROM meta.files WHERE file_sha256 = ?", [sha]).fetchone()
     if previous:
@@ -90,13 +95,13 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: NormalizeContext,
     with transaction(con):
         load_seq_base = (con.execute("SELECT count(*) FROM meta.files").fetchone()[0] + 1) << 32
         accepted = _drop_already_stored(con, normalized, report)
-        _insert_staged(con, accepted, path, fmt, sha, ctx.now, load_seq_base)
-        _insert_raw(con, rows, path, fmt, sha, ctx.now)
-        _insert_quarantine(con, normalized.rejected, path, sha, ctx.now, report)
-        _insert_validations(con, validations, sha, ctx.now)
+        _insert_staged(con, accepted, path, fmt, sha, loaded_at, load_seq_base)
+        _insert_raw(con, rows, path, fmt, sha, loaded_at)
+        _insert_quarantine(con, normalized.rejected, path, sha, loaded_at, report)
+        _insert_validations(con, validations, sha, loaded_at)
         report.feeds = sorted({r.feed for r in rows})
         con.execute("INSERT INTO meta.files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [sha, str(path), fmt, ",".join(report.feeds), ctx.now, report.read,
+                    [sha, str(path), fmt, ",".join(report.feeds), loaded_at, report.read,
                      report.accepted, report.duplicate, report.quarantined, run_id])
     assert report.adds_up(), f"{path}: counts do not add up: {report}"
     return report

@@ -47,8 +47,8 @@ def suite_parameters(rules: Rules) -> dict:
 @lru_cache(maxsize=1)
 def _validation_definitions():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
     import great_expectations as gx
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)  # after import: GX sets its own
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     context = gx.get_context(mode="ephemeral")

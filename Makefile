@@ -1,0 +1,40 @@
+# cartwatch set-up. `make demo` and `make test` work on a fresh machine with Python 3.11:
+# they bootstrap uv into var/tools, create .venv from uv.lock, then run.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := var/tools/bin/uv
+VENV := .venv
+DEMO_DB := var/demo.duckdb
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_HOME := $(CURDIR)/var/prefect
+
+.PHONY: install demo test test-slow bench lint clean
+
+$(UV):
+	$(PYTHON) -m venv var/tools
+	var/tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --extra dev --python $(PYTHON)
+	touch $@
+
+install: $(VENV)/.installed
+
+# The nightly job on data/sample/ into a fresh embedded DuckDB; prints the digest it wrote.
+demo: install
+	rm -f $(DEMO_DB) $(DEMO_DB).wal
+	$(VENV)/bin/cartwatch nightly --db $(DEMO_DB) --inbox data/sample --digest-dir var/digest --as-of "$$(cat data/sample/AS_OF 2>/dev/null || date -u +%Y-%m-%dT%H:%M:%SZ)"
+	@echo; echo "==== var/digest/latest.md ===="; cat var/digest/latest.md
+
+test: install
+	$(VENV)/bin/pytest -q
+
+test-slow: install
+	$(VENV)/bin/pytest -q -m slow
+
+bench: install
+	$(VENV)/bin/python benchmarks/run_all.py
+
+clean:
+	rm -rf var $(VENV)

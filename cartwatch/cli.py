@@ -1,0 +1,190 @@
+"""`cartwatch`: the command line of CONTRACT 2. Every sub-command takes --db and exits non-zero
+with a one-line reason on bad input."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from datetime import datetime, time, timezone
+from pathlib import Path
+
+from cartwatch.settings import REPO_ROOT, Settings, SettingsError, load_settings
+from transforms.timestamps import TimestampError, parse_timestamp, zone
+
+
+def _prefect_environment() -> None:
+    """Quiet, local Prefect: no telemetry, state kept beside the database, not in $HOME."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_HOME", str(REPO_ROOT / "var" / "prefect"))
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def parse_as_of(text: str | None, site_tz: str) -> datetime | None:
+    """An ISO timestamp (naive: site zone); a bare date means 00:00 of that date in the site zone."""
+    if text is None:
+        return None
+    try:
+        at = parse_timestamp(text, site_tz, allow_date_only=True)
+    except TimestampError as exc:
+        raise SystemExit(f"cartwatch: --as-of: {exc}") from None
+    if len(text.strip()) == 10:
+        local = datetime.combine(datetime.fromisoformat(text.strip()).date(), time(0), zone(site_tz))
+        at = local.astimezone(timezone.utc)
+    return at
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(config_file=args.config, db_path=args.db,
+                         inbox=getattr(args, "inbox", None), site_tz=args.site_tz,
+                         digest_dir=getattr(args, "digest_dir", None), rules_path=args.rules,
+                         mask_ids=True if getattr(args, "mask_ids", False) else None)
+
+
+def cmd_ingest(args) -> int:
+    from cartwatch.ingest import format_reports, ingest_paths
+    from cartwatch.runs import utc_now
+    from cartwatch.store import open_store
+    from transforms.rules import load_rules
+
+    settings = _settings(args)
+    con = open_store(settings.db_path)
+    try:
+        reports = ingest_paths(con, [Path(p) for p in args.paths], load_rules(settings.rules_path),
+                               site_tz=settings.site_tz, now=utc_now())
+    except FileNotFoundError as exc:
+        raise SystemExit(f"cartwatch: {exc}") from None
+    print(format_reports(reports))
+    return 0
+
+
+def cmd_nightly(args) -> int:
+    _prefect_environment()
+    from flows.nightly import nightly
+
+    settings = _settings(args)
+    result = nightly(settings=settings, as_of=parse_as_of(args.as_of, settings.site_tz),
+                     as_loaded=args.as_loaded)
+    c = result["counts"]
+    print(f"nightly run {result['run_id']}: {len(result['files'])} files, {c['files_loaded']} new; "
+          f"rows read {c['read']}, accepted {c['accepted']}, duplicate {c['duplicate']}, "
+          f"quarantined {c['quarantined']}")
+    print(f"digest: {result['digest']}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from cartwatch.build import build
+    from cartwatch.export import ExportError, export_table
+    from cartwatch.runs import utc_now
+    from cartwatch.store import open_store
+    from transforms.rules import load_rules
+
+    settings = _settings(args)
+    con = open_store(settings.db_path)
+    if args.table != "quarantine":
+        build(con, load_rules(settings.rules_path),
+              as_of=parse_as_of(args.as_of, settings.site_tz) or utc_now(),
+              as_loaded=args.as_loaded, site_tz=settings.site_tz)
+    try:
+        rows = export_table(con, args.table, args.format, Path(args.out))
+    except ExportError as exc:
+        raise SystemExit(f"cartwatch: {exc}") from None
+    print(f"{args.table}: {rows} rows -> {args.out}")
+    return 0
+
+
+def cmd_digest(args) -> int:
+    from cartwatch.build import build
+    from cartwatch.digest import render_markdown
+    from cartwatch.runs import utc_now
+    from cartwatch.store import open_store
+    from transforms.rules import load_rules
+
+    settings = _settings(args)
+    rules = load_rules(settings.rules_path)
+    as_of = parse_as_of(args.as_of, settings.site_tz) or utc_now()
+    con = open_store(settings.db_path)
+    build(con, rules, as_of=as_of, as_loaded=args.as_loaded, site_tz=settings.site_tz)
+    text = render_markdown(con, as_of=as_of, rules_version=rules.version, mask_ids=settings.mask_ids)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from cartwatch.synth import generate
+
+    truth = generate(patients=args.patients, seed=args.seed, out_dir=Path(args.out))
+    print(f"wrote {args.patients} patients (seed {args.seed}) to {args.out}")
+    return 0 if truth is not None else 1
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help="DuckDB file (default: the settings' database)")
+    parser.add_argument("--config", help="settings file (TOML, [cartwatch] table)")
+    parser.add_argument("--site-tz", dest="site_tz", help="IANA time zone for naive times")
+    parser.add_argument("--rules", help="clinical rules file (default: transforms/clinical_rules.yaml)")
+    parser.add_argument("--mask-ids", action="store_true", help="pseudonymize patient ids in output")
+
+
+def _as_of(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--as-of", dest="as_of", help="evaluate with only what was known then (ISO 8601)")
+    parser.add_argument("--as-loaded", dest="as_loaded", action="store_true",
+                        help="also require rows to have been loaded by --as-of (replays nightly runs)")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="cartwatch", description=__doc__.split("\n")[0])
+    sub = top.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("ingest", help="load feed files or folders")
+    _common(p)
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(run=cmd_ingest)
+    p = sub.add_parser("nightly", help="the scheduled job: ingest the inbox, evaluate, write the digest")
+    _common(p)
+    _as_of(p)
+    p.add_argument("--inbox", help="folder of incoming feed files")
+    p.add_argument("--digest-dir", dest="digest_dir", help="where digests are written")
+    p.set_defaults(run=cmd_nightly)
+    p = sub.add_parser("digest", help="the on-call alert digest")
+    _common(p)
+    _as_of(p)
+    p.add_argument("--since", help="only alerts new since this time")
+    p.add_argument("--format", choices=("md", "html", "json"), default="md")
+    p.add_argument("--out", help="file to write (default: standard output)")
+    p.set_defaults(run=cmd_digest)
+    p = sub.add_parser("export", help="tables for other tools (CONTRACT 3)")
+    _common(p)
+    _as_of(p)
+    p.add_argument("table", choices=("windows", "timeline", "flags", "quarantine"))
+    p.add_argument("--format", choices=("csv", "parquet", "json"), default="csv")
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=cmd_export)
+    p = sub.add_parser("synth", help="write a synthetic cohort (all four CSV feeds + ground truth)")
+    p.add_argument("--patients", type=int, default=30)
+    p.add_argument("--seed", type=int, default=20261122)
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=cmd_synth)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except SettingsError as exc:
+        raise SystemExit(f"cartwatch: {exc}") from None
+    except Exception as exc:  # one line for the user; the traceback is for --debug runs
+        if os.environ.get("CARTWATCH_DEBUG"):
+            raise
+        raise SystemExit(f"cartwatch: {type(exc).__name__}: {exc}") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
