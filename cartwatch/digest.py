@@ -7,6 +7,8 @@ from datetime import datetime
 
 import duckdb
 
+from cartwatch.store import scalar
+
 PATIENTS_SQL = """
 WITH latest_ferritin AS (
     SELECT patient_id, infusion_id, arg_max(value, observed_at) AS ferritin,
@@ -30,8 +32,8 @@ def mask(patient_id: str, enabled: bool) -> str:
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
-                            "AND table_name = ?", [schema, table]).fetchone()[0])
+    return bool(scalar(con, "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
+                       "AND table_name = ?", [schema, table]))
 
 
 def _statuses(con, as_of: datetime) -> dict[tuple[str, str], str]:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import duckdb
 
+from cartwatch.store import scalar
+
 # CONTRACT 3: column lists are part of the interface; changing one is a breaking change.
 EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "windows": ("patient_id", "infusion_id", "criteria_set", "status", "onset_at", "onset_day",
@@ -50,7 +52,7 @@ def export_table(con: duckdb.DuckDBPyConnection, table: str, fmt: str, out: Path
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         con.execute(f"COPY ({query}) TO '{_sql_path(out)}' {FORMATS[fmt]}")
-        return con.execute(f"SELECT count(*) FROM ({query})").fetchone()[0]
+        return scalar(con, f"SELECT count(*) FROM ({query})")
     except duckdb.CatalogException as exc:
         raise ExportError(f"export {table}: its table is not built yet ({exc})") from None
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from cartwatch.store import transaction
+from cartwatch.store import first_row, scalar, transaction
 from expectations.validate import validate_feed
 from transforms.normalize import NormalizeContext, Normalized, normalize_rows
 from transforms.parsers.base import ParsedRow
@@ -80,7 +80,7 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: NormalizeContext,
     """
     loaded_at = loaded_at or ctx.now
     sha = file_sha256(path)
-    previous = con.execute("SELECT rows_read, format FROM meta.files WHERE file_sha256 = ?", [sha]).fetchone()
+    previous = first_row(con, "SELECT rows_read, format FROM meta.files WHERE file_sha256 = ?", [sha])
     if previous:
         return FileReport(str(path), "already_loaded", previous[1], read=previous[0], duplicate=previous[0])
     try:
@@ -93,7 +93,7 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, ctx: NormalizeContext,
     _drop_repeats_within_file(normalized, report)
     validations = _apply_expectations(normalized, ctx)
     with transaction(con):
-        load_seq_base = (con.execute("SELECT count(*) FROM meta.files").fetchone()[0] + 1) << 32
+        load_seq_base = (scalar(con, "SELECT count(*) FROM meta.files") + 1) << 32
         accepted = _drop_already_stored(con, normalized, report)
         _insert_staged(con, accepted, path, fmt, sha, loaded_at, load_seq_base)
         _insert_raw(con, rows, path, fmt, sha, loaded_at)

@@ -37,7 +37,22 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     con.execute("CREATE SCHEMA IF NOT EXISTS meta")
     con.execute("CREATE TABLE IF NOT EXISTS meta.schema_version "
                 "(version INTEGER NOT NULL, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
-    return con.execute("SELECT coalesce(max(version), 0) FROM meta.schema_version").fetchone()[0]
+    return scalar(con, "SELECT coalesce(max(version), 0) FROM meta.schema_version")
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None):
+    """The first column of the first row, or None, with the result drained.
+
+    DuckDB 2.0 keeps an undrained result open and then refuses other work on the connection
+    (`register`, for one), so fetchone() is not used on shared connections.
+    """
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None
+
+
+def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None):
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0] if rows else None
 
 
 def migrate(con: duckdb.DuckDBPyConnection, directory: Path = MIGRATIONS_DIR) -> int:

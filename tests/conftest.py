@@ -1,0 +1,46 @@
+"""Shared fixtures: the rules, an in-memory store, a normalize context, the Prefect harness."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "data" / "sample"
+SITE_TZ = "America/New_York"
+# A fixed load clock, after every sample result, so "from the future" is deterministic.
+LOAD_CLOCK = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="session")
+def rules():
+    from transforms.rules import load_rules
+    return load_rules()
+
+
+@pytest.fixture
+def store():
+    from cartwatch.store import open_store
+    con = open_store(":memory:")
+    yield con
+    con.close()
+
+
+@pytest.fixture
+def ctx(rules, store):
+    from cartwatch.ingest import normalize_context
+    return normalize_context(store, rules, SITE_TZ, LOAD_CLOCK)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server for the whole session (about 7 s once)."""
+    from prefect.testing.utilities import prefect_test_harness
+    with prefect_test_harness():
+        yield
