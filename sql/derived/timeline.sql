@@ -41,7 +41,7 @@ baselines AS (
     INNER JOIN derived.lab_results AS l
         ON l.patient_id = i.patient_id
         AND l.observed_at < i.infused_at
-        AND l.observed_at >= i.infused_at - to_hours(CAST($time_axis__baseline_lookback_hours AS BIGINT))
+        AND l.observed_at >= i.infused_at - to_hours($time_axis__baseline_lookback_hours::BIGINT)
     GROUP BY ALL
 )
 
