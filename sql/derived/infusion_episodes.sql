@@ -5,7 +5,7 @@ Description: Each CAR-T infusion known as of $as_of opens an episode that lasts 
 Grain: one row per patient per infusion.
 Source criterion: CLINICAL_RULES 1 (Time axis: an event belongs to the latest infusion at or before it).
 Parameters: $as_of, $as_loaded, $site_tz (settings), $rules_version
-Upstream tables: stg.infusions
+Upstream tables: stg.infusions, ref.scope (patients of an incremental build)
 */
 CREATE OR REPLACE TABLE derived.infusion_episodes AS
 WITH known AS (
@@ -13,6 +13,9 @@ WITH known AS (
     FROM stg.infusions
     WHERE observed_at <= $as_of
       AND (NOT $as_loaded OR loaded_at <= $as_of)
+      -- incremental builds evaluate only the patients in ref.scope (no patient there: every patient)
+      AND (patient_id IN (SELECT s.patient_id FROM ref.scope AS s)
+          OR NOT EXISTS (SELECT 1 FROM ref.scope AS s WHERE s.patient_id IS NOT NULL))
 ),
 
 latest_version AS (

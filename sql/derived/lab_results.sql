@@ -6,7 +6,7 @@ Grain: one row per result (patient, accession, LOINC; a result without accession
 Source criterion: CLINICAL_RULES 1 (Corrections: applied in resulted_at order; on a tie P and F
   before C before X, then file order); CONTRACT 2 (a row is known from coalesce(resulted_at, observed_at)).
 Parameters: $as_of, $as_loaded, $rules_version
-Upstream tables: stg.lab_results
+Upstream tables: stg.lab_results, ref.scope (patients of an incremental build)
 */
 CREATE OR REPLACE TABLE derived.lab_results AS
 WITH known AS (
@@ -14,6 +14,9 @@ WITH known AS (
     FROM stg.lab_results
     WHERE coalesce(resulted_at, observed_at) <= $as_of
       AND (NOT $as_loaded OR loaded_at <= $as_of)
+      -- incremental builds evaluate only the patients in ref.scope (no patient there: every patient)
+      AND (patient_id IN (SELECT s.patient_id FROM ref.scope AS s)
+          OR NOT EXISTS (SELECT 1 FROM ref.scope AS s WHERE s.patient_id IS NOT NULL))
 ),
 
 last_applied AS (

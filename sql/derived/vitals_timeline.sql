@@ -7,7 +7,7 @@ Source criterion: CLINICAL_RULES 1 (Day post-infusion: calendar days in the site
   an observation belongs to the latest infusion at or before it); CONTRACT 2 (a row is known
   from its observed_at, and with --as-loaded also from its loaded_at).
 Parameters: $as_of, $as_loaded, $rules_version
-Upstream tables: stg.vitals, derived.infusion_episodes
+Upstream tables: stg.vitals, derived.infusion_episodes, ref.scope (patients of an incremental build)
 */
 CREATE OR REPLACE TABLE derived.vitals_timeline AS
 WITH known AS (
@@ -15,6 +15,9 @@ WITH known AS (
     FROM stg.vitals
     WHERE observed_at <= $as_of
       AND (NOT $as_loaded OR loaded_at <= $as_of)
+      -- incremental builds evaluate only the patients in ref.scope (no patient there: every patient)
+      AND (patient_id IN (SELECT s.patient_id FROM ref.scope AS s)
+          OR NOT EXISTS (SELECT 1 FROM ref.scope AS s WHERE s.patient_id IS NOT NULL))
 ),
 
 assigned AS (
