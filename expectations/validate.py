@@ -38,7 +38,7 @@ def suite_parameters(rules: Rules) -> dict:
         params[f"{a.name}__plausible_min"], params[f"{a.name}__plausible_max"] = a.plausible_min, a.plausible_max
     for kind, v in rules.vitals.items():
         params[f"{kind}__plausible_min"], params[f"{kind}__plausible_max"] = v["plausible_min"], v["plausible_max"]
-    params["lab_units"] = [[a.name, a.canonical_unit] for a in rules.analytes.values()]
+    params["lab_units"] = [f"{a.name}|{a.canonical_unit}" for a in rules.analytes.values()]
     params["vital_kinds"] = sorted(rules.vitals)
     params["grade_min"], params["grade_max"] = GRADE_SCALE
     return params
@@ -73,6 +73,8 @@ def validate_feed(feed: str, rows: list[dict], rules: Rules) -> SuiteOutcome:
         return outcome
     frame = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
     frame[ROW_ID] = range(len(rows))
+    if feed == "labs":
+        frame["analyte_unit"] = frame["analyte"] + "|" + frame["unit"]
     result = _validation_definitions()[feed].run(
         batch_parameters={"dataframe": frame}, expectation_parameters=suite_parameters(rules),
         result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]})
