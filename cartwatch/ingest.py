@@ -45,13 +45,21 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: list[Path], rules: Rules
 
 
 def format_reports(reports: list[FileReport]) -> str:
-    """The per-file table `cartwatch ingest` prints."""
-    width = max([len(r.source_file) for r in reports] + [4])
-    lines = [f"{'file':<{width}}  {'status':<14} {'read':>7} {'accepted':>8} {'duplicate':>9} "
-             f"{'quarantined':>11}"]
+    """The per-file table `cartwatch ingest` prints (CONTRACT 2 column order), then the reasons."""
+    width = max([len(r.source_file) for r in reports] + [5])
+    head = ("read", "accepted", "quarantined", "duplicate")
+    lines = [f"{'file':<{width}}  {'status':<14}" + "".join(f" {h:>11}" for h in head)]
     for r in reports:
-        lines.append(f"{r.source_file:<{width}}  {r.status:<14} {r.read:>7} {r.accepted:>8} "
-                     f"{r.duplicate:>9} {r.quarantined:>11}" + (f"  ({r.reason})" if r.reason else ""))
-    total = [sum(getattr(r, k) for r in reports) for k in ("read", "accepted", "duplicate", "quarantined")]
-    lines.append(f"{'total':<{width}}  {'':<14} {total[0]:>7} {total[1]:>8} {total[2]:>9} {total[3]:>11}")
+        lines.append(f"{r.source_file:<{width}}  {r.status:<14}"
+                     + "".join(f" {getattr(r, h):>11}" for h in head)
+                     + (f"  ({r.reason})" if r.reason else ""))
+    lines.append(f"{'total':<{width}}  {'':<14}"
+                 + "".join(f" {sum(getattr(r, h) for r in reports):>11}" for h in head))
+    reasons: dict[str, int] = {}
+    for r in reports:
+        for reason, n in r.quarantine_reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + n
+    if reasons:
+        lines += ["", "quarantined by reason:"]
+        lines += [f"  {n:>7}  {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])]
     return "\n".join(lines)

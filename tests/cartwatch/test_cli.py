@@ -32,11 +32,13 @@ def test_ingest_prints_per_file_counts_that_add_up(feeds, tmp_path, capsys):
     assert main(["ingest", str(feeds), "--db", str(tmp_path / "db.duckdb")]) == 0
     out = capsys.readouterr().out.splitlines()
     labs = next(line for line in out if line.split()[0].endswith("labs.csv")).split()
-    assert labs[1:] == ["loaded", "3", "1", "1", "1"]
-    assert out[-1].split() == ["total", "4", "2", "1", "1"]
+    assert labs[1:] == ["loaded", "3", "1", "1", "1"]    # read, accepted, quarantined, duplicate
+    total = next(line for line in out if line.startswith("total")).split()
+    assert total == ["total", "4", "2", "1", "1"]
+    assert out[-2:] == ["quarantined by reason:", "        1  non-numeric value …"]
     assert main(["ingest", str(feeds), "--db", str(tmp_path / "db.duckdb")]) == 0
     again = capsys.readouterr().out.splitlines()
-    assert next(line for line in again if "labs.csv" in line).split()[1:] == ["already_loaded", "3", "0", "3", "0"]
+    assert next(line for line in again if "labs.csv" in line).split()[1:] == ["already_loaded", "3", "0", "0", "3"]
 
 
 @pytest.mark.parametrize("table", ["timeline", "quarantine"])
