@@ -19,7 +19,8 @@ def normalize_lab(fields: dict[str, str | None], ctx: NormalizeContext) -> dict:
     if status not in RESULT_STATUSES:
         raise RowRejected(f"unknown result_status {status!r}")
     value, comparator, unit = _value(fields, analyte, status, ctx)
-    ref_low, ref_high = (_reference(fields, name, analyte, ctx) for name in ("ref_low", "ref_high"))
+    ref_low, ref_high = (None, None) if value is None else (
+        _reference(fields, name, analyte, ctx) for name in ("ref_low", "ref_high"))
     observed_at = ctx.timestamp(fields.get("collected_at"), "collected_at")
     resulted_text = optional(fields, "resulted_at")
     resulted_at = ctx.timestamp(resulted_text, "resulted_at") if resulted_text else None

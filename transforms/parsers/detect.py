@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable, Iterator
 
 from transforms.parsers.base import ParsedRow
 
 FORMATS = ("csv", "hl7", "fhir")
+_HL7_SEGMENT = re.compile(rb"(?:^|[\r\n\x0b])(?:MSH|FHS|BHS)[^A-Za-z0-9\r\n]")
 
 
 class UnsupportedFile(ValueError):
@@ -20,9 +22,10 @@ def detect_format(path: Path, head: bytes) -> str:
     if suffix == ".csv":
         return "csv"
     if suffix in (".hl7", ".txt"):
-        if text.startswith((b"MSH|", b"FHS|", b"BHS|")):
+        # any field separator, and junk before the first segment is the parser's to report
+        if _HL7_SEGMENT.search(text):
             return "hl7"
-        raise UnsupportedFile("no MSH, FHS or BHS segment at the start")
+        raise UnsupportedFile("no MSH, FHS or BHS segment near the start")
     if suffix == ".ndjson":
         return "fhir"
     if suffix == ".json":
