@@ -1,0 +1,108 @@
+"""Build steps (sql/run_order.txt `py:` lines) for the CRS course: read DuckDB, call the pure
+functions of crs_grading / crs_milestones, write one table each. Also the shared readers that
+the ferritin and IEC-HS steps use, so every step sees the same course.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import duckdb
+import polars as pl
+
+from transforms.crs_grading import CrsRules, crs_intraday, crs_readings, day_inputs, grade_course
+from transforms.crs_milestones import crs_episodes, crs_milestones
+from transforms.rules import RulesError, load_rules
+
+# Days 0 .. the last day with any data (labs, vitals, events) of each infusion, with the site-zone
+# midnights that bound each calendar day (23 or 25 h long across a DST change).
+CALENDAR_SQL = """
+WITH data_days AS (
+    SELECT patient_id, infusion_id, max(day) AS last_day
+    FROM (
+        SELECT patient_id, infusion_id, day FROM derived.timeline
+        UNION ALL SELECT patient_id, infusion_id, day FROM derived.vitals_timeline
+        UNION ALL SELECT patient_id, infusion_id, day FROM derived.events_timeline
+    )
+    GROUP BY ALL
+),
+days AS (
+    SELECT
+        i.patient_id, i.infusion_id, i.site_tz, i.infused_at,
+        unnest(range(0, greatest(coalesce(d.last_day, 0), 0) + 1)) AS day
+    FROM derived.infusion_episodes AS i
+    LEFT JOIN data_days AS d ON i.patient_id = d.patient_id AND i.infusion_id = d.infusion_id
+)
+SELECT
+    patient_id, infusion_id, CAST(day AS INTEGER) AS day,
+    timezone(site_tz, CAST(CAST(timezone(site_tz, infused_at) AS DATE) + CAST(day AS INTEGER) AS TIMESTAMP))
+        AS day_start_at,
+    timezone(site_tz, CAST(CAST(timezone(site_tz, infused_at) AS DATE) + CAST(day AS INTEGER) + 1 AS TIMESTAMP))
+        AS day_end_at
+FROM days
+ORDER BY patient_id, infusion_id, day
+"""
+
+VITALS_SQL = """
+SELECT v.patient_id, v.infusion_id, v.day, v.observed_at, v.kind, v.value, v.value_text
+FROM derived.vitals_timeline AS v
+JOIN derived.infusion_episodes AS i ON v.patient_id = i.patient_id AND v.infusion_id = i.infusion_id
+WHERE v.observed_at >= i.infused_at
+"""
+
+EVENTS_SQL = """
+SELECT e.patient_id, e.infusion_id, e.day, e.observed_at, e.event_type, e.value_num
+FROM derived.events_timeline AS e
+JOIN derived.infusion_episodes AS i ON e.patient_id = i.patient_id AND e.infusion_id = i.infusion_id
+WHERE e.observed_at >= i.infused_at
+"""
+
+
+def crs_rules(params: Mapping) -> CrsRules:
+    rules = load_rules()
+    if rules.version != params["rules_version"]:
+        raise RulesError(f"rules file is {rules.version}, the build runs {params['rules_version']}")
+    return CrsRules.from_params(params, rules)
+
+
+def read_course(con: duckdb.DuckDBPyConnection, r: CrsRules) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The graded daily course of every infusion, and the intraday inputs it was graded from."""
+    calendar = read_frame(con, CALENDAR_SQL)
+    intraday = crs_intraday(crs_readings(read_frame(con, VITALS_SQL), read_frame(con, EVENTS_SQL), r))
+    return grade_course(calendar, day_inputs(intraday), r), intraday
+
+
+def read_frame(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping | None = None) -> pl.DataFrame:
+    """A query's result as a polars frame (TIMESTAMPTZ as UTC datetimes; an empty result keeps its schema)."""
+    return con.sql(sql, params=dict(params) if params else None).pl()
+
+
+def write_table(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> None:
+    """CREATE OR REPLACE `table` from a frame (tz-aware datetimes become TIMESTAMPTZ)."""
+    con.register("_cartwatch_frame", df.to_arrow())
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _cartwatch_frame")
+    finally:
+        con.unregister("_cartwatch_frame")
+
+
+def build_crs_daily(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
+    """derived.crs_daily: one row per patient, infusion and calendar day post-infusion (day 0 to the
+    last day with any data): ASTCT 2019 grade, its source and the day's worst readings."""
+    course, _ = read_course(con, crs_rules(params))
+    write_table(con, "derived.crs_daily", course.select(
+        "patient_id", "infusion_id", "day", "day_start_at", "day_end_at", "grade", "grade_source", "febrile",
+        "max_temp_c", "hypotension_grade", "hypoxia_grade", pl.lit(params["rules_version"]).alias("rules_version")))
+
+
+def build_crs_episodes(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
+    """derived.crs_episodes: one row per infusion (CRS or not) with its milestones as of $as_of."""
+    r = crs_rules(params)
+    days = read_frame(con, "SELECT patient_id, infusion_id, day, grade, febrile, day_start_at, day_end_at, "
+                      "CAST($as_of AS TIMESTAMPTZ) AS cutoff FROM derived.crs_daily", {"as_of": params["as_of"]})
+    episodes = crs_episodes(crs_milestones(days, ["patient_id", "infusion_id"], r.resolution_days),
+                            params["iec_hs__ferritin_lag_hours"])
+    write_table(con, "derived.crs_episodes", episodes.select(
+        "patient_id", "infusion_id", "onset_day", "onset_at", "peak_grade", "peak_day", "peak_at",
+        "improvement_at", "improvement_day", "reescalated_at", "reescalated_day", "resolved_at", "resolved_day",
+        "ferritin_window_end_at", "duration_days", "had_crs", pl.lit(params["rules_version"]).alias("rules_version")))

@@ -1,0 +1,47 @@
+"""Build step (sql/run_order.txt `py:` line) for derived.ferritin_trajectory: read DuckDB, judge
+each ferritin result with the CRS course as known at its collection time, write the table."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import duckdb
+import polars as pl
+
+from transforms.crs_grading import course_known_at, grade_partial_days
+from transforms.crs_milestones import crs_milestones
+from transforms.crs_step import crs_rules, read_course, read_frame, write_table
+from transforms.ferritin_trajectory import FerritinRules, ferritin_trajectory
+
+FERRITIN_SQL = """
+SELECT
+    row_number() OVER (ORDER BY t.patient_id, t.observed_at, t.load_seq) AS point_id,
+    t.patient_id, t.infusion_id, t.observed_at, t.day, t.value, t.unit, t.uln, t.baseline, t.source,
+    i.infused_at
+FROM derived.timeline AS t
+JOIN derived.infusion_episodes AS i ON t.patient_id = i.patient_id AND t.infusion_id = i.infusion_id
+WHERE t.analyte = 'ferritin' AND t.value IS NOT NULL
+"""
+
+COLUMNS = ["patient_id", "infusion_id", "observed_at", "day", "value", "unit", "uln", "baseline", "elevated",
+           "crs_phase_peak", "crs_phase_peak_at", "post_peak_nadir", "max_rate_ng_ml_h", "re_rise", "rapid_rise",
+           "new_high", "signal", "timing_holds", "status", "source"]
+
+
+def ferritin_points_with_crs(con: duckdb.DuckDBPyConnection, params: Mapping) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every ferritin result, and the CRS milestones as known at each post-infusion one."""
+    r = crs_rules(params)
+    course, intraday = read_course(con, r)
+    ferritin = read_frame(con, FERRITIN_SQL)
+    points = (ferritin.filter(pl.col("observed_at") >= pl.col("infused_at"))
+              .select("point_id", "patient_id", "infusion_id", "day", pl.col("observed_at").alias("at")))
+    known = course_known_at(points, course, grade_partial_days(points, course, intraday, r))
+    return ferritin, crs_milestones(known, ["point_id"], r.resolution_days)
+
+
+def build_ferritin_trajectory(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
+    """derived.ferritin_trajectory: one row per ferritin result in force as of $as_of."""
+    ferritin, crs_at = ferritin_points_with_crs(con, params)
+    trajectory = ferritin_trajectory(ferritin, crs_at, FerritinRules.from_params(params))
+    write_table(con, "derived.ferritin_trajectory", trajectory.select(
+        *COLUMNS, pl.lit(params["rules_version"]).alias("rules_version")))

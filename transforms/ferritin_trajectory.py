@@ -1,0 +1,142 @@
+"""Ferritin trajectory and the ASTCT 2023 IEC-HS ferritin signal and timing (CLINICAL_RULES 3,
+"How the pipeline operationalizes it"), as pure polars functions.
+
+Each post-infusion ferritin result at time t is judged with what was known at t: the ferritin
+results collected at or before t, and the CRS course as known at t (`crs_at`, from
+transforms.crs_milestones applied to transforms.crs_grading.course_known_at).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Mapping
+
+import polars as pl
+
+KEYS = ["patient_id", "infusion_id"]
+SECONDS_PER_HOUR = 3600
+SIGNALS = ("re_rise", "rapid_rise", "new_high")   # CR 3 (a), (b), (c): the first that fires is named
+WATCH, SUSPECTED = "watch", "suspected"
+
+
+@dataclass(frozen=True)
+class FerritinRules:
+    """iec_hs.* rules the trajectory reads."""
+
+    elevated_x_uln: float
+    elevated_x_baseline: float
+    lag: timedelta
+    re_rise_factor: float
+    rapid_rate: float
+    rapid_window: timedelta
+    timing_after_improvement: timedelta
+    no_crs_timing_day: int
+
+    @classmethod
+    def from_params(cls, p: Mapping) -> FerritinRules:
+        return cls(
+            elevated_x_uln=p["iec_hs__ferritin_elevated_x_uln"],
+            elevated_x_baseline=p["iec_hs__ferritin_elevated_x_baseline"],
+            lag=timedelta(hours=p["iec_hs__ferritin_lag_hours"]), re_rise_factor=p["iec_hs__re_rise_factor"],
+            rapid_rate=p["iec_hs__rapid_rise_ng_ml_per_hour"],
+            rapid_window=timedelta(hours=p["iec_hs__rapid_rise_window_hours"]),
+            timing_after_improvement=timedelta(hours=p["iec_hs__timing_after_improvement_hours"]),
+            no_crs_timing_day=int(p["iec_hs__no_crs_timing_day"]),
+        )
+
+
+def ferritin_elevated(r: FerritinRules) -> pl.Expr:
+    """> x ULN, and > x baseline when the baseline is above ULN (pre-infusion hyperferritinemia)."""
+    value, uln, baseline = pl.col("value"), pl.col("uln"), pl.col("baseline")
+    above_baseline = baseline.is_null() | (baseline <= uln) | (value > r.elevated_x_baseline * baseline)
+    return ((value > r.elevated_x_uln * uln) & above_baseline).fill_null(False)
+
+
+def crs_phase_peaks(pairs: pl.DataFrame, r: FerritinRules) -> pl.DataFrame:
+    """Highest ferritin from CRS onset to resolution + lag (inclusive), among results known at t.
+
+    pairs: point_id, t, onset_at, resolved_at, o_at, o_value (earlier-or-same results of the
+    infusion). Output: point_id, crs_phase_peak, crs_phase_peak_at. Rule: iec_hs.ferritin_lag_hours.
+    """
+    window_end = pl.coalesce(pl.col("resolved_at") + r.lag, pl.col("t"))
+    in_phase = pl.col("onset_at").is_not_null() & pl.col("o_at").is_between(pl.col("onset_at"), window_end)
+    return pairs.filter(in_phase).group_by("point_id").agg(
+        pl.col("o_value").max().alias("crs_phase_peak"),
+        pl.col("o_at").filter(pl.col("o_value") == pl.col("o_value").max()).min().alias("crs_phase_peak_at"),
+    )
+
+
+def post_peak_nadirs(pairs: pl.DataFrame) -> pl.DataFrame:
+    """Lowest ferritin after the CRS-phase peak and before t (no peak: lowest since the infusion).
+
+    pairs: point_id, t, o_at, o_value, crs_phase_peak_at. Output: point_id, post_peak_nadir.
+    """
+    after_peak = pl.col("crs_phase_peak_at").is_null() | (pl.col("o_at") > pl.col("crs_phase_peak_at"))
+    return (pairs.filter((pl.col("o_at") < pl.col("t")) & after_peak)
+            .group_by("point_id").agg(pl.col("o_value").min().alias("post_peak_nadir")))
+
+
+def rise_rates(points: pl.DataFrame, results: pl.DataFrame, r: FerritinRules) -> pl.DataFrame:
+    """Steepest rise to each point from any earlier result of the patient with 0 < gap <= window.
+
+    points: point_id, patient_id, t, value. results: patient_id, o_at, o_value (all results,
+    before the infusion too). Output: point_id, max_rate_ng_ml_h, rapid_rise.
+    Rules: iec_hs.rapid_rise_ng_ml_per_hour, iec_hs.rapid_rise_window_hours.
+    """
+    gap_s = (pl.col("t") - pl.col("o_at")).dt.total_microseconds() / 1e6
+    rise = pl.col("value") - pl.col("o_value")
+    return (points.join(results, on="patient_id")
+            .filter((pl.col("o_at") < pl.col("t")) & (pl.col("o_at") >= pl.col("t") - r.rapid_window))
+            .group_by("point_id").agg(
+                (rise * SECONDS_PER_HOUR / gap_s).max().alias("max_rate_ng_ml_h"),
+                (rise * SECONDS_PER_HOUR >= r.rapid_rate * gap_s).any().alias("rapid_rise")))   # CR 3 (b)
+
+
+def ferritin_trajectory(ferritin: pl.DataFrame, crs_at: pl.DataFrame, r: FerritinRules) -> pl.DataFrame:
+    """One row per ferritin result with its signal, timing and status (watch / suspected / NULL).
+
+    ferritin: point_id, patient_id, infusion_id, observed_at, day, value, uln, baseline, infused_at,
+    + any pass-through columns (source, unit). crs_at: point_id, onset_at, improvement_at,
+    reescalated_at, resolved_at (the CRS course as known at each point). Results before the
+    infusion get `elevated` only. Rules: iec_hs.* of FerritinRules.
+    """
+    f = ferritin.with_columns(ferritin_elevated(r).alias("elevated"),
+                              (pl.col("observed_at") >= pl.col("infused_at")).alias("_post"))
+    post = f.filter("_post").join(crs_at, on="point_id", how="left").rename({"observed_at": "t"})
+    others = post.select(*KEYS, pl.col("t").alias("o_at"), pl.col("value").alias("o_value"))
+    pairs = post.select("point_id", *KEYS, "t", "onset_at", "resolved_at").join(others, on=KEYS) \
+        .filter(pl.col("o_at") <= pl.col("t"))
+    peaks = crs_phase_peaks(pairs, r)
+    nadirs = post_peak_nadirs(pairs.join(peaks, on="point_id", how="left"))
+    rates = rise_rates(post.select("point_id", "patient_id", "t", "value"),
+                       f.select("patient_id", pl.col("observed_at").alias("o_at"), pl.col("value").alias("o_value")),
+                       r)
+    judged = (post.join(peaks, on="point_id", how="left").join(nadirs, on="point_id", how="left")
+              .join(rates, on="point_id", how="left").pipe(_signal_and_status, r))
+    return (f.join(judged.select("point_id", *JUDGED), on="point_id", how="left")
+            .sort([*KEYS, "observed_at", "point_id"]).drop("_post"))
+
+
+JUDGED = ["crs_phase_peak", "crs_phase_peak_at", "post_peak_nadir", "max_rate_ng_ml_h", "re_rise", "rapid_rise",
+          "new_high", "signal", "timing_holds", "status"]
+
+
+def _signal_and_status(df: pl.DataFrame, r: FerritinRules) -> pl.DataFrame:
+    t, value = pl.col("t"), pl.col("value")
+    window_closed = pl.col("resolved_at").is_not_null() & (t > pl.col("resolved_at") + r.lag)
+    df = df.with_columns(
+        (value >= r.re_rise_factor * pl.col("post_peak_nadir")).fill_null(False).alias("re_rise"),   # CR 3 (a)
+        pl.col("rapid_rise").fill_null(False),
+        (window_closed & (value > pl.col("crs_phase_peak"))).fill_null(False).alias("new_high"),     # CR 3 (c)
+    )
+    first_signal = pl.when(pl.col(SIGNALS[0])).then(pl.lit(SIGNALS[0]))
+    for name in SIGNALS[1:]:
+        first_signal = first_signal.when(pl.col(name)).then(pl.lit(name))
+    timing = ((t > pl.col("improvement_at") + r.timing_after_improvement).fill_null(False)      # CR 3: resolving CRS
+              | pl.col("reescalated_at").is_not_null()                                      # worsening after improvement
+              | (pl.col("onset_at").is_null() & (pl.col("day") >= r.no_crs_timing_day)))    # no CRS by day 15
+    df = df.with_columns(pl.when(pl.col("elevated")).then(first_signal).alias("signal"), timing.alias("timing_holds"))
+    return df.with_columns(
+        pl.when(pl.col("signal").is_null()).then(None)
+        .when(pl.col("timing_holds")).then(pl.lit(SUSPECTED)).otherwise(pl.lit(WATCH)).alias("status"))

@@ -1,0 +1,86 @@
+"""Build steps (sql/run_order.txt `py:` lines) for the ASTCT 2023 IEC-HS flags: read DuckDB, call
+the pure functions of iec_hs_windows, write one table each."""
+
+from __future__ import annotations
+
+from datetime import timezone
+from typing import Mapping
+
+import duckdb
+import polars as pl
+
+from transforms.crs_step import read_frame, write_table
+from transforms.iec_hs_windows import (COMMON, IecHsRules, evaluation_points, onset_windows, window_rows)
+
+TRAJECTORY_SQL = """
+SELECT f.*, f.observed_at AS at
+FROM derived.ferritin_trajectory AS f
+JOIN derived.infusion_episodes AS i ON f.patient_id = i.patient_id AND f.infusion_id = i.infusion_id
+WHERE f.observed_at >= i.infused_at
+"""
+
+MANIFESTATIONS_SQL = """
+SELECT row_number() OVER (ORDER BY patient_id, observed_at, rule, analyte, source) AS m_id, *,
+    observed_at AS at
+FROM flags.astct_iec_hs_2023_manifestations
+"""
+
+# the baseline ferritin result of each infusion (the one derived.timeline took as baseline)
+BASELINES_SQL = """
+SELECT i.patient_id, i.infusion_id, arg_max(l.value, l.observed_at) AS value,
+    arg_max(coalesce(l.ref_high, r.default_high), l.observed_at) AS uln, max(l.observed_at) AS at,
+    arg_max(l.source_file || ':' || l.source_line, l.observed_at) AS source, any_value(l.unit) AS unit
+FROM derived.infusion_episodes AS i
+JOIN derived.lab_results AS l
+    ON l.patient_id = i.patient_id AND l.analyte = 'ferritin' AND l.observed_at < i.infused_at
+    AND l.observed_at >= i.infused_at - to_hours(CAST($time_axis__baseline_lookback_hours AS BIGINT))
+LEFT JOIN ref.analytes AS r ON r.analyte = l.analyte
+GROUP BY ALL
+"""
+
+
+def _utc(params: Mapping):
+    return params["as_of"].astimezone(timezone.utc)
+
+
+def iec_hs_frames(con: duckdb.DuckDBPyConnection, params: Mapping):
+    """Trajectory, manifestations, onset windows and evaluation points, as of $as_of."""
+    r = IecHsRules.from_params(params)
+    trajectory = read_frame(con, TRAJECTORY_SQL)
+    manifestations = read_frame(con, MANIFESTATIONS_SQL)
+    common = manifestations.filter(pl.col("manifestation_class") == COMMON)
+    windows = onset_windows(trajectory, common, r, _utc(params))
+    points = evaluation_points(trajectory, manifestations, windows, r)
+    return r, manifestations, windows, points
+
+
+def build_points(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
+    """flags.astct_iec_hs_2023_points: the IEC-HS status at each evaluation point."""
+    _, _, _, points = iec_hs_frames(con, params)
+    write_table(con, "flags.astct_iec_hs_2023_points", points.select(
+        "patient_id", "infusion_id", "at", "day", "point_kind", "rule", "analyte", "value", "unit", "detail",
+        "source", "status", "ferritin_signal", "timing_holds", "window_kind", "window_onset_at", "manifestations",
+        "evidence", pl.lit(params["rules_version"]).alias("rules_version")))
+
+
+def build_windows(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
+    """flags.windows_astct_iec_hs_2023: one row per onset window (CONTRACT 3 `export windows`)."""
+    r, manifestations, windows, points = iec_hs_frames(con, params)
+    crs = read_frame(con, "SELECT * FROM derived.crs_episodes")
+    baselines = read_frame(con, BASELINES_SQL, {"time_axis__baseline_lookback_hours":
+                                                params["time_axis__baseline_lookback_hours"]})
+    rows = window_rows(windows, points, manifestations, crs, baselines, r, _utc(params))
+    con.register("_cartwatch_windows", rows.to_arrow())
+    try:
+        con.execute("""
+            CREATE OR REPLACE TABLE flags.windows_astct_iec_hs_2023 AS
+            SELECT w.patient_id, w.infusion_id, w.criteria_set, w.status, w.onset_at, w.onset_day, w.end_at,
+                CAST(day_post_infusion(i.site_tz, w.end_at, i.infused_at) AS INTEGER) AS end_day,
+                w.crs_onset_day, w.crs_peak_day, w.crs_resolved_day, w.late_onset, w.evidence,
+                $rules_version AS rules_version
+            FROM _cartwatch_windows AS w
+            JOIN derived.infusion_episodes AS i ON w.patient_id = i.patient_id AND w.infusion_id = i.infusion_id
+            ORDER BY w.patient_id, w.infusion_id, w.onset_at
+        """, {"rules_version": params["rules_version"]})
+    finally:
+        con.unregister("_cartwatch_windows")
