@@ -62,16 +62,18 @@ def cmd_ingest(args) -> int:
 
 def cmd_nightly(args) -> int:
     _prefect_environment()
-    from flows.nightly import nightly
+    from flows.nightly import nightly, overrides_from_args
 
     settings = _settings(args)
-    result = nightly(settings=settings, as_of=parse_as_of(args.as_of, settings.site_tz),
-                     as_loaded=args.as_loaded)
+    result = nightly(as_of=parse_as_of(args.as_of, settings.site_tz), as_loaded=args.as_loaded,
+                     full=args.full, overrides=overrides_from_args(args))
     c = result["counts"]
     print(f"nightly run {result['run_id']}: {len(result['files'])} files, {c['files_loaded']} new; "
           f"rows read {c['read']}, accepted {c['accepted']}, duplicate {c['duplicate']}, "
           f"quarantined {c['quarantined']}")
-    print(f"digest: {result['digest']}")
+    print(f"evaluation: {c['build']['mode']} ({c['build']['reason']}), {c['build']['seconds']:.2f} s; "
+          f"{result['alerts']} alerts")
+    print(f"digest: {result['digest']['md']} (+ .html, .json)")
     return 0
 
 
@@ -97,8 +99,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_digest(args) -> int:
-    from cartwatch.build import build
-    from cartwatch.digest import render_markdown
+    from cartwatch.digest import make_digest, render
+    from cartwatch.incremental import evaluate
     from cartwatch.runs import utc_now
     from cartwatch.store import open_store
     from transforms.rules import load_rules
@@ -106,13 +108,67 @@ def cmd_digest(args) -> int:
     settings = _settings(args)
     rules = load_rules(settings.rules_path)
     as_of = parse_as_of(args.as_of, settings.site_tz) or utc_now()
+    since = parse_as_of(args.since, settings.site_tz)
+    if since is not None and since >= as_of:
+        raise SystemExit("cartwatch: --since must be before --as-of")
     con = open_store(settings.db_path)
-    build(con, rules, as_of=as_of, as_loaded=args.as_loaded, site_tz=settings.site_tz)
-    text = render_markdown(con, as_of=as_of, rules_version=rules.version, mask_ids=settings.mask_ids)
+    evaluate(con, rules, as_of=as_of, as_loaded=args.as_loaded, site_tz=settings.site_tz)
+    # against the nightly digests' state: "new" means not reported by a nightly run (before --since)
+    doc = make_digest(con, rules, as_of=as_of, as_loaded=args.as_loaded, stream="nightly",
+                      site_tz=settings.site_tz, since=since, persist=False)
+    text = render(doc, args.format, mask_ids=settings.mask_ids)
     if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text, encoding="utf-8")
+        print(f"digest as of {doc['as_of']}: {doc['alerts']} alerts -> {args.out}")
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _date(text: str | None, option: str):
+    from datetime import date
+
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise SystemExit(f"cartwatch: {option}: {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def cmd_backfill(args) -> int:
+    _prefect_environment()
+    from cartwatch.backfill import BackfillError, read_patients_file
+    from flows.backfill import with_workers
+    from flows.nightly import overrides_from_args
+
+    _settings(args)     # refuse bad settings before Prefect starts
+    start, end = _date(args.start, "--start"), _date(args.end, "--end")
+    try:
+        patients = read_patients_file(args.patients) if args.patients else None
+        result = with_workers(args.workers)(
+            start=start, end=end, patients=patients, product=args.product,
+            infused_from=_date(args.infused_from, "--infused-from"), infused_to=_date(args.infused_to, "--infused-to"),
+            as_loaded=args.as_loaded, overrides=overrides_from_args(args), workers=args.workers)
+    except BackfillError as exc:
+        raise SystemExit(f"cartwatch: {exc}") from None
+    print(f"backfill {result['backfill_id']}: {result['nights']} nights ({result['nights_run']} run now), "
+          f"{result['patients']} patients, {result['alerts']} alerts, {result['seconds']:.1f} s; "
+          f"results under stream '{result['stream']}'")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    _prefect_environment()
+    from flows.nightly import overrides_from_args
+    from flows.serve import deployments, describe, serve
+
+    settings = _settings(args)
+    if args.dry_run:
+        print("\n".join(describe(deployments(settings, overrides_from_args(args), args.cron))))
+        return 0
+    serve(settings, overrides_from_args(args), args.cron)
     return 0
 
 
@@ -150,14 +206,35 @@ def parser() -> argparse.ArgumentParser:
     _as_of(p)
     p.add_argument("--inbox", help="folder of incoming feed files")
     p.add_argument("--digest-dir", dest="digest_dir", help="where digests are written")
+    p.add_argument("--full", action="store_true", help="re-evaluate every patient (default: only what changed)")
     p.set_defaults(run=cmd_nightly)
     p = sub.add_parser("digest", help="the on-call alert digest")
     _common(p)
     _as_of(p)
-    p.add_argument("--since", help="only alerts new since this time")
+    p.add_argument("--since", help="alerts new since this time (default: since the last nightly digest)")
     p.add_argument("--format", choices=("md", "html", "json"), default="md")
     p.add_argument("--out", help="file to write (default: standard output)")
     p.set_defaults(run=cmd_digest)
+    p = sub.add_parser("backfill", help="re-evaluate a cohort as of each night in a range, in parallel")
+    _common(p)
+    p.add_argument("--start", required=True, help="first night (YYYY-MM-DD)")
+    p.add_argument("--end", required=True, help="last night (YYYY-MM-DD)")
+    p.add_argument("--patients", help="file of patient ids, one a line")
+    p.add_argument("--product", help="only infusions of this product")
+    p.add_argument("--infused-from", dest="infused_from", help="only infusions on or after this date")
+    p.add_argument("--infused-to", dest="infused_to", help="only infusions on or before this date")
+    p.add_argument("--as-loaded", dest="as_loaded", action="store_true",
+                   help="each night sees only rows loaded by then (replays the nightly runs)")
+    p.add_argument("--workers", type=int, help="parallel nights (default: CPU count, at most 4)")
+    p.add_argument("--digest-dir", dest="digest_dir", help="where failure reports are written")
+    p.set_defaults(run=cmd_backfill)
+    p = sub.add_parser("serve", help="run the Prefect deployments on their schedules")
+    _common(p)
+    p.add_argument("--inbox", help="folder of incoming feed files")
+    p.add_argument("--digest-dir", dest="digest_dir", help="where digests are written")
+    p.add_argument("--cron", help="nightly schedule, in the site time zone (default: 0 2 * * *)")
+    p.add_argument("--dry-run", dest="dry_run", action="store_true", help="print the deployments and exit")
+    p.set_defaults(run=cmd_serve)
     p = sub.add_parser("export", help="tables for other tools (CONTRACT 3)")
     _common(p)
     _as_of(p)

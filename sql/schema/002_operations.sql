@@ -19,8 +19,9 @@ CREATE TABLE meta.build_state (
     fingerprint VARCHAR NOT NULL,      -- sha256 of the rules file, sql/ and the site zone
     as_of TIMESTAMPTZ NOT NULL,
     as_loaded BOOLEAN NOT NULL,
-    files INTEGER NOT NULL,            -- meta.files rows when built (new files: new patients' rows)
+    load_seq BIGINT NOT NULL,          -- the highest stg load_seq then: rows above it arrived since
     tables VARCHAR[] NOT NULL,         -- the tables the build writes, schema-qualified
+    stamp VARCHAR NOT NULL,            -- also the comment on each of them: a table rebuilt elsewhere has lost it
     mode VARCHAR NOT NULL,             -- full | incremental | unchanged
     patients INTEGER,                  -- patients evaluated by the last build (NULL: all)
     built_at TIMESTAMPTZ NOT NULL

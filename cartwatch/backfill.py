@@ -1,0 +1,261 @@
+"""Backfills: a cohort evaluated as of each night of a date range, and the per-night results.
+
+A night is the nightly run time (the schedule's hour and minute, site zone) of a date. The store's
+file is held by one process, so a backfill reads the stg tables of its cohort once into Arrow, and
+each worker thread evaluates nights in an in-memory DuckDB of its own made from them (built once per
+thread), returning that night's windows, latest daily flags and digest selection. The main thread
+commits the nights in order: results, digest (which starts from the previous night's state) and the
+night's completion record, in one transaction; a killed backfill resumes at the first night without
+a record.
+
+Per-night results (flags.windows_by_night, flags.daily_by_night, flags.digest_by_night) are written
+the same way by nightly runs (stream 'nightly') and backfills (stream 'backfill:<id>'), so the two
+can be compared night by night.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, time as dtime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from cartwatch.build import build
+from cartwatch.digest import make_digest
+from cartwatch.digest.select import patient_snapshot, table_columns
+from cartwatch.incremental import fingerprint
+from cartwatch.settings import Settings
+from cartwatch.store import open_store, transaction
+from transforms.rules import Rules
+from transforms.timestamps import zone
+
+DEFAULT_NIGHTLY_CRON = "0 2 * * *"
+STG_TABLES = ("stg.infusions", "stg.lab_results", "stg.vitals", "stg.events")
+WINDOW_COLUMNS = ("patient_id", "infusion_id", "criteria_set", "status", "onset_at", "onset_day", "end_at",
+                  "end_day", "crs_onset_day", "crs_peak_day", "crs_resolved_day", "late_onset", "evidence",
+                  "rules_version")
+DAILY_COLUMNS = ("patient_id", "infusion_id", "day", "crs_grade", "crs_grade_source", "ferritin_max",
+                 "ferritin_signal", "easix", "m_easix", "hscore_min", "hscore_max", "hlh_2004_met",
+                 "hlh_2004_evaluable", "astct_iec_hs_2023", "cartox_2017", "shah_2020", "ucsf_masl_2020",
+                 "hlh_94", "rules_version")
+
+
+class BackfillError(ValueError):
+    """The backfill cannot run as asked (empty cohort, bad range, unreadable patients file)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# nights
+
+
+def nightly_cron(settings: Settings) -> str:
+    """The nightly schedule: settings `nightly_cron` when the settings carry it, else 02:00 daily."""
+    return getattr(settings, "nightly_cron", None) or DEFAULT_NIGHTLY_CRON
+
+
+def nightly_time(cron: str) -> dtime:
+    """Hour and minute of a daily cron (`M H * * *`)."""
+    fields = cron.split()
+    if len(fields) != 5 or not fields[0].isdigit() or not fields[1].isdigit():
+        raise BackfillError(f"nightly schedule {cron!r}: a backfill needs a fixed daily 'M H * * *' time")
+    return dtime(int(fields[1]), int(fields[0]))
+
+
+def nights(start: date, end: date, at: dtime, site_tz: str) -> list[tuple[date, datetime]]:
+    """(night, as-of in UTC) for every date from start to end inclusive."""
+    if end < start:
+        raise BackfillError(f"--end {end} is before --start {start}")
+    out = []
+    for k in range((end - start).days + 1):
+        d = start + timedelta(days=k)
+        out.append((d, datetime.combine(d, at, zone(site_tz)).astimezone(timezone.utc)))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# per-night results (shared with the nightly flow)
+
+
+def _select(con, table: str, columns: tuple[str, ...], by_night: str, qualify: str = "") -> pa.Table:
+    have = table_columns(con, table)
+    if not {"patient_id"} <= have:
+        return con.sql(f"SELECT * EXCLUDE (stream, night, as_of) FROM {by_night} WHERE false").to_arrow_table()
+    cols = ", ".join(c if c in have else f"NULL AS {c}" for c in columns)
+    return con.sql(f"SELECT {cols} FROM {table} {qualify}").to_arrow_table()
+
+
+def night_results(con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, pa.Table]:
+    """flags.windows (CONTRACT columns) and each infusion's latest day of flags.daily, as Arrow."""
+    windows = _select(con, "flags.windows", WINDOW_COLUMNS, "flags.windows_by_night")
+    daily = _select(con, "flags.daily", DAILY_COLUMNS, "flags.daily_by_night",
+                    "QUALIFY row_number() OVER (PARTITION BY patient_id, infusion_id ORDER BY day DESC) = 1")
+    return windows, daily
+
+
+def store_night_results(con: duckdb.DuckDBPyConnection, stream: str, night: date, as_of: datetime,
+                        windows: pa.Table, daily: pa.Table) -> None:
+    """Replace the stream's results for this as-of (inside the caller's transaction)."""
+    for table, data in (("flags.windows_by_night", windows), ("flags.daily_by_night", daily)):
+        con.execute(f"DELETE FROM {table} WHERE stream = ? AND as_of = ?", [stream, as_of])
+        name = f"night_rows_{uuid.uuid4().hex[:8]}"
+        con.register(name, data)
+        try:
+            con.execute(f"INSERT INTO {table} BY NAME SELECT ?::VARCHAR AS stream, ?::DATE AS night, "
+                        f"?::TIMESTAMPTZ AS as_of, * FROM {name}", [stream, night, as_of])
+        finally:
+            con.unregister(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# plan
+
+
+@dataclass
+class Plan:
+    backfill_id: str
+    stream: str
+    nights: list[tuple[date, datetime]]
+    patients: list[str]
+    as_loaded: bool
+    params: dict
+    done: set[date] = field(default_factory=set)
+
+    @property
+    def remaining(self) -> list[tuple[date, datetime]]:
+        return [n for n in self.nights if n[0] not in self.done]
+
+
+def read_patients_file(path: str | Path) -> list[str]:
+    """One patient id a line; blank lines and '#' comments ignored; a CSV's first column also works."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BackfillError(f"--patients {path}: {exc.strerror or exc}") from None
+    ids = [line.split(",")[0].strip() for line in text.splitlines()]
+    return [i for i in ids if i and not i.startswith("#") and i != "patient_id"]
+
+
+def cohort(con: duckdb.DuckDBPyConnection, *, site_tz: str, patients: list[str] | None = None,
+           product: str | None = None, infused_from: date | None = None,
+           infused_to: date | None = None) -> list[str]:
+    """Patients with an infusion matching every filter given (infusion date in its site's zone)."""
+    found = con.execute("""
+        SELECT DISTINCT patient_id FROM stg.infusions
+        WHERE ($patients::VARCHAR[] IS NULL OR list_contains($patients::VARCHAR[], patient_id))
+          AND ($product::VARCHAR IS NULL OR lower(product) = lower($product::VARCHAR))
+          AND ($from::DATE IS NULL OR timezone(coalesce(site_timezone, $tz), observed_at)::DATE >= $from::DATE)
+          AND ($to::DATE IS NULL OR timezone(coalesce(site_timezone, $tz), observed_at)::DATE <= $to::DATE)
+        ORDER BY 1""", {"patients": patients, "product": product, "from": infused_from, "to": infused_to,
+                        "tz": site_tz}).fetchall()
+    return [p for (p,) in found]
+
+
+def make_plan(con: duckdb.DuckDBPyConnection, rules: Rules, settings: Settings, *, start: date, end: date,
+              patients: list[str] | None = None, product: str | None = None, infused_from: date | None = None,
+              infused_to: date | None = None, as_loaded: bool = False) -> Plan:
+    """The nights, the cohort and the backfill's id (what makes its nights reproducible)."""
+    members = cohort(con, site_tz=settings.site_tz, patients=patients, product=product,
+                     infused_from=infused_from, infused_to=infused_to)
+    if not members:
+        raise BackfillError("no patient with an infusion matches the cohort filters")
+    cron = nightly_cron(settings)
+    params = {"start": start.isoformat(), "cohort": hashlib.sha256("\n".join(members).encode()).hexdigest(),
+              "as_loaded": as_loaded, "build": fingerprint(rules, settings.site_tz), "cron": cron,
+              "site_tz": settings.site_tz, "patients_file": patients is not None, "product": product,
+              "infused_from": infused_from and infused_from.isoformat(),
+              "infused_to": infused_to and infused_to.isoformat()}
+    if not as_loaded:   # rows loaded later would change what an earlier night knew: a new backfill
+        params["data"] = con.execute("SELECT count(*) FROM meta.files").fetchone()[0]
+    backfill_id = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    plan = Plan(backfill_id, f"backfill:{backfill_id}", nights(start, end, nightly_time(cron), settings.site_tz),
+                members, as_loaded, params)
+    plan.done = {d for (d,) in con.execute("SELECT night FROM meta.backfill_nights WHERE backfill_id = ?",
+                                           [backfill_id]).fetchall()}
+    with transaction(con):
+        con.execute("INSERT INTO meta.backfills VALUES (?, ?, now(), ?, ?) ON CONFLICT (backfill_id) DO UPDATE "
+                    "SET nights = greatest(meta.backfills.nights, excluded.nights)",
+                    [backfill_id, json.dumps(params), len(plan.nights), len(members)])
+    return plan
+
+
+# ---------------------------------------------------------------------------------------------
+# workers
+
+
+@dataclass
+class Sources:
+    """The cohort's stg rows, read once; each worker thread builds its database from them once."""
+
+    token: str
+    tables: dict[str, pa.Table]
+    rules: Rules
+    site_tz: str
+    as_loaded: bool
+    local: threading.local = field(default_factory=threading.local)
+
+
+def read_sources(con: duckdb.DuckDBPyConnection, patients: list[str], rules: Rules, settings: Settings,
+                 as_loaded: bool) -> Sources:
+    tables = {}
+    con.execute("CREATE OR REPLACE TEMP TABLE backfill_cohort AS SELECT unnest(?::VARCHAR[]) AS patient_id",
+                [patients])
+    for table in STG_TABLES:
+        tables[table] = con.sql(f"SELECT * FROM {table} WHERE patient_id IN "
+                                "(SELECT patient_id FROM temp.backfill_cohort)").to_arrow_table()
+    con.execute("DROP TABLE temp.backfill_cohort")
+    return Sources(uuid.uuid4().hex, tables, rules, settings.site_tz, as_loaded)
+
+
+def worker_store(sources: Sources) -> duckdb.DuckDBPyConnection:
+    """This thread's in-memory database with the cohort's stg rows (made on first use)."""
+    con = getattr(sources.local, "con", None)
+    if con is None:
+        con = open_store(":memory:")
+        for table, data in sources.tables.items():
+            con.register("source_rows", data)
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM source_rows")
+            con.unregister("source_rows")
+        sources.local.con = con
+    return con
+
+
+@dataclass
+class NightResult:
+    night: date
+    as_of: datetime
+    windows: pa.Table
+    daily: pa.Table
+    snapshot: dict
+    seconds: float
+
+
+def evaluate_night(sources: Sources, night: date, as_of: datetime) -> NightResult:
+    """Build the cohort as of the night in this thread's database; return what the night stores."""
+    started = time.perf_counter()
+    con = worker_store(sources)
+    build(con, sources.rules, as_of=as_of, as_loaded=sources.as_loaded, site_tz=sources.site_tz)
+    windows, daily = night_results(con)
+    snapshot = patient_snapshot(con, as_of=as_of, rules=sources.rules)
+    return NightResult(night, as_of, windows, daily, snapshot, time.perf_counter() - started)
+
+
+def commit_night(con: duckdb.DuckDBPyConnection, plan: Plan, result: NightResult, rules: Rules,
+                 settings: Settings) -> dict:
+    """Results, digest and completion record of one night, in one transaction (nights in order)."""
+    with transaction(con):
+        store_night_results(con, plan.stream, result.night, result.as_of, result.windows, result.daily)
+        doc = make_digest(con, rules, as_of=result.as_of, as_loaded=plan.as_loaded, stream=plan.stream,
+                          site_tz=settings.site_tz, snapshot=result.snapshot,
+                          created_at=datetime.now(timezone.utc))
+        con.execute("INSERT INTO meta.backfill_nights VALUES (?, ?, ?, ?, ?, ?, now())",
+                    [plan.backfill_id, result.night, result.as_of, result.windows.num_rows, doc["alerts"],
+                     result.seconds])
+    plan.done.add(result.night)
+    return doc

@@ -1,0 +1,154 @@
+"""The digest as one self-contained HTML page: no script, no external resource; plots are PNGs
+embedded as base64 data URIs, so the page opens the same from a file, a mail or an archive."""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+
+from cartwatch.digest.document import (crs_state, ferritin_trend, pager_lines, patient_index,
+                                       set_label, status_label)
+from cartwatch.digest.ids import masked
+from cartwatch.digest.plot import ferritin_png
+from cartwatch.digest.select import FILES_LISTED
+from cartwatch.digest.render_md import (SECTION_TITLES, day, fmt_threshold, fmt_value, local_time,
+                                        statuses_line)
+
+STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#111827;max-width:1100px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;border-bottom:2px solid #e5e7eb;padding-bottom:4px;margin-top:28px}
+.summary{color:#374151}.patient{border:1px solid #d1d5db;border-radius:8px;padding:12px 16px;margin:12px 0}
+.patient h3{margin:0 0 6px;font-size:16px}.window{margin:10px 0 4px;font-weight:600}
+.status-criteria_met,.status-met{color:#b91c1c}.status-suspected{color:#c2410c}.status-watch{color:#a16207}
+table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}td,th{border:1px solid #e5e7eb;padding:3px 8px;text-align:left}
+th{background:#f9fafb}td.num{text-align:right}.pager li{font-family:ui-monospace,monospace;font-size:13px}
+img.plot{display:block;max-width:100%;margin:8px 0;border:1px solid #e5e7eb}.none{color:#6b7280}
+"""
+
+
+def _status(status: str | None) -> str:
+    return f'<span class="status-{escape(status or "")}">{escape(status_label(status))}</span>'
+
+
+def _window_head(w: dict) -> str:
+    head = f"{escape(set_label(w['criteria_set']))}: {_status(w['status'])}"
+    if w.get("previous_status") and w["previous_status"] != w["status"]:
+        head += f" (was {escape(status_label(w['previous_status']))})"
+    if w.get("onset_day") is not None:
+        head += f", onset day {day(w['onset_day'])}"
+    if w.get("late_onset"):
+        head += " (late onset)"
+    if w.get("end_day") is not None:
+        head += f", closed day {day(w['end_day'])}"
+    if w.get("withdrawn"):
+        head += " (results withdrawn)"
+    crs = [f"{k} {day(w.get(f'crs_{k}_day'))}" for k in ("onset", "peak", "resolved")
+           if w.get(f"crs_{k}_day") is not None]
+    return head + (f"; measured against CRS {escape(', '.join(crs))}" if crs else "")
+
+
+def _evidence(w: dict, tz: str | None) -> str:
+    if not w.get("evidence"):
+        return ""
+    body = "".join(
+        f"<tr><td>{escape(str(e.get('rule') or ''))}</td><td>{escape(str(e.get('analyte') or ''))}</td>"
+        f"<td class=num>{escape(fmt_value(e.get('value')))} {escape(str(e.get('unit') or ''))}</td>"
+        f"<td>{escape(local_time(e.get('at'), tz))}</td><td>{escape(fmt_threshold(e.get('threshold')))}</td>"
+        f"<td>{escape(str(e.get('source') or ''))}</td></tr>" for e in w["evidence"])
+    return ("<table class=evidence><tr><th>rule</th><th>analyte</th><th>value</th><th>at</th>"
+            f"<th>threshold</th><th>source</th></tr>{body}</table>")
+
+
+def _plot(p: dict) -> str:
+    png = ferritin_png(p)
+    if png is None:
+        return '<p class="none">No ferritin results to plot.</p>'
+    data = base64.b64encode(png).decode("ascii")
+    return (f'<img class="plot" alt="ferritin trajectory of {escape(p["patient_id"])}" '
+            f'src="data:image/png;base64,{data}">')
+
+
+def _detailed(doc: dict, section: str) -> str:
+    index = patient_index(doc)
+    groups: dict[tuple, list[dict]] = {}
+    for w in doc["sections"][section]:
+        groups.setdefault((w["patient_id"], w["infusion_id"]), []).append(w)
+    cards = []
+    for key, ws in groups.items():
+        p = index.get(key, {"patient_id": key[0]})
+        tz = p.get("site_tz")
+        d = f", day {day(p['day_now'])}" if p.get("day_now") is not None else ""
+        windows = "".join(f'<div class="window">{_window_head(w)}</div>{_evidence(w, tz)}' for w in ws)
+        cards.append(
+            f'<div class="patient" data-patient="{escape(p["patient_id"])}">'
+            f'<h3>{escape(p["patient_id"])} ({escape(p.get("product") or "product unknown")}{d})</h3>'
+            f"<div>CRS: {escape(crs_state(p))}</div><div>Criteria sets: {escape(statuses_line(p))}</div>"
+            f"<div>Ferritin trend: {escape(ferritin_trend(p))}</div>{windows}{_plot(p)}</div>")
+    return "".join(cards)
+
+
+def _brief(doc: dict, section: str) -> str:
+    index = patient_index(doc)
+    items = []
+    for w in doc["sections"][section]:
+        p = index.get((w["patient_id"], w["infusion_id"]), {})
+        d = f" day {day(p['day_now'])}" if p.get("day_now") is not None else ""
+        items.append(f"<li>{escape(w['patient_id'])} ({escape(p.get('product') or '?')}{d}): {_window_head(w)}</li>")
+    return f"<ul>{''.join(items)}</ul>"
+
+
+def _data_quality(dq: dict) -> str:
+    since = f" since {escape(dq['since'])}" if dq.get("since") else ""
+    if len(dq["files"]) > FILES_LISTED:
+        rows = "".join(f"<tr><td>{escape(f['feed'])}</td>" + "".join(
+            f"<td class=num>{f[k]}</td>" for k in ("files", "rows_read", "accepted", "duplicate", "quarantined"))
+            + "</tr>" for f in dq["file_totals"])
+        files = (f"<p>{len(dq['files'])} files loaded{since}:</p><table><tr><th>feed</th><th>files</th><th>read</th>"
+                 f"<th>accepted</th><th>duplicate</th><th>quarantined</th></tr>{rows}</table>")
+    elif dq["files"]:
+        rows = "".join(f"<tr><td>{escape(f['source_file'])}</td><td>{escape(f['format'])}</td>"
+                       f"<td>{escape(f['feed'] or '')}</td>" + "".join(
+                           f"<td class=num>{f[k]}</td>" for k in ("rows_read", "accepted", "duplicate", "quarantined"))
+                       + "</tr>" for f in dq["files"])
+        files = (f"<p>Files loaded{since}:</p><table><tr><th>file</th><th>format</th><th>feed</th><th>read</th>"
+                 f"<th>accepted</th><th>duplicate</th><th>quarantined</th></tr>{rows}</table>")
+    else:
+        files = f'<p class="none">No files loaded{since}.</p>'
+    if dq["quarantined"]:
+        rows = "".join(f"<tr><td>{escape(q['feed'])}</td><td>{escape(q['reason'])}</td><td class=num>{q['rows']}</td></tr>"
+                       for q in dq["quarantined"])
+        quarantine = f"<p>Rows quarantined, by reason:</p><table><tr><th>feed</th><th>reason</th><th>rows</th></tr>{rows}</table>"
+    else:
+        quarantine = '<p class="none">No rows quarantined.</p>'
+    limit = f"{dq['silence_limit_hours']:g} h"
+    if dq["silent_feeds"]:
+        items = "".join(f"<li>{escape(s['feed'])}: " + (
+            f"newest result {escape(s['newest'])} ({s['hours']:g} h ago)" if s["newest"] else "nothing received")
+            + "</li>" for s in dq["silent_feeds"])
+        silent = f"<p>Feeds silent longer than {limit}:</p><ul id=silent-feeds>{items}</ul>"
+    else:
+        silent = f'<p class="none">No feed silent longer than {limit}.</p>'
+    return files + quarantine + silent
+
+
+def render_html(doc: dict, *, mask_ids: bool = False) -> str:
+    doc = masked(doc, mask_ids)
+    c = doc["counts"]
+    since = f" since {escape(doc['since'])}" if doc.get("since") else ""
+    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>cartwatch digest {escape(doc['as_of'])}"
+             f"</title><style>{STYLE}</style></head><body>",
+             f"<h1>cartwatch digest as of {escape(doc['as_of'])}</h1>",
+             f'<p class="summary">Rules version {escape(doc["rules_version"])}; {doc["monitored_episodes"]} infusion '
+             f"episodes monitored; <b>{doc['alerts']} alerts</b>. New {c['new']}, escalated {c['escalated']}, "
+             f"still open {c['still_open']}, resolved {c['resolved']}{since}.</p>"]
+    pager = pager_lines(doc)
+    if pager:
+        parts.append('<section id="pager"><h2>Pager</h2><ul class="pager">'
+                     + "".join(f"<li>{escape(p)}</li>" for p in pager) + "</ul></section>")
+    for section in ("new", "escalated", "still_open", "resolved"):
+        body = ((_detailed if section in ("new", "escalated") else _brief)(doc, section)
+                if doc["sections"][section] else '<p class="none">None.</p>')
+        parts.append(f'<section id="{section}"><h2>{SECTION_TITLES[section]}</h2>{body}</section>')
+    parts.append(f'<section id="data-quality"><h2>Data quality</h2>{_data_quality(doc["data_quality"])}</section>')
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

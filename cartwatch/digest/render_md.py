@@ -1,0 +1,161 @@
+"""The digest as Markdown (the file on-call opens, the Prefect artifact, the notification body)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from cartwatch.digest.document import (crs_state, ferritin_trend, pager_lines, patient_index,
+                                       set_label, status_label)
+from cartwatch.digest.ids import masked
+from cartwatch.digest.select import FILES_LISTED
+
+SECTION_TITLES = {"new": "New since the last digest", "escalated": "Escalated",
+                  "still_open": "Still open", "resolved": "Resolved"}
+
+
+def local_time(at: str | None, tz: str | None) -> str:
+    """'2026-06-12 08:00 EDT' in the patient's (or the digest's) zone; '' for no time."""
+    if not at:
+        return ""
+    moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    if tz:
+        moment = moment.astimezone(ZoneInfo(tz))
+    return moment.strftime("%Y-%m-%d %H:%M %Z")
+
+
+def fmt_value(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.3g}"
+    return str(value)
+
+
+def fmt_threshold(t: dict | None) -> str:
+    return "" if not t else f"{fmt_value(t['value'])} {t['unit']} ({t['rule']})"
+
+
+def day(d) -> str:
+    return "" if d is None else f"{d:+d}"
+
+
+def statuses_line(patient: dict) -> str:
+    st = patient.get("statuses") or {}
+    sets = [f"{set_label(k)}: {status_label(v)}" for k, v in st.items()
+            if k in ("astct_iec_hs_2023", "cartox_2017", "shah_2020", "ucsf_masl_2020", "hlh_94") and v]
+    if st.get("hlh_2004_met") is not None:
+        sets.append(f"HLH-2004: {st['hlh_2004_met']}/{st.get('hlh_2004_evaluable')} evaluable")
+    if st.get("hscore_min") is not None:
+        sets.append(f"HScore {fmt_value(st['hscore_min'])}-{fmt_value(st.get('hscore_max'))}")
+    return "; ".join(sets) if sets else "no criteria set status for the latest day"
+
+
+def window_head(w: dict) -> str:
+    head = f"{set_label(w['criteria_set'])}: **{status_label(w['status'])}**"
+    if w.get("previous_status") and w["previous_status"] != w["status"]:
+        head += f" (was {status_label(w['previous_status'])})"
+    head += f", onset day {day(w.get('onset_day'))}" if w.get("onset_day") is not None else ""
+    if w.get("late_onset"):
+        head += " (late onset)"
+    if w.get("end_day") is not None:
+        head += f", closed day {day(w['end_day'])}"
+    crs = [f"{k} {day(w.get(f'crs_{k}_day'))}" for k in ("onset", "peak", "resolved")
+           if w.get(f"crs_{k}_day") is not None]
+    return head + (f"; measured against CRS {', '.join(crs)}" if crs else "")
+
+
+def evidence_table(w: dict, tz: str | None) -> list[str]:
+    if not w.get("evidence"):
+        return []
+    out = ["| rule | analyte | value | at | threshold | source |", "|---|---|---:|---|---|---|"]
+    for e in w["evidence"]:
+        out.append(f"| {e.get('rule') or ''} | {e.get('analyte') or ''} | {fmt_value(e.get('value'))} "
+                   f"{e.get('unit') or ''} | {local_time(e.get('at'), tz)} | {fmt_threshold(e.get('threshold'))} "
+                   f"| {e.get('source') or ''} |")
+    return out
+
+
+def patient_heading(p: dict) -> str:
+    d = f", day {day(p['day_now'])}" if p.get("day_now") is not None else ""
+    return f"### {p['patient_id']} ({p.get('product') or 'product unknown'}{d})"
+
+
+def detailed(doc: dict, section: str) -> list[str]:
+    """New and escalated windows, grouped by patient, with all their context."""
+    index = patient_index(doc)
+    by_patient: dict[tuple, list[dict]] = {}
+    for w in doc["sections"][section]:
+        by_patient.setdefault((w["patient_id"], w["infusion_id"]), []).append(w)
+    out = []
+    for key, ws in by_patient.items():
+        p = index.get(key, {"patient_id": key[0]})
+        tz = p.get("site_tz")
+        out += [patient_heading(p), "", f"- CRS: {crs_state(p)}", f"- Criteria sets: {statuses_line(p)}",
+                f"- Ferritin trend: {ferritin_trend(p)}", ""]
+        for w in ws:
+            out += [f"#### {window_head(w)}", ""]
+            out += evidence_table(w, tz) + [""]
+    return out
+
+
+def brief(doc: dict, section: str) -> list[str]:
+    index = patient_index(doc)
+    out = []
+    for w in doc["sections"][section]:
+        p = index.get((w["patient_id"], w["infusion_id"]), {})
+        extra = " (results withdrawn)" if w.get("withdrawn") else ""
+        d = f" day {day(p.get('day_now'))}" if p.get("day_now") is not None else ""
+        out.append(f"- {w['patient_id']} ({p.get('product') or '?'}{d}): {window_head(w)}{extra}")
+    return out + [""]
+
+
+def data_quality_lines(dq: dict) -> list[str]:
+    out = ["## Data quality", ""]
+    since = f" since {dq['since']}" if dq.get("since") else ""
+    if len(dq["files"]) > FILES_LISTED:
+        out += [f"{len(dq['files'])} files loaded{since}:", "", "| feed | files | read | accepted | duplicate | quarantined |",
+                "|---|---:|---:|---:|---:|---:|"]
+        out += [f"| {f['feed']} | {f['files']} | {f['rows_read']} | {f['accepted']} | {f['duplicate']} | "
+                f"{f['quarantined']} |" for f in dq["file_totals"]]
+    elif dq["files"]:
+        out += [f"Files loaded{since}:", "", "| file | format | feed | read | accepted | duplicate | quarantined |",
+                "|---|---|---|---:|---:|---:|---:|"]
+        out += [f"| {f['source_file']} | {f['format']} | {f['feed'] or ''} | {f['rows_read']} | {f['accepted']} "
+                f"| {f['duplicate']} | {f['quarantined']} |" for f in dq["files"]]
+    else:
+        out.append(f"No files loaded{since}.")
+    out.append("")
+    if dq["quarantined"]:
+        out += ["Rows quarantined, by reason:", "", "| feed | reason | rows |", "|---|---|---:|"]
+        out += [f"| {q['feed']} | {q['reason']} | {q['rows']} |" for q in dq["quarantined"]]
+    else:
+        out.append("No rows quarantined.")
+    out.append("")
+    if dq["silent_feeds"]:
+        out.append(f"Feeds silent longer than {dq['silence_limit_hours']:g} h:")
+        out += [f"- {s['feed']}: " + (f"newest result {s['newest']} ({s['hours']:g} h ago)" if s["newest"]
+                                      else "nothing received") for s in dq["silent_feeds"]]
+    else:
+        out.append(f"No feed silent longer than {dq['silence_limit_hours']:g} h.")
+    return out + [""]
+
+
+def render_md(doc: dict, *, mask_ids: bool = False) -> str:
+    doc = masked(doc, mask_ids)
+    c = doc["counts"]
+    lines = [f"# cartwatch digest as of {doc['as_of']}", "",
+             f"Rules version {doc['rules_version']}; {doc['monitored_episodes']} infusion episodes monitored; "
+             f"{doc['alerts']} alerts. New {c['new']}, escalated {c['escalated']}, still open {c['still_open']}, "
+             f"resolved {c['resolved']}" + (f" since {doc['since']}." if doc.get("since") else "."), ""]
+    pager = pager_lines(doc)
+    if pager:
+        lines += ["## Pager", "", *[f"- {p}" for p in pager], ""]
+    for section in ("new", "escalated"):
+        lines += [f"## {SECTION_TITLES[section]}", ""]
+        lines += detailed(doc, section) if doc["sections"][section] else ["None.", ""]
+    for section in ("still_open", "resolved"):
+        lines += [f"## {SECTION_TITLES[section]}", ""]
+        lines += brief(doc, section) if doc["sections"][section] else ["None.", ""]
+    lines += data_quality_lines(doc["data_quality"])
+    return "\n".join(lines).rstrip() + "\n"

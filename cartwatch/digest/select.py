@@ -1,0 +1,300 @@
+"""What a digest shows, read from the built tables as of one moment.
+
+Two selections, both plain JSON-able dicts so that a nightly run and a backfill night (which
+builds in its own in-memory database) produce byte-identical documents:
+
+- `patient_snapshot`: every onset window that is not `not_met`, and for each patient with one the
+  context an on-call clinician needs (product, day post-infusion, CRS state, each criteria set's
+  status, the ferritin trend and the series for its plot). Reads derived.* and flags.* only.
+- `data_quality`: files loaded and rows quarantined since the previous digest, and feeds whose
+  newest result is older than `operations.feed_silence_hours`. Reads meta, quarantine and stg.
+
+Tables the clinical engine has not built yet are treated as empty, so the digest degrades to what
+the store holds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, datetime, timezone
+from pathlib import PurePath
+
+import duckdb
+
+from cartwatch.loader import reason_category
+from transforms.rules import Rules
+
+CRITERIA_SETS = ("astct_iec_hs_2023", "cartox_2017", "shah_2020", "ucsf_masl_2020", "hlh_94",
+                 "hlh_2004", "hscore")
+WINDOW_COLUMNS = ("patient_id", "infusion_id", "criteria_set", "status", "onset_at", "onset_day",
+                  "end_at", "end_day", "crs_onset_day", "crs_peak_day", "crs_resolved_day",
+                  "late_onset", "evidence", "rules_version")
+SILENCE_FEEDS = {"labs": ("stg.lab_results", "coalesce(resulted_at, observed_at)"),
+                 "vitals": ("stg.vitals", "observed_at"),
+                 "events": ("stg.events", "observed_at")}
+RECENT_VALUES = 5         # values listed in a trend line (a display choice, not a clinical rule)
+FILES_LISTED = 20         # more files loaded than this: the digest shows totals per feed
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def iso(value: object) -> str | None:
+    """UTC ISO 8601 with `Z` for timestamps; dates as ISO dates; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, (datetime, date)):
+        return iso(value)
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 6)
+    if hasattr(value, "item"):          # numpy / decimal-like scalars
+        return _plain(value.item())
+    return value
+
+
+def rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict | list | None = None) -> list[dict]:
+    cursor = con.execute(sql, params or [])
+    names = [d[0] for d in cursor.description]
+    return [{n: _plain(v) for n, v in zip(names, r)} for r in cursor.fetchall()]
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, qualified: str) -> set[str]:
+    schema, table = qualified.split(".")
+    return {c for (c,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+        [schema, table]).fetchall()}
+
+
+def parse_evidence(text: object) -> list[dict]:
+    """The evidence JSON of a window (CONTRACT 3) as a list of dicts; unreadable: empty."""
+    if text is None:
+        return []
+    if isinstance(text, list):
+        return text
+    try:
+        value = json.loads(str(text))
+    except ValueError:
+        return []
+    return value if isinstance(value, list) else [value] if isinstance(value, dict) else []
+
+
+def threshold(rules: Rules, rule_id: str | None) -> dict | None:
+    """The rules-file value a piece of evidence was judged against, when its rule id names one."""
+    spec = rules.raw.get("rules", {}).get(rule_id or "")
+    if not isinstance(spec, dict):
+        return None
+    return {"rule": rule_id, "value": spec.get("value"), "unit": spec.get("unit")}
+
+
+# ---------------------------------------------------------------------------------------------
+# windows and patients
+
+
+def windows(con: duckdb.DuckDBPyConnection, rules: Rules) -> list[dict]:
+    """flags.windows without `not_met` rows, evidence parsed and thresholds attached, in a stable order."""
+    have = table_columns(con, "flags.windows")
+    if not {"patient_id", "criteria_set", "status"} <= have:
+        return []
+    cols = ", ".join(c if c in have else f"NULL AS {c}" for c in WINDOW_COLUMNS)
+    found = rows(con, f"SELECT {cols} FROM flags.windows WHERE status IS DISTINCT FROM 'not_met' "
+                      "ORDER BY patient_id, infusion_id, criteria_set, onset_at, status")
+    for w in found:
+        w["evidence"] = [dict(e, threshold=threshold(rules, e.get("rule")))
+                         for e in parse_evidence(w["evidence"]) if isinstance(e, dict)]
+    return found
+
+
+def _episodes(con, as_of: datetime, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    if not keys or not table_columns(con, "derived.infusion_episodes"):
+        return {}
+    found = rows(con, "SELECT patient_id, infusion_id, product, infused_at, site_tz, "
+                      "day_post_infusion(site_tz, $as_of::TIMESTAMPTZ, infused_at) AS day_now "
+                      "FROM derived.infusion_episodes", {"as_of": as_of})
+    return {k: r for r in found if (k := (r["patient_id"], r["infusion_id"])) in keys}
+
+
+def _crs(con, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """Latest daily CRS grade and the first episode's onset, peak and resolution days."""
+    out: dict[tuple[str, str], dict] = {}
+    if {"patient_id", "infusion_id", "day", "grade"} <= table_columns(con, "derived.crs_daily"):
+        src = "grade_source" if "grade_source" in table_columns(con, "derived.crs_daily") else "NULL"
+        for r in rows(con, f"""
+                SELECT patient_id, infusion_id, arg_max(day, day) AS day, arg_max(grade, day) AS grade,
+                       arg_max({src}, day) AS grade_source,
+                       list(day ORDER BY day) FILTER (WHERE grade >= 1) AS crs_days
+                FROM derived.crs_daily GROUP BY ALL"""):
+            if (r["patient_id"], r["infusion_id"]) in keys:
+                out[(r["patient_id"], r["infusion_id"])] = {
+                    "latest_day": r["day"], "grade": r["grade"], "grade_source": r["grade_source"],
+                    "days_with_crs": r["crs_days"] or []}
+    have = table_columns(con, "derived.crs_episodes")
+    if {"patient_id", "infusion_id", "onset_day"} <= have:
+        pick = [c for c in ("onset_day", "peak_grade", "peak_day", "resolved_day", "resolved_at",
+                            "improvement_at") if c in have]
+        for r in rows(con, f"SELECT patient_id, infusion_id, {', '.join(pick)} FROM derived.crs_episodes "
+                           "ORDER BY patient_id, infusion_id, onset_day"):
+            key = (r["patient_id"], r["infusion_id"])
+            if key in keys and "episode" not in out.setdefault(key, {}):
+                out[key]["episode"] = {c: r[c] for c in pick}
+    return out
+
+
+def _statuses(con, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """Each criteria set's status on the patient's latest day of flags.daily."""
+    have = table_columns(con, "flags.daily")
+    if not {"patient_id", "infusion_id", "day"} <= have:
+        return {}
+    extra = [c for c in ("hlh_2004_met", "hlh_2004_evaluable", "hscore_min", "hscore_max",
+                         "ferritin_signal") if c in have]
+    sets = [c for c in CRITERIA_SETS if c in have]
+    pick = ", ".join(f"arg_max({c}, day) AS {c}" for c in sets + extra)
+    if not pick:
+        return {}
+    out = {}
+    for r in rows(con, f"SELECT patient_id, infusion_id, max(day) AS day, {pick} FROM flags.daily GROUP BY ALL"):
+        key = (r.pop("patient_id"), r.pop("infusion_id"))
+        if key in keys:
+            out[key] = r
+    return out
+
+
+def _ferritin(con, keys: set[tuple[str, str]], rules: Rules) -> dict[tuple[str, str], dict]:
+    """Every ferritin result of the episode with its day, signal, nadir and reference values."""
+    have = table_columns(con, "derived.ferritin_trajectory")
+    if {"patient_id", "infusion_id", "observed_at", "value"} <= have:
+        source = "derived.ferritin_trajectory"
+        where = "TRUE"
+    elif table_columns(con, "derived.timeline"):
+        source, have = "derived.timeline", table_columns(con, "derived.timeline")
+        where = "analyte = 'ferritin'"
+    else:
+        return {}
+    opt = {c: (c if c in have else f"NULL AS {c}") for c in
+           ("day", "uln", "baseline", "crs_phase_peak", "post_peak_nadir", "signal", "status", "unit")}
+    series = rows(con, f"""
+        SELECT t.patient_id, t.infusion_id, t.observed_at AS at, t.value, {", ".join(opt.values())},
+               epoch(timezone(i.site_tz, t.observed_at) - timezone(i.site_tz, i.infused_at)::DATE::TIMESTAMP)
+                   / 86400.0 AS x
+        FROM {source} AS t
+        INNER JOIN derived.infusion_episodes AS i USING (patient_id, infusion_id)
+        WHERE {where} AND t.value IS NOT NULL
+        ORDER BY t.patient_id, t.infusion_id, t.observed_at""")
+    by_key: dict[tuple[str, str], list[dict]] = {}
+    for r in series:
+        key = (r.pop("patient_id"), r.pop("infusion_id"))
+        if key in keys:
+            by_key.setdefault(key, []).append(r)
+    return {key: _ferritin_summary(points, rules) for key, points in by_key.items()}
+
+
+def _ferritin_summary(points: list[dict], rules: Rules) -> dict:
+    latest = points[-1]
+    uln = next((p["uln"] for p in reversed(points) if p["uln"] is not None), None)
+    baseline = next((p["baseline"] for p in reversed(points) if p["baseline"] is not None), None)
+    nadir = latest["post_peak_nadir"]
+    elevated_uln = rules.value("iec_hs.ferritin_elevated_x_uln")
+    elevated_base = rules.value("iec_hs.ferritin_elevated_x_baseline")
+    lines = []
+    if uln:
+        lines.append({"label": f"{elevated_uln:g} x ULN", "value": elevated_uln * uln,
+                      "rule": "iec_hs.ferritin_elevated_x_uln"})
+    if baseline and uln and baseline > uln:
+        lines.append({"label": f"{elevated_base:g} x baseline", "value": elevated_base * baseline,
+                      "rule": "iec_hs.ferritin_elevated_x_baseline"})
+    if nadir:
+        factor = rules.value("iec_hs.re_rise_factor")
+        lines.append({"label": f"re-rise {factor:g} x nadir", "value": factor * nadir,
+                      "rule": "iec_hs.re_rise_factor"})
+
+    def fold(ref):
+        return round(latest["value"] / ref, 2) if ref else None
+
+    return {
+        "unit": latest.get("unit") or rules.analyte("ferritin").canonical_unit,
+        "uln": uln, "baseline": baseline, "nadir": nadir, "crs_phase_peak": latest["crs_phase_peak"],
+        "latest": {"at": latest["at"], "day": latest["day"], "value": latest["value"],
+                   "signal": latest["signal"]},
+        "recent": [{"at": p["at"], "day": p["day"], "value": p["value"], "signal": p["signal"]}
+                   for p in points[-RECENT_VALUES:]],
+        "fold_from_nadir": fold(nadir), "fold_from_baseline": fold(baseline),
+        "thresholds": lines,
+        "series": [{"x": round(p["x"], 4), "value": p["value"], "signal": p["signal"]} for p in points],
+    }
+
+
+def patient_snapshot(con: duckdb.DuckDBPyConnection, *, as_of: datetime, rules: Rules) -> dict:
+    """Windows and per-patient context as of `as_of` (the derived/flags tables must be built as of it)."""
+    found = windows(con, rules)
+    keys = sorted({(w["patient_id"], w["infusion_id"]) for w in found}, key=lambda k: (k[0], k[1] or ""))
+    episodes = _episodes(con, as_of, set(keys))
+    crs, statuses, ferritin = _crs(con, set(keys)), _statuses(con, set(keys)), _ferritin(con, set(keys), rules)
+    patients = []
+    for key in keys:
+        ep = episodes.get(key, {})
+        patients.append({
+            "patient_id": key[0], "infusion_id": key[1], "product": ep.get("product"),
+            "infused_at": ep.get("infused_at"), "site_tz": ep.get("site_tz"), "day_now": ep.get("day_now"),
+            "crs": crs.get(key), "statuses": statuses.get(key), "ferritin": ferritin.get(key)})
+    monitored = 0
+    if table_columns(con, "derived.infusion_episodes"):
+        monitored = con.execute("SELECT count(*) FROM derived.infusion_episodes "
+                                "WHERE episode_end IS NULL OR episode_end > $as_of::TIMESTAMPTZ",
+                                {"as_of": as_of}).fetchone()[0]
+    return {"as_of": iso(as_of), "rules_version": rules.version, "monitored_episodes": monitored,
+            "windows": found, "patients": patients}
+
+
+# ---------------------------------------------------------------------------------------------
+# data quality
+
+
+def data_quality(con: duckdb.DuckDBPyConnection, *, as_of: datetime, since: datetime | None,
+                 as_loaded: bool, rules: Rules) -> dict:
+    """Files and quarantined rows loaded in (since, as_of]; feeds silent longer than the rule allows.
+
+    File names are shown without their folder; quarantine reasons without the row's values.
+    """
+    window = {"as_of": as_of, "since": since}
+    loaded = "loaded_at <= $as_of::TIMESTAMPTZ AND ($since::TIMESTAMPTZ IS NULL OR loaded_at > $since::TIMESTAMPTZ)"
+    files = rows(con, f"SELECT source_file, format, feed, rows_read, accepted, duplicate, quarantined "
+                      f"FROM meta.files WHERE {loaded} ORDER BY loaded_at, source_file", window)
+    for f in files:
+        f["source_file"] = PurePath(f["source_file"]).name
+    reasons: dict[tuple[str, str], int] = {}
+    for feed, reason, n in con.execute(f"SELECT feed, reason, count(*) FROM quarantine.rows WHERE {loaded} "
+                                       "GROUP BY ALL", window).fetchall():
+        key = (feed or "", reason_category(reason))
+        reasons[key] = reasons.get(key, 0) + n
+    quarantined = [{"feed": k[0], "reason": k[1], "rows": n}
+                   for k, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))]
+    limit_h = rules.value("operations.feed_silence_hours")
+    silent = []
+    for feed, (table, known_at) in SILENCE_FEEDS.items():
+        newest = con.execute(
+            f"SELECT max({known_at}) FROM {table} WHERE {known_at} <= $as_of::TIMESTAMPTZ "
+            "AND (NOT $as_loaded OR loaded_at <= $as_of::TIMESTAMPTZ)",
+            {"as_of": as_of, "as_loaded": as_loaded}).fetchone()[0]
+        hours = None if newest is None else (as_of - newest).total_seconds() / 3600
+        if hours is None or hours > limit_h:
+            silent.append({"feed": feed, "newest": iso(newest),
+                           "hours": None if hours is None else round(hours, 1)})
+    totals: dict[str, dict] = {}
+    for f in files:
+        agg = totals.setdefault(f["feed"] or "", {"feed": f["feed"] or "", "files": 0, "rows_read": 0, "accepted": 0,
+                                                   "duplicate": 0, "quarantined": 0})
+        agg["files"] += 1
+        for k in ("rows_read", "accepted", "duplicate", "quarantined"):
+            agg[k] += f[k]
+    return {"since": iso(since), "files": files, "file_totals": [totals[k] for k in sorted(totals)],
+            "quarantined": quarantined,
+            "silence_limit_hours": limit_h, "silent_feeds": silent}

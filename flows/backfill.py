@@ -1,0 +1,110 @@
+"""Backfill flow: one flow run, one task per night on a thread pool, nights committed in order.
+
+Workers evaluate nights in parallel, each in its own in-memory DuckDB (cartwatch/backfill.py);
+the flow's thread alone writes to the store, night after night, so the digest chain (each night
+starts from the previous night's state) and the completion records stay in order. At most
+2 x workers nights are in flight, so memory stays bounded on long ranges.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from datetime import date
+from datetime import timedelta
+from typing import Callable
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from cartwatch import backfill as bf
+from cartwatch.runs import finish_run, start_run, utc_now
+from cartwatch.store import open_store
+from flows.nightly import report_failure, settings_from
+from transforms.rules import load_rules
+
+_SOURCES: dict[str, bf.Sources] = {}     # token -> the cohort's rows (kept out of task parameters)
+# called after each committed night with (done, total, night, digest, elapsed seconds); tests replace it
+on_night: Callable[[int, int, date, dict, float], None] | None = None
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@task(cache_policy=NO_CACHE)
+def evaluate_night(token: str, night: date, as_of) -> bf.NightResult:
+    return bf.evaluate_night(_SOURCES[token], night, as_of)
+
+
+def print_progress(done: int, total: int, night: date, doc: dict, elapsed: float) -> None:
+    eta = elapsed / done * (total - done) if done else 0.0
+    print(f"night {done}/{total} {night}: {doc['alerts']} alerts, new {doc['counts']['new']}, "
+          f"escalated {doc['counts']['escalated']} ({elapsed:.1f} s, about {eta:.0f} s left)", flush=True)
+
+
+@flow(name="cartwatch-backfill", log_prints=False, on_failure=[report_failure],
+      task_runner=ThreadPoolTaskRunner(max_workers=default_workers()))
+def backfill(start: date, end: date, patients: list[str] | None = None, product: str | None = None,
+             infused_from: date | None = None, infused_to: date | None = None, as_loaded: bool = False,
+             overrides: dict[str, str] | None = None, workers: int | None = None,
+             progress: bool = True) -> dict:
+    """Evaluate the cohort as of each night from start to end; resumes a killed run of the same backfill."""
+    started = time.perf_counter()
+    settings = settings_from(overrides)
+    rules = load_rules(settings.rules_path)
+    logger = get_run_logger()
+    con = open_store(settings.db_path)
+    plan = bf.make_plan(con, rules, settings, start=start, end=end, patients=patients, product=product,
+                        infused_from=infused_from, infused_to=infused_to, as_loaded=as_loaded)
+    run_id = start_run(con, "backfill", plan.nights[-1][1], rules.version)
+    todo = plan.remaining
+    logger.info("backfill %s: %d nights (%d already done), %d patients", plan.backfill_id, len(plan.nights),
+                len(plan.nights) - len(todo), len(plan.patients))
+    sources = bf.read_sources(con, plan.patients, rules, settings, as_loaded)
+    _SOURCES[sources.token] = sources
+    ahead = 2 * (workers or default_workers())
+    queue, pending, alerts = deque(todo), deque(), 0
+    try:
+        while queue or pending:
+            while queue and len(pending) < ahead:
+                night, as_of = queue.popleft()
+                pending.append(evaluate_night.submit(sources.token, night, as_of))
+            result = pending.popleft().result()
+            doc = bf.commit_night(con, plan, result, rules, settings)
+            alerts += doc["alerts"]
+            done = len(plan.nights) - len(plan.remaining)
+            if progress:
+                print_progress(done, len(plan.nights), result.night, doc, time.perf_counter() - started)
+            if on_night is not None:
+                on_night(done, len(plan.nights), result.night, doc, time.perf_counter() - started)
+    except BaseException as exc:
+        for future in pending:
+            future.cancel()
+        finish_run(con, run_id, outcome="failed", counts={"backfill_id": plan.backfill_id,
+                                                          "nights_done": len(plan.done)},
+                   error=f"{type(exc).__name__}")
+        con.close()
+        raise
+    finally:
+        _SOURCES.pop(sources.token, None)
+    counts = {"backfill_id": plan.backfill_id, "stream": plan.stream, "nights": len(plan.nights),
+              "nights_run": len(todo), "patients": len(plan.patients), "alerts": alerts,
+              "seconds": round(time.perf_counter() - started, 3)}
+    finish_run(con, run_id, outcome="ok", files=0, counts=counts)
+    con.close()
+    logger.info("backfill %s: %d nights run in %.1f s", plan.backfill_id, len(todo), counts["seconds"])
+    return counts | {"run_id": run_id}
+
+
+def with_workers(workers: int | None):
+    """The backfill flow with a thread pool of the given size."""
+    if not workers:
+        return backfill
+    return backfill.with_options(task_runner=ThreadPoolTaskRunner(max_workers=workers))
+
+
+if __name__ == "__main__":
+    print(backfill(start=date.today() - timedelta(days=7), end=date.today()))
