@@ -1,0 +1,114 @@
+"""transforms.ferritin_trajectory: elevated, re-rise, rapid rise, new high, timing (CLINICAL_RULES 3),
+on tiny frames, with the boundaries of each rule."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import polars as pl
+import pytest
+
+from transforms.ferritin_trajectory import FerritinRules, ferritin_elevated, ferritin_trajectory
+from transforms.rules import load_rules
+
+INFUSED = datetime(2026, 3, 1, 0, 0, tzinfo=timezone.utc)
+RULES = FerritinRules.from_params(load_rules().sql_params())
+ULN = 400.0
+
+
+def h(hours: float) -> datetime:
+    return INFUSED + timedelta(hours=hours)
+
+
+def run(results: list[tuple[float, float]], crs: dict[str, float] | None = None, baseline: float | None = None,
+        day_of=lambda hours: int(hours // 24)) -> list[dict]:
+    """results: (hours after infusion, value); crs: milestone -> hours (the same at every point)."""
+    ferritin = pl.DataFrame({
+        "point_id": list(range(len(results))), "patient_id": "P", "infusion_id": "I",
+        "observed_at": [h(t) for t, _ in results], "day": [day_of(t) for t, _ in results],
+        "value": [float(v) for _, v in results], "uln": ULN, "baseline": baseline, "infused_at": INFUSED,
+    }, schema_overrides={"baseline": pl.Float64})
+    crs = crs or {}
+    crs_at = pl.DataFrame({"point_id": list(range(len(results)))}).with_columns(
+        pl.lit(h(crs[m]) if m in crs else None, pl.Datetime("us", "UTC")).alias(m)
+        for m in ("onset_at", "improvement_at", "reescalated_at", "resolved_at"))
+    return ferritin_trajectory(ferritin, crs_at, RULES).sort("observed_at").to_dicts()
+
+
+@pytest.mark.parametrize("value, baseline, elevated", [
+    (800, None, False),        # exactly 2 x ULN: not elevated (strictly greater)
+    (800.01, None, True),
+    (900, 300, True),          # baseline within range: judged against ULN only
+    (2500, 1500, False),       # pre-infusion hyperferritinemia: > 2 x ULN but not > 2 x baseline
+    (3000, 1500, False),       # exactly 2 x baseline
+    (3001, 1500, True),
+])
+def test_elevated_is_strictly_above_twice_uln_and_twice_an_abnormal_baseline(value, baseline, elevated):
+    frame = pl.DataFrame({"value": [float(value)], "uln": [ULN], "baseline": [baseline]},
+                         schema_overrides={"baseline": pl.Float64})
+    assert frame.select(ferritin_elevated(RULES)).item() is elevated
+
+
+@pytest.mark.parametrize("rise, gap_hours, rapid", [
+    (2400, 24, True),          # exactly 100 ng/mL/h over the whole window
+    (2399, 24, False),
+    (100, 1, True),            # exactly 100 ng/mL/h over one hour
+    (5000, 24.01, False),      # earlier result just outside the 24 h window
+])
+def test_rapid_rise_is_at_least_100_per_hour_within_24_hours(rise, gap_hours, rapid):
+    start = 15 * 24.0          # no CRS, day 15: timing holds, so a rapid rise is suspected
+    rows = run([(start, 6000), (start + gap_hours, 6000 + rise)])   # far below 2 x nadir: no re-rise
+    assert rows[1]["rapid_rise"] is rapid
+    assert rows[1]["signal"] == ("rapid_rise" if rapid else None)
+    assert rows[1]["status"] == ("suspected" if rapid else None)
+
+
+def test_re_rise_against_the_post_peak_nadir_and_the_signal_order():
+    crs = {"onset_at": 24, "improvement_at": 72, "resolved_at": 96}
+    rows = run([(30, 3000), (60, 6000), (150, 2000), (200, 1500), (260, 3000), (300, 2999)], crs)
+    peak = rows[1]
+    assert peak["crs_phase_peak"] == 6000 and peak["crs_phase_peak_at"] == h(60)
+    assert [r["post_peak_nadir"] for r in rows[2:]] == [None, 2000, 1500, 1500]
+    assert rows[4]["re_rise"] and rows[4]["signal"] == "re_rise"      # exactly 2 x nadir
+    assert not rows[5]["re_rise"] and rows[5]["signal"] is None       # just below 2 x nadir, below the peak
+
+
+def test_result_exactly_at_lag_end_is_crs_phase_and_new_high_only_after():
+    crs = {"onset_at": 24, "improvement_at": 48, "resolved_at": 72}
+    lag_end = 72 + RULES.lag.total_seconds() / 3600
+    rows = run([(30, 5000), (lag_end, 6000), (lag_end + 30, 7000)], crs)
+    at_end, after = rows[1], rows[2]
+    assert at_end["crs_phase_peak"] == 6000 and at_end["crs_phase_peak_at"] == h(lag_end)   # still CRS phase
+    assert not at_end["new_high"]
+    assert after["crs_phase_peak"] == 6000 and after["new_high"] and after["signal"] == "new_high"
+    assert after["status"] == "suspected"
+
+
+@pytest.mark.parametrize("after_improvement_hours, timing", [(48, False), (48 + 1 / 60, True)])
+def test_timing_holds_strictly_after_improvement_plus_48_hours(after_improvement_hours, timing):
+    crs = {"onset_at": 24, "improvement_at": 72}
+    t = 72 + after_improvement_hours
+    rows = run([(30, 3000), (t - 20, 1000), (t, 2500)], crs)
+    assert rows[2]["re_rise"] and rows[2]["timing_holds"] is timing
+    assert rows[2]["status"] == ("suspected" if timing else "watch")
+
+
+def test_reescalation_makes_timing_hold_before_improvement_plus_48_hours():
+    crs = {"onset_at": 24, "improvement_at": 72, "reescalated_at": 96}
+    rows = run([(30, 3000), (80, 1000), (100, 2500)], crs)
+    assert rows[2]["timing_holds"] and rows[2]["status"] == "suspected"
+
+
+@pytest.mark.parametrize("day, status", [(14, "watch"), (15, "suspected")])
+def test_without_crs_timing_holds_from_day_15(day, status):
+    rows = run([(24, 500), (24 * day + 1, 1200)])
+    assert rows[1]["post_peak_nadir"] == 500 and rows[1]["re_rise"]
+    assert rows[1]["day"] == day and rows[1]["status"] == status
+
+
+def test_results_before_the_infusion_are_judged_elevated_only_and_feed_the_rate():
+    rows = run([(-10, 500), (10, 2500)])
+    assert rows[0]["status"] is None and rows[0]["max_rate_ng_ml_h"] is None
+    assert rows[1]["max_rate_ng_ml_h"] == pytest.approx(100.0) and rows[1]["rapid_rise"]
+    assert rows[1]["post_peak_nadir"] is None     # the nadir is since the infusion only
+    assert rows[1]["status"] == "watch"           # day 0, no CRS yet: CRS may still be coming
