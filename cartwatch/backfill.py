@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from cartwatch.build import build
 from cartwatch.digest import make_digest
-from cartwatch.digest.select import patient_snapshot, table_columns
+from cartwatch.digest.select import canonical_evidence, patient_snapshot, table_columns
 from cartwatch.incremental import fingerprint
 from cartwatch.settings import Settings
 from cartwatch.store import open_store, transaction
@@ -92,8 +92,13 @@ def _select(con, table: str, columns: tuple[str, ...], by_night: str, qualify: s
 
 
 def night_results(con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, pa.Table]:
-    """flags.windows (CONTRACT columns) and each infusion's latest day of flags.daily, as Arrow."""
+    """flags.windows (CONTRACT columns, evidence items in time order) and each infusion's latest day
+    of flags.daily, as Arrow."""
     windows = _select(con, "flags.windows", WINDOW_COLUMNS, "flags.windows_by_night")
+    if windows.num_rows and "evidence" in windows.column_names:
+        ordered = [canonical_evidence(e) for e in windows.column("evidence").to_pylist()]
+        windows = windows.set_column(windows.column_names.index("evidence"), "evidence",
+                                     pa.array(ordered, type=pa.string()))
     daily = _select(con, "flags.daily", DAILY_COLUMNS, "flags.daily_by_night",
                     "QUALIFY row_number() OVER (PARTITION BY patient_id, infusion_id ORDER BY day DESC) = 1")
     return windows, daily

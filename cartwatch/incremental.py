@@ -117,11 +117,12 @@ def _run_steps(con, rules: Rules, params: dict) -> list[str]:
 
 def touched_patients(con, *, since: datetime, as_of: datetime, as_loaded: bool, load_seq: int,
                      window: timedelta) -> list[str]:
-    """Patients with rows loaded after `load_seq`, or a row known in (since - window, as_of]."""
+    """Patients with rows loaded after `load_seq`, or (when time moved on) a row known in (since - window, as_of]."""
     known = "CASE WHEN $as_loaded THEN greatest(known_at, loaded_at) ELSE known_at END"
     return [p for (p,) in con.execute(
         f"SELECT DISTINCT patient_id FROM ({KNOWN_ROWS}) WHERE load_seq > $seq "
-        f"OR ({known} > $since::TIMESTAMPTZ - $window AND {known} <= $as_of::TIMESTAMPTZ) ORDER BY 1",
+        f"OR ($as_of::TIMESTAMPTZ > $since::TIMESTAMPTZ AND {known} > $since::TIMESTAMPTZ - $window "
+        f"AND {known} <= $as_of::TIMESTAMPTZ) ORDER BY 1",
         {"seq": load_seq, "since": since, "as_of": as_of, "as_loaded": as_loaded, "window": window}).fetchall()]
 
 

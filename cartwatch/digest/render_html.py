@@ -53,7 +53,7 @@ def _evidence(w: dict, tz: str | None) -> str:
     body = "".join(
         f"<tr><td>{escape(str(e.get('rule') or ''))}</td><td>{escape(str(e.get('analyte') or ''))}</td>"
         f"<td class=num>{escape(fmt_value(e.get('value')))} {escape(str(e.get('unit') or ''))}</td>"
-        f"<td>{escape(local_time(e.get('at'), tz))}</td><td>{escape(fmt_threshold(e.get('threshold')))}</td>"
+        f"<td>{escape(local_time(e.get('at'), tz))}</td><td>{escape(fmt_threshold(e))}</td>"
         f"<td>{escape(str(e.get('source') or ''))}</td></tr>" for e in w["evidence"])
     return ("<table class=evidence><tr><th>rule</th><th>analyte</th><th>value</th><th>at</th>"
             f"<th>threshold</th><th>source</th></tr>{body}</table>")

@@ -32,8 +32,13 @@ def fmt_value(value) -> str:
     return str(value)
 
 
-def fmt_threshold(t: dict | None) -> str:
-    return "" if not t else f"{fmt_value(t['value'])} {t['unit']} ({t['rule']})"
+def fmt_threshold(e: dict) -> str:
+    """The rules-file threshold of a piece of evidence, and the engine's own note on it."""
+    t = e.get("threshold")
+    parts = [f"{fmt_value(t['value'])} {t['unit']} ({t['rule']})"] if t else []
+    if e.get("detail"):
+        parts.append(str(e["detail"]))
+    return "; ".join(parts)
 
 
 def day(d) -> str:
@@ -71,7 +76,7 @@ def evidence_table(w: dict, tz: str | None) -> list[str]:
     out = ["| rule | analyte | value | at | threshold | source |", "|---|---|---:|---|---|---|"]
     for e in w["evidence"]:
         out.append(f"| {e.get('rule') or ''} | {e.get('analyte') or ''} | {fmt_value(e.get('value'))} "
-                   f"{e.get('unit') or ''} | {local_time(e.get('at'), tz)} | {fmt_threshold(e.get('threshold'))} "
+                   f"{e.get('unit') or ''} | {local_time(e.get('at'), tz)} | {fmt_threshold(e)} "
                    f"| {e.get('source') or ''} |")
     return out
 

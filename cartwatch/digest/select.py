@@ -88,12 +88,35 @@ def parse_evidence(text: object) -> list[dict]:
     return value if isinstance(value, list) else [value] if isinstance(value, dict) else []
 
 
-def threshold(rules: Rules, rule_id: str | None) -> dict | None:
-    """The rules-file value a piece of evidence was judged against, when its rule id names one."""
-    spec = rules.raw.get("rules", {}).get(rule_id or "")
-    if not isinstance(spec, dict):
+RULE_PREFIX = {"astct_iec_hs_2023": "iec_hs", "cartox_2017": "cartox", "shah_2020": "shah",
+               "ucsf_masl_2020": "ucsf", "hlh_94": "hlh_94", "hlh_2004": "hlh_2004", "hscore": "hscore"}
+
+
+def evidence_key(e: dict) -> tuple:
+    return (str(e.get("at") or ""), str(e.get("rule") or ""), str(e.get("analyte") or ""), str(e.get("value")),
+            str(e.get("source") or ""))
+
+
+def canonical_evidence(text: object) -> object:
+    """Evidence JSON with its items in time order (the engine's order is not guaranteed)."""
+    items = parse_evidence(text)
+    if not items or not all(isinstance(e, dict) for e in items):
+        return text
+    return json.dumps(sorted(items, key=evidence_key), separators=(",", ":"))
+
+
+def threshold(rules: Rules, rule: str | None, criteria_set: str | None = None) -> dict | None:
+    """The rules-file value a piece of evidence was judged against: its rule id, or the criteria
+    set's first rule whose id starts with the evidence's short rule name (`re_rise` in IEC-HS:
+    `iec_hs.re_rise_factor`)."""
+    table = rules.raw.get("rules", {})
+    rule_id = rule if rule in table else None
+    if rule_id is None and rule and criteria_set in RULE_PREFIX:
+        stem = f"{RULE_PREFIX[criteria_set]}.{rule}"
+        rule_id = next((r for r in table if r.startswith(stem)), None)
+    if rule_id is None or not isinstance(table[rule_id], dict):
         return None
-    return {"rule": rule_id, "value": spec.get("value"), "unit": spec.get("unit")}
+    return {"rule": rule_id, "value": table[rule_id].get("value"), "unit": table[rule_id].get("unit")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -109,8 +132,9 @@ def windows(con: duckdb.DuckDBPyConnection, rules: Rules) -> list[dict]:
     found = rows(con, f"SELECT {cols} FROM flags.windows WHERE status IS DISTINCT FROM 'not_met' "
                       "ORDER BY patient_id, infusion_id, criteria_set, onset_at, status")
     for w in found:
-        w["evidence"] = [dict(e, threshold=threshold(rules, e.get("rule")))
-                         for e in parse_evidence(w["evidence"]) if isinstance(e, dict)]
+        w["evidence"] = [dict(e, threshold=threshold(rules, e.get("rule"), w["criteria_set"]))
+                         for e in sorted((e for e in parse_evidence(w["evidence"]) if isinstance(e, dict)),
+                                         key=evidence_key)]
     return found
 
 
