@@ -91,6 +91,8 @@ REQUIRED_RULES: Mapping[str, str] = MappingProxyType({
     "ctcae.creatinine_g3_x_baseline": "x baseline",
     "ctcae.creatinine_g3_x_uln": "x ULN",
     "ctcae.creatinine_g4_x_uln": "x ULN",
+    "ctcae.grade_severe": "CTCAE grade",
+    "ctcae.grade_life_threatening": "CTCAE grade",
     "operations.feed_silence_hours": "h",
 })
 

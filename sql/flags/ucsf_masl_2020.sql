@@ -1,0 +1,172 @@
+/*
+Title: windows_ucsf_masl_2020
+Description: UCSF MAS-L criteria (Kennedy 2020): a ferritin rise of at least the rate threshold
+  within the rise window, with low fibrinogen or high LDH collected near it; windows of
+  consecutive days on which the criteria held, with the results that made the onset.
+Grain: one row per patient, infusion and run of consecutive days post-infusion on which the
+  criteria held at some moment (`status` = 'met').
+Source criterion: Kennedy VE et al., UCSF MAS-L criteria, ASH 2020 (Blood 136 Suppl 1);
+  CLINICAL_RULES 4.
+  - Rise: a ferritin at or after the infusion against any earlier ferritin of the patient with
+    0 < gap <= $ucsf__rise_window_hours hours, rate = (value - earlier) / gap in hours, at or
+    above $ucsf__rise_ng_ml_per_hour (exactly 100 ng/mL/h is met).
+  - Companion: fibrinogen strictly below $ucsf__fibrinogen_lt_mg_dl, or LDH strictly above
+    $ucsf__ldh_x_uln x ULN, collected within $ucsf__companion_window_hours hours (inclusive,
+    either side) of the rise's later ferritin.
+  - The criteria hold at the later of the two results (what was known then). A day is met when
+    such a moment falls on it; a run of consecutive met days is one window: onset = its first
+    moment, end = the end of its last day (NULL while that day has not ended at $as_of).
+  - Rates, values and multiples are rounded to float_guard.decimals before comparison.
+  - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, CLINICAL_RULES 3).
+Parameters: $ucsf__rise_ng_ml_per_hour, $ucsf__rise_window_hours, $ucsf__fibrinogen_lt_mg_dl,
+  $ucsf__ldh_x_uln, $ucsf__companion_window_hours, $iec_hs__late_onset_day, $as_of, $rules_version
+Upstream tables: derived.timeline, derived.infusion_episodes, derived.crs_episodes
+*/
+CREATE OR REPLACE TABLE flags.windows_ucsf_masl_2020 AS
+WITH float_guard AS (
+    -- decimals kept before comparing a value with a bound (not a clinical number)
+    SELECT 9 AS decimals
+),
+
+results AS (
+    SELECT
+        t.*,
+        round(t.value, g.decimals) AS value_r,
+        round(t.x_uln, g.decimals) AS x_uln_r,
+        struct_pack(
+            rule := NULL::VARCHAR,
+            analyte := t.analyte,
+            value := t.value,
+            unit := t.unit,
+            at := strftime(timezone('UTC', t.observed_at), '%Y-%m-%dT%H:%M:%SZ'),
+            source := t.source
+        ) AS shown
+    FROM derived.timeline AS t
+    CROSS JOIN float_guard AS g
+    WHERE t.value IS NOT NULL
+),
+
+rises AS (
+    -- Kennedy 2020: ferritin rise >= 100 ng/mL per hour within 24 h
+    SELECT
+        later.patient_id,
+        later.infusion_id,
+        later.observed_at AS rise_at,
+        [
+            struct_update(earlier.shown, rule := 'ucsf.rise_ng_ml_per_hour'),
+            struct_update(later.shown, rule := 'ucsf.rise_ng_ml_per_hour')
+        ] AS evidence
+    FROM results AS later
+    INNER JOIN derived.infusion_episodes AS i
+        ON later.patient_id = i.patient_id AND later.infusion_id = i.infusion_id
+    INNER JOIN results AS earlier
+        ON later.patient_id = earlier.patient_id
+        AND earlier.analyte = later.analyte
+        AND earlier.observed_at < later.observed_at
+    CROSS JOIN float_guard AS g
+    WHERE later.analyte = 'ferritin'
+      AND later.observed_at >= i.infused_at
+      AND epoch(later.observed_at - earlier.observed_at) / epoch(INTERVAL 1 HOUR)
+      <= $ucsf__rise_window_hours
+      AND round(
+          (later.value - earlier.value)
+          / (epoch(later.observed_at - earlier.observed_at) / epoch(INTERVAL 1 HOUR)),
+          g.decimals
+      ) >= $ucsf__rise_ng_ml_per_hour
+),
+
+companions AS (
+    -- Kennedy 2020: fibrinogen < 150 mg/dL
+    SELECT
+        patient_id,
+        observed_at AS companion_at,
+        struct_update(shown, rule := 'ucsf.fibrinogen_lt_mg_dl') AS evidence
+    FROM results
+    WHERE analyte = 'fibrinogen' AND value_r < $ucsf__fibrinogen_lt_mg_dl
+
+    UNION ALL
+
+    -- Kennedy 2020: LDH > 2 x ULN
+    SELECT
+        patient_id,
+        observed_at AS companion_at,
+        struct_update(shown, rule := 'ucsf.ldh_x_uln') AS evidence
+    FROM results
+    WHERE analyte = 'ldh' AND x_uln_r > $ucsf__ldh_x_uln
+),
+
+moments AS (
+    -- both held: at the later of the rise and its companion (within the companion window)
+    SELECT
+        r.patient_id,
+        r.infusion_id,
+        greatest(r.rise_at, c.companion_at) AS held_at,
+        list_append(r.evidence, c.evidence) AS evidence
+    FROM rises AS r
+    INNER JOIN companions AS c
+        ON r.patient_id = c.patient_id
+        AND abs(epoch(c.companion_at - r.rise_at)) / epoch(INTERVAL 1 HOUR)
+        <= $ucsf__companion_window_hours
+),
+
+met_days AS (
+    SELECT
+        m.patient_id,
+        m.infusion_id,
+        day_post_infusion(i.site_tz, m.held_at, i.infused_at)::INTEGER AS day,
+        min(m.held_at) AS held_at,
+        arg_min(m.evidence, m.held_at) AS evidence,
+        any_value(i.site_tz) AS site_tz,
+        any_value(i.infused_at) AS infused_at
+    FROM moments AS m
+    INNER JOIN derived.infusion_episodes AS i
+        ON m.patient_id = i.patient_id AND m.infusion_id = i.infusion_id
+    GROUP BY ALL
+),
+
+runs AS (
+    -- consecutive met days form one window
+    SELECT
+        *,
+        day - row_number() OVER (PARTITION BY patient_id, infusion_id ORDER BY day) AS run
+    FROM met_days
+),
+
+windows AS (
+    SELECT
+        patient_id,
+        infusion_id,
+        min(day) AS onset_day,
+        max(day) AS end_day,
+        arg_min(held_at, day) AS onset_at,
+        arg_min(evidence, day) AS evidence,
+        -- the end of the run's last day, in the site time zone
+        timezone(
+            any_value(site_tz),
+            (timezone(any_value(site_tz), any_value(infused_at))::DATE + max(day) + 1)::TIMESTAMP
+        ) AS last_day_end_at
+    FROM runs
+    GROUP BY patient_id, infusion_id, run
+)
+
+SELECT
+    -- ids
+    w.patient_id,
+    w.infusion_id,
+    'ucsf_masl_2020' AS criteria_set,
+    'met' AS status,
+    -- window
+    w.onset_at,
+    w.onset_day,
+    CASE WHEN w.last_day_end_at <= $as_of THEN w.last_day_end_at END AS end_at,
+    w.end_day,
+    c.onset_day::INTEGER AS crs_onset_day,
+    c.peak_day::INTEGER AS crs_peak_day,
+    c.resolved_day::INTEGER AS crs_resolved_day,
+    w.onset_day >= $iec_hs__late_onset_day AS late_onset,
+    -- evidence (CONTRACT 3: rule, analyte, value, unit, at (ISO 8601, UTC), source)
+    to_json(w.evidence)::VARCHAR AS evidence,
+    $rules_version AS rules_version
+FROM windows AS w
+LEFT JOIN derived.crs_episodes AS c
+    ON w.patient_id = c.patient_id AND w.infusion_id = c.infusion_id;

@@ -1,0 +1,268 @@
+"""HLH-94 and HLH-2004 evaluated per day post-infusion, from the day's worst values.
+
+Pure polars: frames in, frames out (STYLE 4). The step that reads and writes the store is
+`transforms.criteria_steps.hlh_criteria_daily`. The building blocks (one criterion item per day,
+"at least k of n") are shared with `transforms.hscore`.
+
+Inputs (CONTRACT 3: the day's worst values and the events known by the end of that day):
+- grid: `patient_id, infusion_id, day, day_start_at, day_end_at` (days post-infusion with data)
+- obs: `patient_id, infusion_id, day, analyte, value, unit, observed_at, source` (labs in canonical
+  units, plus body temperature as analyte `temperature`), days >= 0
+- events: `patient_id, infusion_id, day, event_type, value_num, observed_at, source` (booleans as
+  1/0), every day of the episode (an event known before the day counts on the day)
+
+Each item of a day is True (met), False (known not met) or None (unknown: nothing documented that
+day). "At least k of n" is True when k items are met, False when even every unknown item could not
+make k, else None (undecided). The moment a day's criteria first held is the k-th earliest moment
+an item began to hold that day (an item from an earlier day holds from the day's start).
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+import polars as pl
+
+from transforms.rules import Rules
+
+KEYS = ["patient_id", "infusion_id", "day"]
+# Values are rounded before any comparison so that unit-conversion float noise (4 mmol/L stored as
+# 354.28000000000003 mg/dL) cannot move a value that sits on a bound; not a clinical number.
+DECIMALS = 9
+UTC_US = pl.Datetime("us", "UTC")
+# CONTRACT 3 evidence object; `at` is ISO 8601 text in UTC, as the windows export writes it.
+EVIDENCE_ITEM = pl.Struct({"rule": pl.String, "analyte": pl.String, "value": pl.Float64,
+                           "unit": pl.String, "at": pl.String, "source": pl.String})
+ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
+EVIDENCE = pl.List(EVIDENCE_ITEM)
+MEMBER_COLUMNS = [*KEYS, "state", "at", "evidence"]
+_OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+
+
+@dataclass(frozen=True)
+class LabTest:
+    """One item read from the day's worst value of an analyte: `value op threshold` (canonical unit)."""
+
+    rule: str
+    analyte: str
+    op: str
+    threshold: float
+
+    @property
+    def worst_is_highest(self) -> bool:
+        return self.op in (">", ">=")
+
+
+def passes(value: pl.Expr, op: str, threshold: float) -> pl.Expr:
+    """`value op threshold`, on the value rounded to DECIMALS (see above)."""
+    return _OPS[op](value.round(DECIMALS), threshold)
+
+
+def evidence_item(rule: str, analyte: str | pl.Expr, value: pl.Expr, unit: pl.Expr, at: pl.Expr,
+                  source: pl.Expr) -> pl.Expr:
+    """One CONTRACT 3 evidence object (`rule, analyte, value, unit, at, source`) as a struct."""
+    analyte = pl.lit(analyte) if isinstance(analyte, str) else analyte
+    return pl.struct(rule=pl.lit(rule), analyte=analyte.cast(pl.String),
+                     value=value.cast(pl.Float64), unit=unit.cast(pl.String),
+                     at=at.cast(UTC_US).dt.convert_time_zone("UTC").dt.strftime(ISO_UTC),
+                     source=source.cast(pl.String))
+
+
+def unknown_evidence(rule: str, analyte: str) -> pl.Expr:
+    """An item the data cannot show (nothing documented): listed, never a silent zero."""
+    return evidence_item(rule, analyte, pl.lit(None), pl.lit(None), pl.lit(None), pl.lit("unknown"))
+
+
+def worst_of_day(obs: pl.DataFrame, analyte: str, highest: bool) -> pl.DataFrame:
+    """The day's worst result of one analyte: `KEYS, value, unit, observed_at, source`."""
+    return (obs.filter(pl.col("analyte") == analyte)
+            .sort("observed_at")
+            .group_by(KEYS)
+            .agg(pl.all().exclude(KEYS).sort_by("value", descending=highest).first())
+            .select(*KEYS, "value", "unit", "observed_at", "source"))
+
+
+def lab_member(obs: pl.DataFrame, test: LabTest) -> pl.DataFrame:
+    """Per day with a result of the test's analyte: does the worst pass, since when, with what.
+
+    Output: MEMBER_COLUMNS; `at` is the first result of the day that passes (the item holds
+    from then on; the day's worst can only get worse), the evidence is the day's worst result.
+    """
+    ok = passes(pl.col("value"), test.op, test.threshold)
+    worst = pl.struct("value", "unit", "observed_at", "source").sort_by(
+        "value", descending=test.worst_is_highest).first()
+    return (obs.filter(pl.col("analyte") == test.analyte)
+            .group_by(KEYS)
+            .agg(state=ok.any(), at=pl.col("observed_at").filter(ok).min(), worst=worst)
+            .with_columns(evidence=pl.concat_list(evidence_item(
+                test.rule, test.analyte, pl.col("worst").struct.field("value"),
+                pl.col("worst").struct.field("unit"), pl.col("worst").struct.field("observed_at"),
+                pl.col("worst").struct.field("source"))))
+            .select(MEMBER_COLUMNS))
+
+
+def event_member(grid: pl.DataFrame, events: pl.DataFrame, rule: str, event_type: str) -> pl.DataFrame:
+    """Per grid day: a documented yes/no finding known by the end of the day.
+
+    True once any documentation of the episode up to that day says yes (a finding seen stays
+    seen), False when all of it says no, absent (unknown) when there is none. `at` is when the
+    first yes was recorded, or the day's start when that was an earlier day.
+    """
+    positive = pl.col("value_num").cast(pl.Boolean)
+    # rows are sorted by time before grouping, and groups keep that order
+    first_yes = pl.struct("value_num", "observed_at", "source").filter(positive).first()
+    last_doc = pl.struct("value_num", "observed_at", "source").last()
+    shown = pl.coalesce(pl.col("first_yes"), pl.col("last_doc"))
+    return (grid.select(*KEYS, "day_start_at")
+            .join(events.filter(pl.col("event_type") == event_type)
+                  .select("patient_id", "infusion_id", pl.col("day").alias("event_day"),
+                          "value_num", "observed_at", "source"),
+                  on=["patient_id", "infusion_id"])
+            .filter(pl.col("event_day") <= pl.col("day"))
+            .sort("observed_at")
+            .group_by(KEYS)
+            .agg(pl.col("day_start_at").first(), state=positive.any(), first_yes=first_yes,
+                 last_doc=last_doc)
+            .with_columns(
+                at=pl.when(pl.col("state")).then(pl.max_horizontal(
+                    pl.col("first_yes").struct.field("observed_at"), pl.col("day_start_at"))),
+                evidence=pl.concat_list(evidence_item(
+                    rule, event_type, shown.struct.field("value_num"), pl.lit(None),
+                    shown.struct.field("observed_at"), shown.struct.field("source"))))
+            .select(MEMBER_COLUMNS))
+
+
+def at_least(grid: pl.DataFrame, members: list[pl.DataFrame], k: int, n: int) -> pl.DataFrame:
+    """Per grid day: are at least `k` of `n` items met (members absent on a day are unknown)?
+
+    Output: `KEYS, met_count, known_count, state, at, evidence` where `at` is the k-th earliest
+    moment an item began to hold (None unless met) and the evidence lists the met items.
+    """
+    met = pl.col("state").fill_null(False)
+    counted = (pl.concat([m.select(MEMBER_COLUMNS) for m in members]) if members
+               else pl.DataFrame(schema={**grid.select(KEYS).schema, "state": pl.Boolean,
+                                         "at": UTC_US, "evidence": EVIDENCE}))
+    counts = counted.group_by(KEYS).agg(
+        met_count=met.sum().cast(pl.Int32), known_count=pl.col("state").is_not_null().sum()
+        .cast(pl.Int32), ats=pl.col("at").filter(met).sort(),
+        evidence=pl.col("evidence").filter(met).list.explode(keep_nulls=False, empty_as_null=False))
+    out = grid.select(KEYS).join(counts, on=KEYS, how="left").with_columns(
+        pl.col("met_count", "known_count").fill_null(0),
+        pl.col("evidence").fill_null(pl.lit([], dtype=EVIDENCE)))
+    unknown = n - pl.col("known_count")
+    return out.with_columns(
+        state=pl.when(pl.col("met_count") >= k).then(True)
+        .when(pl.col("met_count") + unknown < k).then(False),
+        at=pl.col("ats").list.get(k - 1, null_on_oob=True),
+    ).select(*KEYS, "met_count", "known_count", "state", "at", "evidence")
+
+
+def as_member(combined: pl.DataFrame) -> pl.DataFrame:
+    """A combined item ("cytopenias in >= 2 lineages") used as one item of a larger set."""
+    return combined.select(MEMBER_COLUMNS)
+
+
+def cytopenia_tests(rules: Rules, prefix: str = "hlh_2004") -> list[LabTest]:
+    """HLH-2004 lineages (HLH-94 uses the same thresholds): Hb, platelets and ANC below cut-off."""
+    return [LabTest(f"{prefix}.hemoglobin_lt_g_dl", "hemoglobin", "<",
+                    rules.value("hlh_2004.hemoglobin_lt_g_dl")),
+            LabTest(f"{prefix}.platelets_lt", "platelets", "<", rules.value("hlh_2004.platelets_lt")),
+            LabTest(f"{prefix}.anc_lt", "anc", "<", rules.value("hlh_2004.anc_lt"))]
+
+
+def lipid_fibrinogen_tests(rules: Rules, prefix: str = "hlh_2004") -> list[LabTest]:
+    """Hypertriglyceridemia and/or hypofibrinogenemia (HLH-2004 thresholds, also for HLH-94)."""
+    return [LabTest(f"{prefix}.triglycerides_ge_mg_dl", "triglycerides", ">=",
+                    rules.value("hlh_2004.triglycerides_ge_mg_dl")),
+            LabTest(f"{prefix}.fibrinogen_le_mg_dl", "fibrinogen", "<=",
+                    rules.value("hlh_2004.fibrinogen_le_mg_dl"))]
+
+
+def any_of(grid, obs, tests: list[LabTest], k: int) -> pl.DataFrame:
+    return as_member(at_least(grid, [lab_member(obs, t) for t in tests], k, len(tests)))
+
+
+def hlh_2004_items(grid, obs, events, rules: Rules) -> list[pl.DataFrame | None]:
+    """The 8 HLH-2004 criteria as day items; NK activity has no feed, so it is always unknown."""
+    return [
+        lab_member(obs, LabTest("hlh_2004.fever_c", "temperature", ">=", rules.value("hlh_2004.fever_c"))),
+        event_member(grid, events, "hlh_2004.splenomegaly", "splenomegaly"),
+        any_of(grid, obs, cytopenia_tests(rules), int(rules.value("hlh_2004.cytopenia_lineages_required"))),
+        any_of(grid, obs, lipid_fibrinogen_tests(rules), 1),  # "and/or": one of the two
+        event_member(grid, events, "hlh_2004.hemophagocytosis", "hemophagocytosis"),
+        None,  # low/absent NK-cell activity: not in any feed (CONTRACT 1), never known
+        lab_member(obs, LabTest("hlh_2004.ferritin_ge", "ferritin", ">=", rules.value("hlh_2004.ferritin_ge"))),
+        lab_member(obs, LabTest("hlh_2004.scd25_ge_u_ml", "scd25", ">=", rules.value("hlh_2004.scd25_ge_u_ml"))),
+    ]
+
+
+def hlh_94_items(grid, obs, events, rules: Rules) -> list[pl.DataFrame]:
+    """The 5 HLH-94 criteria as day items (cytopenia, lipid and fibrinogen cut-offs as HLH-2004)."""
+    return [
+        lab_member(obs, LabTest("hlh_94.fever_c", "temperature", ">=", rules.value("hlh_94.fever_c"))),
+        event_member(grid, events, "hlh_94.splenomegaly", "splenomegaly"),
+        any_of(grid, obs, cytopenia_tests(rules, "hlh_94"),
+               int(rules.value("hlh_94.cytopenia_lineages_required"))),
+        any_of(grid, obs, lipid_fibrinogen_tests(rules, "hlh_94"), 1),
+        event_member(grid, events, "hlh_94.hemophagocytosis", "hemophagocytosis"),
+    ]
+
+
+def evaluate_set(grid, items: list[pl.DataFrame | None], k: int, name: str,
+                 summary_rule: str) -> pl.DataFrame:
+    """`KEYS` + `<name>_met_count, _evaluable_count, _met, _evaluable, _met_at, _evidence`.
+
+    `_met` is False on an undecided day; `_evaluable` says whether the day could be decided.
+    The evidence lists the met items, then the met and evaluable counts (unit `count`).
+    """
+    present = [m for m in items if m is not None]
+    result = at_least(grid, present, k, len(items))
+    summary = [evidence_item(summary_rule, label, pl.col(column), pl.lit("count"), pl.col("at"),
+                             pl.lit("derived.hlh_criteria_daily"))
+               for label, column in (("criteria_met", "met_count"), ("criteria_evaluable", "known_count"))]
+    return result.select(
+        *KEYS,
+        pl.col("met_count").alias(f"{name}_met_count"),
+        pl.col("known_count").alias(f"{name}_evaluable_count"),
+        pl.col("state").fill_null(False).alias(f"{name}_met"),
+        pl.col("state").is_not_null().alias(f"{name}_evaluable"),
+        pl.col("at").alias(f"{name}_met_at"),
+        pl.concat_list(pl.col("evidence"), *summary).alias(f"{name}_evidence"),
+    )
+
+
+DAY_WORST = {"temperature": True, "ferritin": True, "triglycerides": True, "ast": True,
+             "scd25": True, "hemoglobin": False, "wbc": False, "platelets": False, "anc": False,
+             "fibrinogen": False}
+
+
+def day_worst_values(grid: pl.DataFrame, obs: pl.DataFrame) -> pl.DataFrame:
+    """CONTRACT 3: the day's highest temperature, ferritin, triglycerides, AST (and sCD25) and
+    lowest Hb, WBC, platelets, ANC and fibrinogen, as `<analyte>_max` / `<analyte>_min`."""
+    out = grid.select(KEYS)
+    for analyte, highest in DAY_WORST.items():
+        worst = worst_of_day(obs, analyte, highest).select(
+            *KEYS, pl.col("value").alias(f"{analyte}_{'max' if highest else 'min'}"))
+        out = out.join(worst, on=KEYS, how="left")
+    return out
+
+
+def hlh_criteria_daily(grid: pl.DataFrame, obs: pl.DataFrame, events: pl.DataFrame,
+                       rules: Rules) -> pl.DataFrame:
+    """One row per grid day: the day's worst values, HLH-2004 (5 of 8) and HLH-94 (all five).
+
+    Rules: hlh_2004.* (every threshold, criteria_required), hlh_94.fever_c,
+    hlh_94.cytopenia_lineages_required.
+    """
+    hlh_2004 = evaluate_set(grid, hlh_2004_items(grid, obs, events, rules),
+                            int(rules.value("hlh_2004.criteria_required")), "hlh_2004",
+                            "hlh_2004.criteria_required")
+    items_94 = hlh_94_items(grid, obs, events, rules)
+    hlh_94 = evaluate_set(grid, items_94, len(items_94), "hlh_94", "hlh_94.all_required")
+    findings = [event_member(grid, events, f"events.{e}", e).select(*KEYS, pl.col("state").alias(e))
+                for e in ("splenomegaly", "hemophagocytosis")]
+    out = grid.join(day_worst_values(grid, obs), on=KEYS, how="left")
+    for frame in (*findings, hlh_2004, hlh_94):
+        out = out.join(frame, on=KEYS, how="left")
+    return out.with_columns(rules_version=pl.lit(rules.version)).sort(KEYS)
