@@ -1,0 +1,145 @@
+"""data/sample/README.md, rendered from the ground truth so the stories never drift from the files."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from cartwatch.synth.archetypes import ARCHETYPES
+from cartwatch.synth.sites import HOME_TIMEZONE, SITES
+from cartwatch.synth.truth import GroundTruth
+
+INTRO = """\
+# Sample data: a synthetic CAR-T cohort
+
+Everything here is synthetic, made by `cartwatch.synth` (seeded, byte-identical for a seed). Do not
+edit these files by hand: regenerate them with
+
+    {command}
+
+`make demo` loads this folder as of the moment in `AS_OF` ({as_of}); nothing here is dated after it
+except one deliberately mistyped result. `ground_truth.csv` (one row per patient and infusion) and
+`ground_truth.json` (the same, plus every ferritin signal, the CRS instants, and one entry per file
+line the loader must treat specially) are the specification the pipeline is reconciled against;
+the loader skips them (their headers match no feed).
+
+## How to read the expected flags
+
+- **Status** is the highest `astct_iec_hs_2023` status of the episode (`none`, `watch`, `suspected`,
+  `criteria_met`), evaluated as of `AS_OF` with every correction and cancellation applied, at each
+  ferritin result using only results collected by then (CLINICAL_RULES 3).
+- **Days** are local calendar days post-infusion in the patient's `site_timezone` (day 0 = infusion
+  day). **Onset day** is the day of the first ferritin result at which the status reaches
+  `suspected`; **criteria met day** the day it first becomes `criteria_met`; **late** = onset day
+  >= {late_day:g}.
+- **CRS** columns come from the designed daily grade, which the vitals (or the documented
+  `crs_grade` events) reproduce: onset = first day with grade >= 1, peak day = first day at the
+  highest grade, **resolution day** = the first full grade-0 day after onset (resolution is at its
+  end, 24:00 local).
+- Every number in the stories comes from `transforms/clinical_rules.yaml` ({rules_version}).
+- The expected verdicts were checked under {readings} readings of the points the rules leave open
+  (below); a patient whose verdict would change with the reading was redrawn, so none of these
+  verdicts depends on one.
+
+### Where the rules needed a reading
+
+1. **CRS-phase peak window** (onset to resolution + {lag:g} h) is inclusive at both ends: a ferritin
+   collected exactly at resolution + {lag:g} h is still CRS-phase (`hard_ferritin_lag_boundary`).
+2. **A re-rise inside that window** is ambiguous (does the judged result count towards the peak it
+   is compared with?). The sample never relies on it: IEC-HS re-rises start after the window has
+   closed, and the re-escalation case is carried by the rapid-rise rule, which needs no peak.
+3. **CRS onset and re-escalation are known from the first reading that shows them** (a fever at
+   14:00 does not make a 06:00 ferritin "during CRS"); the sample's verdicts are the same if they
+   are taken from 00:00 of their day.
+4. **Cytopenias**: after lymphodepletion almost every patient has ANC < 1.0; whether that counts as
+   the "new, worsening or refractory cytopenia" manifestation is left to the engine. Every
+   `criteria_met` here is carried by fibrinogen < max(150 mg/dL, LLN), AST/ALT > 5 x ULN (or 5 x an
+   abnormal baseline) or marrow hemophagocytosis, and the one `suspected`-only patient has
+   recovered counts, so the verdicts hold whether cytopenias count or not.
+5. **Rapid rise** compares with any earlier result 0 < gap <= {window:g} h, including a pre-infusion
+   draw; the verdicts are the same without pre-infusion results.
+6. **Fever after CRS resolution** would be graded as a new CRS day by the ASTCT vitals rules, so
+   temperatures stay below 38.0 C after resolution (IEC-HS here is afebrile, a simplification).
+7. **Improvement** is 00:00 of the first day graded below the peak so far; with an afebrile tail on
+   oxygen after tocilizumab (grade 2 -> 0), improvement and resolution fall on the same day.
+8. **A cancelled result (X)** has an empty value; a **corrected** one (C) repeats the accession and
+   LOINC with a later `resulted_at`; a **preliminary** (P) is replaced by the F of the same
+   accession and LOINC.
+9. **Naive timestamps** (the New York bedside vitals) are local times of {home}, the settings'
+   default `site_tz`: load this folder with that site time zone.
+"""
+
+
+def render(truth: GroundTruth, command: str, rules) -> str:
+    text = INTRO.format(command=command, as_of=truth.as_of, rules_version=truth.rules_version,
+                        late_day=rules.value("iec_hs.late_onset_day"), readings=_readings(),
+                        lag=rules.value("iec_hs.ferritin_lag_hours"),
+                        window=rules.value("iec_hs.rapid_rise_window_hours"), home=HOME_TIMEZONE)
+    return "\n".join([text, _files(truth), _sites(), _summary(truth), _stories(truth), _rows(truth)]) + "\n"
+
+
+def _readings() -> int:
+    from cartwatch.synth.oracle import READINGS
+    return len(READINGS)
+
+
+def _files(truth: GroundTruth) -> str:
+    lines = ["## Files and what the loader must count", "",
+             "| file | rows read | accepted | duplicate | quarantined |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| `{f.file}` | {f.rows_read} | {f.accepted} | {f.duplicate} | {f.quarantined} |" for f in truth.files]
+    lines += ["", "`labs_resend.csv` is read after `labs.csv` (name order), so all its rows are duplicates.",
+              "`infusions.csv` carries `site_timezone` for every patient.", ""]
+    return "\n".join(lines)
+
+
+def _sites() -> str:
+    lines = ["## Sites", "", "| site | time zone | lab system | lab times | vitals times | ranges sent | test names |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {s.city} | {s.timezone} | {s.lab_system} | {s.lab_clock} | {s.vitals_clock} | "
+              f"{'yes' if s.sends_ranges else 'no (rules defaults apply)'} | {s.language} |" for s in SITES.values()]
+    lines += ["", "`offset`: local time with its UTC offset; `utc`: `Z`; `naive`: local time without offset.", ""]
+    return "\n".join(lines)
+
+
+def _summary(truth: GroundTruth) -> str:
+    counts = Counter(e.archetype for e in truth.episodes if e.infusion_id.endswith("-I1"))
+    missing = [a for a in ARCHETYPES if a not in counts]
+    lines = ["## Patients at a glance", "",
+             "| patient | infusion | archetype | product | time zone | CRS grade (onset / peak / resolution day) "
+             "| expected | onset day | criteria met day | late | quarantined |",
+             "|---|---|---|---|---|---|---|---:|---:|---|---:|"]
+    for e in truth.episodes:
+        crs = "none" if e.crs_peak_grade is None else (
+            f"{e.crs_peak_grade} ({e.crs_onset_day} / {e.crs_peak_day} / {e.crs_resolution_day})")
+        lines.append(f"| {e.patient_id} | {e.infusion_id} | `{e.archetype}` | {e.car_t_product} | {e.site_timezone} "
+                     f"| {crs} | **{e.iec_hs_status}** | {_dash(e.iec_hs_onset_day)} "
+                     f"| {_dash(e.iec_hs_criteria_met_day)} | {'yes' if e.late_onset else 'no'} | {e.quarantined_rows} |")
+    lines += ["", f"Archetypes present: {len(counts)} of {len(ARCHETYPES)}"
+              + (f" (missing: {', '.join(missing)})" if missing else "") + ".", ""]
+    return "\n".join(lines)
+
+
+def _dash(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def _stories(truth: GroundTruth) -> str:
+    lines = ["## Each patient's story", ""]
+    for e in truth.episodes:
+        lines += [f"### {e.patient_id} ({e.infusion_id}): `{e.archetype}`, expected **{e.iec_hs_status}**", "",
+                  f"Infused {e.infused_at} ({e.site_timezone}). {e.story}", ""]
+    return "\n".join(lines)
+
+
+def _rows(truth: GroundTruth) -> str:
+    lines = ["## File lines with an expectation", "",
+             "Line numbers count the header as line 1. Reasons for quarantine are codes; the loader's "
+             "message should contain the words in `ground_truth.json` `quarantine_reason_words`.", "",
+             "| file | line | patient | expectation | reason | note |", "|---|---:|---|---|---|---|"]
+    resent = [r for r in truth.rows if r.file == "labs_resend.csv"]
+    for r in truth.rows:
+        if r.file != "labs_resend.csv":
+            lines.append(f"| `{r.file}` | {r.line} | {r.patient_id} | {r.expect} | {r.reason} | {r.note} |")
+    if resent:
+        lines.append(f"| `labs_resend.csv` | {resent[0].line}-{resent[-1].line} | {resent[0].patient_id} | duplicate "
+                     f"| re-sent file | each repeats its row in `labs.csv` (see ground_truth.json) |")
+    return "\n".join(lines) + "\n"
