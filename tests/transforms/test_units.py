@@ -44,6 +44,8 @@ def test_converts_to_canonical(units, analyte, unit, value, expected):
     ("ferritin", "mmol/L", "unit 'mmol/L' does not convert to 'ng/mL' for ferritin"),
     ("ferritin", "", "missing unit for ferritin"),
     ("ferritin", "furlongs", "unit 'furlongs' does not convert to 'ng/mL' for ferritin"),
+    ("ferritin", "ng/(mL", "unit 'ng/(mL' does not convert to 'ng/mL' for ferritin"),   # found by fuzzing
+    ("ferritin", "ng/mL)", "unit 'ng/mL)' does not convert to 'ng/mL' for ferritin"),
     ("scd25", "pg/mL", "unit 'pg/mL' does not convert to 'U/mL' for scd25"),
     ("d_dimer", "ng/mL DDU", "unit 'ng/mL DDU' does not convert to 'mg/L FEU' for d_dimer (DDU vs FEU)"),
 ])
