@@ -68,11 +68,14 @@ def crs_phase_peaks(pairs: pl.DataFrame, r: FerritinRules) -> pl.DataFrame:
 
 
 def post_peak_nadirs(pairs: pl.DataFrame) -> pl.DataFrame:
-    """Lowest ferritin after the CRS-phase peak and before t (no peak: lowest since the infusion).
+    """Lowest ferritin after the CRS-phase peak and before t (no CRS: lowest since the infusion;
+    CRS without a ferritin in its phase: lowest since CRS onset).
 
-    pairs: point_id, t, o_at, o_value, crs_phase_peak_at. Output: point_id, post_peak_nadir.
+    pairs: point_id, t, onset_at, o_at, o_value, crs_phase_peak_at. Output: point_id, post_peak_nadir.
     """
-    after_peak = pl.col("crs_phase_peak_at").is_null() | (pl.col("o_at") > pl.col("crs_phase_peak_at"))
+    after_peak = (pl.when(pl.col("crs_phase_peak_at").is_not_null()).then(pl.col("o_at") > pl.col("crs_phase_peak_at"))
+                  .when(pl.col("onset_at").is_not_null()).then(pl.col("o_at") >= pl.col("onset_at"))
+                  .otherwise(True))
     return (pairs.filter((pl.col("o_at") < pl.col("t")) & after_peak)
             .group_by("point_id").agg(pl.col("o_value").min().alias("post_peak_nadir")))
 
@@ -133,9 +136,9 @@ def _signal_and_status(df: pl.DataFrame, r: FerritinRules) -> pl.DataFrame:
     first_signal = pl.when(pl.col(SIGNALS[0])).then(pl.lit(SIGNALS[0]))
     for name in SIGNALS[1:]:
         first_signal = first_signal.when(pl.col(name)).then(pl.lit(name))
-    timing = ((t > pl.col("improvement_at") + r.timing_after_improvement).fill_null(False)      # CR 3: resolving CRS
-              | pl.col("reescalated_at").is_not_null()                                      # worsening after improvement
-              | (pl.col("onset_at").is_null() & (pl.col("day") >= r.no_crs_timing_day)))    # no CRS by day 15
+    timing = ((t > pl.col("improvement_at") + r.timing_after_improvement).fill_null(False)   # CR 3: resolving CRS
+              | pl.col("reescalated_at").is_not_null()                                   # worse after improving
+              | (pl.col("onset_at").is_null() & (pl.col("day") >= r.no_crs_timing_day)))  # no CRS by day 15
     df = df.with_columns(pl.when(pl.col("elevated")).then(first_signal).alias("signal"), timing.alias("timing_holds"))
     return df.with_columns(
         pl.when(pl.col("signal").is_null()).then(None)

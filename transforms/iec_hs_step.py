@@ -58,7 +58,8 @@ def build_points(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
     """flags.astct_iec_hs_2023_points: the IEC-HS status at each evaluation point."""
     _, _, _, points = iec_hs_frames(con, params)
     write_table(con, "flags.astct_iec_hs_2023_points", points.select(
-        "patient_id", "infusion_id", pl.col("at").alias("observed_at"), "day", "point_kind", "rule", "analyte", "value", "unit", "detail",
+        "patient_id", "infusion_id", pl.col("at").alias("observed_at"), "day", "point_kind", "rule", "analyte",
+        "value", "unit", "detail",
         "source", "status", "ferritin_signal", "timing_holds", "window_kind", "window_onset_at", "manifestations",
         "evidence", pl.lit(params["rules_version"]).alias("rules_version")))
 

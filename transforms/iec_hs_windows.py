@@ -89,7 +89,7 @@ def in_window(df: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
                        pl.col("end_at").alias("_end"))
     marked = df.with_row_index("_row")
     hits = (marked.select("_row", *KEYS, "at").join(w, on=KEYS)
-            .filter((pl.col("at") >= pl.col("window_onset_at")) & (pl.col("at") <= pl.col("_end").fill_null(FAR_FUTURE)))
+            .filter(pl.col("at").is_between(pl.col("window_onset_at"), pl.col("_end").fill_null(FAR_FUTURE)))
             .select("_row", "window_kind", "window_onset_at"))
     return marked.join(hits, on="_row", how="left").drop("_row")
 
@@ -122,8 +122,8 @@ def evidence_items(df: pl.DataFrame, **fields: pl.Expr | str) -> pl.DataFrame:
 def json_lists(items: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     """One JSON list of items per `by` group, items in time order, duplicates removed."""
     return (items.sort("_item_at").unique(subset=[*by, "item"], keep="first", maintain_order=True)
-            .group_by(by, maintain_order=True)
-            .agg(pl.format("[{}]", pl.col("item").str.join(",")).alias("evidence")))
+            .group_by(by, maintain_order=True).agg("item")
+            .select(*by, pl.format("[{}]", pl.col("item").list.join(",")).alias("evidence")))
 
 
 def ferritin_detail() -> pl.Expr:
@@ -142,14 +142,18 @@ def evaluation_points(trajectory: pl.DataFrame, manifestations: pl.DataFrame, wi
     flags.astct_iec_hs_2023_manifestations rows (+ m_id). windows: onset_windows output.
     Output: one row per point: patient_id, infusion_id, at, day, point_kind, rule, analyte, value,
     unit, source, status, ferritin_signal, timing_holds, window_kind, window_onset_at,
-    manifestations (JSON list of the most-common ones found), evidence (JSON list).
+    manifestations (JSON list of the most-common ones found by then), evidence (JSON list: the
+    point's own result and, per manifestation found, the first result of it that paired with a
+    suspected ferritin of the window).
     """
     ferr = in_window(trajectory, windows)
     suspected = ferr.filter((pl.col("status") == SUSPECTED) & (pl.col("window_kind") == IEC_HS))
     after_suspected = (manifestations.join(suspected.select(*KEYS, "window_onset_at", pl.col("at").alias("s_at")),
                                            on=KEYS)
-                       .filter((pl.col("at") > pl.col("s_at")) & (pl.col("at") <= pl.col("s_at") + r.manifestation_window))
-                       .unique(subset="m_id", keep="first").drop("s_at").with_columns(pl.lit(IEC_HS).alias("window_kind")))
+                       .filter(pl.col("at").is_between(pl.col("s_at"), pl.col("s_at") + r.manifestation_window,
+                                                       closed="right"))
+                       .unique(subset="m_id", keep="first").drop("s_at")
+                       .with_columns(pl.lit(IEC_HS).alias("window_kind")))
     points = pl.concat([
         ferr.select(*KEYS, "at", pl.col("day").cast(pl.Int32), pl.lit("ferritin").alias("point_kind"),
                     pl.col("signal").alias("rule"), pl.lit("ferritin").alias("analyte"), "value", "unit", "source",
@@ -162,12 +166,14 @@ def evaluation_points(trajectory: pl.DataFrame, manifestations: pl.DataFrame, wi
                                pl.col("m_id").cast(pl.Int64), "detail"),
     ], how="vertical_relaxed").with_row_index("point_id")
     common = manifestations.filter(pl.col("manifestation_class") == COMMON)
-    pairs = criteria_pairs(suspected, common, r)
+    # per window and manifestation rule, the first pair known (bounded: at most one per rule)
+    first_by_rule = (criteria_pairs(suspected, common, r).join(common.select("m_id", "rule"), on="m_id")
+                     .sort("known_at", "m_id").unique(subset=[*KEYS, "window_onset_at", "rule"], keep="first"))
     found = (points.filter(pl.col("status") == SUSPECTED).select("point_id", *KEYS, "window_onset_at", "at")
-             .join(pairs, on=[*KEYS, "window_onset_at"]).filter(pl.col("known_at") <= pl.col("at"))
-             .join(common.select("m_id", "rule", "analyte", "value", "unit", "source", "detail",
-                                 pl.col("at").alias("m_at")), on="m_id"))
-    met = found.group_by("point_id").agg(pl.col("rule").unique().sort().alias("_found"))
+             .join(first_by_rule, on=[*KEYS, "window_onset_at"]).filter(pl.col("known_at") <= pl.col("at"))
+             .join(common.select("m_id", "analyte", "value", "unit", "source", "detail", pl.col("at").alias("m_at")),
+                   on="m_id"))
+    met = found.group_by("point_id").agg(pl.col("rule").sort().alias("_found"))
     points = points.join(met, on="point_id", how="left").with_columns(
         pl.when(pl.col("_found").is_not_null()).then(pl.lit(CRITERIA_MET)).otherwise(pl.col("status")).alias("status"))
     own = evidence_items(points.filter(pl.col("rule").is_not_null()), status="status")
@@ -175,9 +181,9 @@ def evaluation_points(trajectory: pl.DataFrame, manifestations: pl.DataFrame, wi
                                       on="point_id"), at="m_at", status="point_status")
     evidence = json_lists(pl.concat([own.select("point_id", "item", "_item_at"),
                                      other.select("point_id", "item", "_item_at")]), ["point_id"])
+    quoted = pl.col("_found").list.eval(pl.format('"{}"', pl.element())).list.join(",")
     return (points.join(evidence, on="point_id", how="left")
-            .with_columns(pl.format("[{}]", pl.col("_found").list.eval(pl.format('"{}"', pl.element())).list.join(","))
-                          .fill_null("[]").alias("manifestations"),
+            .with_columns(pl.format("[{}]", quoted).fill_null("[]").alias("manifestations"),
                           pl.col("evidence").fill_null("[]"))
             .sort([*KEYS, "at", "point_kind"]).drop("_found"))
 
@@ -220,7 +226,8 @@ def window_rows(windows: pl.DataFrame, points: pl.DataFrame, manifestations: pl.
     evidence = json_lists(pl.concat([i.select(*by, "item", "_item_at")
                                      for i in (ferritin_items, manifestation_items, baseline_items)]), by)
     crs = crs_episodes.select(*KEYS, pl.col("onset_day").alias("crs_onset_day"),
-                              pl.col("peak_day").alias("crs_peak_day"), pl.col("resolved_day").alias("crs_resolved_day"))
+                              pl.col("peak_day").alias("crs_peak_day"),
+                              pl.col("resolved_day").alias("crs_resolved_day"))
     return (w.join(status, on=by, how="left").join(evidence, on=by, how="left").join(crs, on=KEYS, how="left")
             .select(*KEYS, pl.lit(CRITERIA_SET).alias("criteria_set"),
                     pl.when(pl.col("window_kind") == WATCH_ONLY).then(pl.lit(WATCH))

@@ -67,7 +67,8 @@ def test_windows_have_the_contract_columns(flagged):
 
 def test_crs_resolves_then_ferritin_rises_suspected_then_criteria_met(flagged):
     [w] = flagged.windows("IECHS")
-    assert (w["criteria_set"], w["status"], w["onset_day"], w["end_day"]) == ("astct_iec_hs_2023", "criteria_met", 8, 14)
+    assert (w["criteria_set"], w["status"]) == ("astct_iec_hs_2023", "criteria_met")
+    assert (w["onset_day"], w["end_day"]) == (8, 14)
     assert w["onset_at"] == flagged.t(on(8)) and w["end_at"] == flagged.t(on(14))   # ferritin < 800 on day 11 + 72 h
     assert (w["crs_onset_day"], w["crs_peak_day"], w["crs_resolved_day"], w["late_onset"]) == (1, 2, 3, False)
     points = flagged.rows("SELECT day, point_kind, rule, status, manifestations FROM flags.astct_iec_hs_2023_points "
@@ -78,7 +79,8 @@ def test_crs_resolves_then_ferritin_rises_suspected_then_criteria_met(flagged):
         (8, "manifestation", "ldh", "suspected"),                # other manifestation: evidence only
         (9, "manifestation", "fibrinogen", "criteria_met")]      # a most-common one within 48 h
     assert json.loads(points[-1]["manifestations"]) == ["fibrinogen"]
-    daily = flagged.rows("SELECT day, status FROM flags.astct_iec_hs_2023_daily WHERE patient_id = 'IECHS' ORDER BY day")
+    daily = flagged.rows("SELECT day, status FROM flags.astct_iec_hs_2023_daily WHERE patient_id = 'IECHS' "
+                         "ORDER BY day")
     assert [(d["day"], d["status"]) for d in daily] == [(2, "watch"), (8, "suspected")] + [
         (d, "criteria_met") for d in range(9, 15)]
 

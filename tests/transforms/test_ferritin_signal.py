@@ -112,3 +112,11 @@ def test_results_before_the_infusion_are_judged_elevated_only_and_feed_the_rate(
     assert rows[1]["max_rate_ng_ml_h"] == pytest.approx(100.0) and rows[1]["rapid_rise"]
     assert rows[1]["post_peak_nadir"] is None     # the nadir is since the infusion only
     assert rows[1]["status"] == "watch"           # day 0, no CRS yet: CRS may still be coming
+
+
+def test_crs_without_ferritin_in_its_phase_takes_the_nadir_since_crs_onset():
+    crs = {"onset_at": 48, "improvement_at": 72, "resolved_at": 96}
+    rows = run([(10, 300), (200, 1000), (250, 2000)], crs)             # nothing drawn in the CRS phase
+    assert rows[2]["crs_phase_peak"] is None and rows[2]["post_peak_nadir"] == 1000   # not the pre-CRS 300
+    assert rows[2]["re_rise"] and rows[2]["status"] == "suspected"
+    assert not rows[1]["re_rise"]

@@ -88,3 +88,26 @@ def test_reinfusion_has_its_own_trajectory():
     assert [(r["day"], r["baseline"], r["post_peak_nadir"], r["crs_phase_peak"], r["status"]) for r in rows] == [
         (1, None, None, None, None), (2, None, 900, None, "watch")]
     assert s.one("SELECT onset_day FROM derived.crs_episodes WHERE infusion_id = 'I2'")["onset_day"] is None
+
+
+def test_timing_and_lag_boundaries_against_the_built_crs_course():
+    s = Scenario()
+    for pid in ("AT48", "AFTER48", "LAG"):
+        s.infusion(pid, on(0, "10:00"))
+        s.vital(pid, "temperature", on(1), 38.5)                  # CRS day 1
+        s.vital(pid, "temperature", on(2), 37.0)                  # improvement 00:00 day 2, resolved end of day 2
+        s.lab(pid, "ferritin", on(1, "08:30"), 3000)
+    for pid, hhmm in (("AT48", "00:00"), ("AFTER48", "00:01")):
+        s.lab(pid, "ferritin", on(3), 1000)
+        s.lab(pid, "ferritin", on(4, hhmm), 2500)                 # improvement + 48 h is 00:00 of day 4
+    s.lab("LAG", "ferritin", on(5, "00:00"), 6000)                # exactly resolution + 48 h: CRS phase
+    s.lab("LAG", "ferritin", on(6), 7000)
+    s.build(on(10))
+    e = s.one("SELECT improvement_at, ferritin_window_end_at FROM derived.crs_episodes WHERE patient_id = 'LAG'")
+    assert (e["improvement_at"], e["ferritin_window_end_at"]) == (s.t(on(2, "00:00")), s.t(on(5, "00:00")))
+    at48, after48 = s.ferritin("AT48")[-1], s.ferritin("AFTER48")[-1]
+    assert (at48["signal"], at48["timing_holds"], at48["status"]) == ("re_rise", False, "watch")
+    assert (after48["signal"], after48["timing_holds"], after48["status"]) == ("re_rise", True, "suspected")
+    at_end, later = s.ferritin("LAG")[-2:]
+    assert (at_end["crs_phase_peak"], at_end["new_high"], at_end["status"]) == (6000, False, None)
+    assert (later["crs_phase_peak"], later["signal"], later["status"]) == (6000, "new_high", "suspected")
