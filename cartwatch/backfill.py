@@ -204,6 +204,13 @@ class Sources:
     site_tz: str
     as_loaded: bool
     local: threading.local = field(default_factory=threading.local)
+    cancelled: bool = False
+    connections: list = field(default_factory=list)
+
+    def close(self) -> None:
+        for con in self.connections:
+            con.close()
+        self.connections.clear()
 
 
 def read_sources(con: duckdb.DuckDBPyConnection, patients: list[str], rules: Rules, settings: Settings,
@@ -228,6 +235,7 @@ def worker_store(sources: Sources) -> duckdb.DuckDBPyConnection:
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM source_rows")
             con.unregister("source_rows")
         sources.local.con = con
+        sources.connections.append(con)
     return con
 
 

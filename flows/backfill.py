@@ -35,8 +35,9 @@ def default_workers() -> int:
 
 
 @task(cache_policy=NO_CACHE)
-def evaluate_night(token: str, night: date, as_of) -> bf.NightResult:
-    return bf.evaluate_night(_SOURCES[token], night, as_of)
+def evaluate_night(token: str, night: date, as_of) -> bf.NightResult | None:
+    sources = _SOURCES[token]
+    return None if sources.cancelled else bf.evaluate_night(sources, night, as_of)
 
 
 def print_progress(done: int, total: int, night: date, doc: dict, elapsed: float) -> None:
@@ -81,8 +82,9 @@ def backfill(start: date, end: date, patients: list[str] | None = None, product:
             if on_night is not None:
                 on_night(done, len(plan.nights), result.night, doc, time.perf_counter() - started)
     except BaseException as exc:
+        sources.cancelled = True          # nights not started yet return at once
         for future in pending:
-            future.cancel()
+            future.wait()
         finish_run(con, run_id, outcome="failed", counts={"backfill_id": plan.backfill_id,
                                                           "nights_done": len(plan.done)},
                    error=f"{type(exc).__name__}")
@@ -90,6 +92,7 @@ def backfill(start: date, end: date, patients: list[str] | None = None, product:
         raise
     finally:
         _SOURCES.pop(sources.token, None)
+        sources.close()
     counts = {"backfill_id": plan.backfill_id, "stream": plan.stream, "nights": len(plan.nights),
               "nights_run": len(todo), "patients": len(plan.patients), "alerts": alerts,
               "seconds": round(time.perf_counter() - started, 3)}
