@@ -13,16 +13,17 @@ import hmac
 import os
 
 
-def mask(patient_id: str, enabled: bool = True) -> str:
+def mask(patient_id: str, enabled: bool = True, prefix: str = "pt-") -> str:
     if not enabled or patient_id is None:
         return patient_id
     key = os.environ.get("CARTWATCH_MASK_KEY", "").encode()
     digest = hmac.new(key, patient_id.encode(), hashlib.sha256) if key else hashlib.sha256(patient_id.encode())
-    return "pt-" + digest.hexdigest()[:8]
+    return prefix + digest.hexdigest()[:8]
 
 
 def masked(doc: dict, enabled: bool) -> dict:
-    """A copy of a digest document with every `patient_id` value masked (the original is untouched)."""
+    """A copy of a digest document with every `patient_id` (and `infusion_id`, often made from it)
+    masked; the original is untouched."""
     if not enabled:
         return doc
     out = copy.deepcopy(doc)
@@ -32,6 +33,8 @@ def masked(doc: dict, enabled: bool) -> dict:
             for k, v in node.items():
                 if k == "patient_id" and isinstance(v, str):
                     node[k] = mask(v)
+                elif k == "infusion_id" and isinstance(v, str):
+                    node[k] = mask(v, prefix="inf-")
                 else:
                     walk(v)
         elif isinstance(node, list):

@@ -1,0 +1,111 @@
+"""The digest: what is new, escalated, still open or resolved; rendering; masking; data quality."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from datetime import date
+
+from cartwatch.digest import make_digest, pager_lines, render
+from cartwatch.digest.ids import mask
+from cartwatch.digest.state import classify
+from cartwatch.incremental import evaluate
+from cartwatch.store import open_store
+from opsdata import at, utc
+
+NY = "America/New_York"
+
+
+def window(status, end_at=None, onset="2026-03-13T10:00:00Z", cset="astct_iec_hs_2023"):
+    return {"patient_id": "P1", "infusion_id": "I1", "criteria_set": cset, "status": status, "onset_at": onset,
+            "end_at": end_at, "evidence": []}
+
+
+def test_a_window_is_reported_once_then_only_when_it_escalates_or_resolves():
+    n1, n2, n3, n4, n5 = (utc(2026, 3, d, 6) for d in (14, 15, 16, 17, 18))
+    s1, state = classify([window("suspected")], {}, n1)
+    assert [len(s1[k]) for k in ("new", "escalated", "still_open", "resolved")] == [1, 0, 0, 0]
+    s2, state = classify([window("suspected")], state, n2)
+    assert [len(s2[k]) for k in ("new", "escalated", "still_open", "resolved")] == [0, 0, 1, 0]
+    s3, state = classify([window("criteria_met")], state, n3)
+    assert s3["escalated"][0]["previous_status"] == "suspected"
+    s4, state = classify([window("criteria_met", end_at="2026-03-16T12:00:00Z")], state, n4)
+    assert len(s4["resolved"]) == 1
+    s5, state = classify([window("criteria_met", end_at="2026-03-16T12:00:00Z")], state, n5)
+    assert all(not s5[k] for k in s5)                                   # not repeated
+
+
+def test_withdrawn_and_short_lived_windows():
+    _, state = classify([window("suspected")], {}, utc(2026, 3, 14))
+    sections, state = classify([], state, utc(2026, 3, 15))
+    assert sections["resolved"][0]["withdrawn"] is True
+    # opened and closed between two digests: reported once, as new, and not later as resolved
+    short = window("met", end_at="2026-03-15T01:00:00Z", onset="2026-03-14T20:00:00Z", cset="hscore")
+    sections, state = classify([short], state, utc(2026, 3, 15, 6))
+    assert sections["new"][0]["open"] is False
+    sections, _ = classify([short], state, utc(2026, 3, 16, 6))
+    assert not any(sections.values())
+
+
+def digest_doc(cohort_db, rules, night=date(2026, 3, 15)):
+    con = open_store(cohort_db)
+    for d in (date(2026, 3, 14), night):
+        as_of = at(d, 2)
+        evaluate(con, rules, as_of=as_of, as_loaded=False, site_tz=NY)
+        doc = make_digest(con, rules, as_of=as_of, as_loaded=False, stream="nightly", site_tz=NY)
+    return con, doc
+
+
+def test_rendered_digest_shows_evidence_trend_plot_and_pager(cohort_db, rules, engine):
+    con, doc = digest_doc(cohort_db, rules)
+    assert doc["counts"]["escalated"] == 1                               # suspected -> criteria met
+    md = render(doc, "md")
+    for title in ("## Pager", "## New since the last digest", "## Escalated", "## Still open", "## Resolved",
+                  "## Data quality"):
+        assert title in md
+    assert "re-rise" not in md or "x nadir" in md
+    assert re.search(r"\| iec_hs\.re_rise_factor \| ferritin \| [\d,]+ ng/mL \| 2026-03-1\d \d\d:\d\d EDT \| 2 x nadir", md)
+    assert "Ferritin trend:" in md and "x nadir" in md and "x baseline" in md
+    lines = pager_lines(doc)
+    assert lines and all(len(line) < 140 for line in lines)
+    html = render(doc, "html")
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert images and all(base64.b64decode(i).startswith(b"\x89PNG\r\n\x1a\n") for i in images)
+    body = json.loads(render(doc, "json"))
+    assert body["pager"] == lines and body["sections"]["escalated"][0]["status"] == "criteria_met"
+
+
+def test_masked_outputs_carry_no_patient_identifier(cohort_db, rules, engine):
+    _, doc = digest_doc(cohort_db, rules)
+    ids = {p["patient_id"] for p in doc["patients"]}
+    assert ids
+    for fmt in ("md", "html", "json"):
+        text = render(doc, fmt, mask_ids=True)
+        assert not any(re.search(rf"\b{i}\b", text) for i in ids), fmt
+        assert mask(sorted(ids)[0]) in text
+
+
+def test_data_quality_counts_quarantine_reasons_and_silent_feeds(cohort_db, rules, engine):
+    con = open_store(cohort_db)
+    con.execute("INSERT INTO quarantine.rows VALUES ('/in/labs.csv', 3, 'labs', 'unit ''mg/L'' not convertible (row 3)', "
+                "'x', TIMESTAMPTZ '2026-04-20 01:00:00-04', 's'), ('/in/labs.csv', 4, 'labs', "
+                "'unit ''g'' not convertible (row 4)', 'y', TIMESTAMPTZ '2026-04-20 01:00:00-04', 's')")
+    as_of = at(date(2026, 4, 20), 2)          # the cohort's last data are days old by then
+    evaluate(con, rules, as_of=as_of, as_loaded=False, site_tz=NY)
+    doc = make_digest(con, rules, as_of=as_of, as_loaded=False, stream="nightly", site_tz=NY)
+    dq = doc["data_quality"]
+    assert dq["quarantined"] == [{"feed": "labs", "reason": "unit … not convertible …", "rows": 2}]
+    assert {s["feed"] for s in dq["silent_feeds"]} >= {"labs", "vitals"}
+    md = render(doc, "md")
+    assert "Feeds silent longer than 36 h" in md and "unit … not convertible" in md
+
+
+def test_digest_command_writes_json_against_the_nightly_state(cohort_db, tmp_path, engine):
+    from cartwatch.cli import main
+
+    out = tmp_path / "d.json"
+    assert main(["digest", "--db", str(cohort_db), "--as-of", "2026-03-15T02:00:00-04:00", "--format", "json",
+                 "--out", str(out), "--mask-ids"]) == 0
+    body = json.loads(out.read_text())
+    assert body["masked"] is True and body["counts"]["new"] >= 1
