@@ -34,7 +34,7 @@ UTC_US = pl.Datetime("us", "UTC")
 # CONTRACT 3 evidence object; `at` is ISO 8601 text in UTC, as the windows export writes it.
 EVIDENCE_ITEM = pl.Struct({"rule": pl.String, "analyte": pl.String, "value": pl.Float64,
                            "unit": pl.String, "at": pl.String, "source": pl.String})
-ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
+ISO_UTC = "%Y-%m-%dT%H:%M:%S+00:00"
 EVIDENCE = pl.List(EVIDENCE_ITEM)
 MEMBER_COLUMNS = [*KEYS, "state", "at", "evidence"]
 _OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}

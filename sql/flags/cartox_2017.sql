@@ -59,7 +59,7 @@ ferritin_peak AS (
             analyte := t.analyte,
             value := t.value,
             unit := t.unit,
-            at := strftime(timezone('UTC', t.observed_at), '%Y-%m-%dT%H:%M:%SZ'),
+            at := strftime(timezone('UTC', t.observed_at), '%Y-%m-%dT%H:%M:%S+00:00'),
             source := t.source
         ), t.observed_at) AS evidence
     FROM crs_phase AS p
@@ -84,7 +84,7 @@ items AS (
             analyte := o.analyte,
             value := o.value,
             unit := o.unit,
-            at := strftime(timezone('UTC', o.observed_at), '%Y-%m-%dT%H:%M:%SZ'),
+            at := strftime(timezone('UTC', o.observed_at), '%Y-%m-%dT%H:%M:%S+00:00'),
             source := o.source
         ) AS evidence
     FROM derived.organ_toxicity_daily AS o
@@ -106,7 +106,7 @@ items AS (
             analyte := 'hypoxia_grade',
             value := c.hypoxia_grade::DOUBLE,
             unit := 'ASTCT grade',
-            at := strftime(timezone('UTC', c.day_start_at), '%Y-%m-%dT%H:%M:%SZ'),
+            at := strftime(timezone('UTC', c.day_start_at), '%Y-%m-%dT%H:%M:%S+00:00'),
             source := 'derived.crs_daily'
         ) AS evidence
     FROM derived.crs_daily AS c
@@ -128,7 +128,7 @@ items AS (
             analyte := e.event_type,
             value := e.value_num,
             unit := NULL::VARCHAR,
-            at := strftime(timezone('UTC', e.observed_at), '%Y-%m-%dT%H:%M:%SZ'),
+            at := strftime(timezone('UTC', e.observed_at), '%Y-%m-%dT%H:%M:%S+00:00'),
             source := e.source
         ) AS evidence
     FROM derived.events_timeline AS e

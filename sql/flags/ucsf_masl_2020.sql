@@ -38,7 +38,7 @@ results AS (
             analyte := t.analyte,
             value := t.value,
             unit := t.unit,
-            at := strftime(timezone('UTC', t.observed_at), '%Y-%m-%dT%H:%M:%SZ'),
+            at := strftime(timezone('UTC', t.observed_at), '%Y-%m-%dT%H:%M:%S+00:00'),
             source := t.source
         ) AS shown
     FROM derived.timeline AS t

@@ -81,7 +81,7 @@ def test_onset_is_the_moment_the_second_item_began(case):
         ("cartox.organ_grade_min", "creatinine", 7.3),
     ]
     first = row["evidence"][0]
-    assert (first["unit"], first["at"]) == ("ng/mL", "2026-03-05T11:00:00Z")   # 06:00 New York
+    assert (first["unit"], first["at"]) == ("ng/mL", "2026-03-05T11:00:00+00:00")   # 06:00 New York
     assert first["source"].startswith("case.csv:")
 
 
