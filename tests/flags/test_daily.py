@@ -91,3 +91,27 @@ def test_windows_is_the_union_of_every_set(case):
     for r in rows:
         for item in json.loads(r["evidence"]):
             assert set(item) == {"rule", "analyte", "value", "unit", "at", "source"}
+
+
+def test_the_real_engine_end_to_end():
+    """The whole run order (CRS, ferritin and IEC-HS from the other half of the engine, no stand-ins)."""
+    from cartwatch.build import build
+
+    case = Case()
+    case.infusion("P1")
+    for d in range(0, 9):
+        case.vital("P1", "temperature", case.at(d, "08:00"), 39.2 if 1 <= d <= 3 else 36.8)
+        case.vital("P1", "sbp", case.at(d, "08:00"), 120)
+        case.vital("P1", "spo2", case.at(d, "08:00"), 97)
+    case.lab("P1", "ferritin", case.at(3, "06:00"), 14000)
+    case.lab("P1", "ast", case.at(4, "06:00"), 300)                 # grade 3
+    case.lab("P1", "creatinine", case.at(4, "06:00"), 7.5)          # grade 4
+    build(case.con, case.rules, as_of=case.at(9), as_loaded=False, site_tz="America/New_York")
+    episode = case.one("SELECT onset_day, ferritin_window_end_at FROM derived.crs_episodes")
+    assert episode["onset_day"] == 1
+    (window,) = case.windows("cartox_2017")
+    assert (window["onset_day"], window["crs_onset_day"]) == (4, 1)
+    days = daily(case)
+    assert list(days) == list(range(0, 9))
+    assert days[2]["crs_grade"] == 1 and days[2]["crs_grade_source"] == "derived"
+    assert [days[d]["cartox_2017"] for d in (3, 4, 8)] == [None, "met", "met"]
