@@ -27,7 +27,12 @@ demo: install
 	$(VENV)/bin/cartwatch nightly --db $(DEMO_DB) --inbox data/sample --digest-dir var/digest --as-of "$$(cat data/sample/AS_OF 2>/dev/null || date -u +%Y-%m-%dT%H:%M:%SZ)"
 	@echo; echo "==== var/digest/latest.md ===="; cat var/digest/latest.md
 
+# Headless Chromium (Debian's package) for the browser test of the HTML digest: installed once, when
+# missing and running as root; otherwise that test is skipped with its reason.
 test: install
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+	  echo "chromium could not be installed: the browser test will be skipped"
 	$(VENV)/bin/pytest -q
 
 test-slow: install
