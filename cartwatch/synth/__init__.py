@@ -42,6 +42,9 @@ def generate(patients: int, seed: int, out_dir: Path, start: date | None = None,
     """Write a cohort of `patients` (the first 24 cover every archetype once) and its ground truth.
 
     `workers` > 1 builds patients in that many processes (same bytes as one)."""
+    unknown = set(formats) - {"csv", *FORMAT_WRITERS}
+    if unknown:
+        raise ValueError(f"unknown format(s) {', '.join(sorted(unknown))}: csv, {', '.join(FORMAT_WRITERS)}")
     rules = load_rules()
     start = start or DEFAULT_START
     cohort = build_cohort(patients, seed, start, rules, workers)
@@ -67,8 +70,6 @@ def generate(patients: int, seed: int, out_dir: Path, start: date | None = None,
 
 
 def _write_format(fmt: str, frames: dict, out_dir: Path) -> list[Path]:
-    if fmt not in FORMAT_WRITERS:
-        raise ValueError(f"unknown format {fmt!r}: csv, {', '.join(FORMAT_WRITERS)}")
     module = importlib.import_module(FORMAT_WRITERS[fmt])
     write = getattr(module, "write_sample_feeds", None)
     if write is None:

@@ -9,7 +9,7 @@ written to the ground truth are not taken from it but computed from the generate
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Callable
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from cartwatch.synth.archetypes import ARCHETYPES
+from cartwatch.synth.oracle import READINGS
 from cartwatch.synth.sites import HOME_TIMEZONE, SITES
 from cartwatch.synth.truth import GroundTruth
 
@@ -71,15 +72,10 @@ the loader skips them (their headers match no feed).
 
 def render(truth: GroundTruth, command: str, rules) -> str:
     text = INTRO.format(command=command, as_of=truth.as_of, rules_version=truth.rules_version,
-                        late_day=rules.value("iec_hs.late_onset_day"), readings=_readings(),
+                        late_day=rules.value("iec_hs.late_onset_day"), readings=len(READINGS),
                         lag=rules.value("iec_hs.ferritin_lag_hours"),
                         window=rules.value("iec_hs.rapid_rise_window_hours"), home=HOME_TIMEZONE)
     return "\n".join([text, _files(truth), _sites(), _summary(truth), _stories(truth), _rows(truth)]) + "\n"
-
-
-def _readings() -> int:
-    from cartwatch.synth.oracle import READINGS
-    return len(READINGS)
 
 
 def _files(truth: GroundTruth) -> str:

@@ -11,9 +11,10 @@ import bisect
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cached_property, lru_cache
-from zoneinfo import ZoneInfo
 
 import numpy as np
+
+from transforms.timestamps import zone
 
 # Naive timestamps (no offset) are read in the site time zone of the run's settings (CONTRACT 1);
 # the sample writes them only for the site in this zone, the settings' default.
@@ -40,11 +41,6 @@ SITES: dict[str, Site] = {
     "MAD": Site("MAD", "Madrid", "Europe/Madrid", "GESTLAB", "utc", "offset", True, "es"),
 }
 assert all(s.timezone == HOME_TIMEZONE for s in SITES.values() if "naive" in (s.lab_clock, s.vitals_clock))
-
-
-@lru_cache(maxsize=None)
-def zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
 
 
 @lru_cache(maxsize=200_000)

@@ -152,16 +152,6 @@ def lab_draws(course: Course, rng: np.random.Generator) -> list[Draw]:
     return draws
 
 
-def vitals_slots(course: Course, draws: list[Draw]) -> list[tuple[int, list[int]]]:
-    """(day, base hours) of vitals sets: q4h on active days, q8h otherwise while inpatient,
-    one set at each outpatient visit. Hours avoid 01:00-02:59 (DST's missing or doubled hour)."""
-    inpatient, active = inpatient_days(course), active_days(course)
-    slots = [(d, [0, 4, 8, 12, 16, 20] if d in active else [0, 8, 16]) for d in sorted(inpatient) if d > 0]
-    slots.insert(0, (0, [8, 12, 16, 20]))
-    slots += [(dr.day, [dr.minute // 60]) for dr in draws if dr.day not in inpatient]
-    return sorted(slots)
-
-
 # --- levels ------------------------------------------------------------------------------------
 
 def crs_level(ep: Episode, t: np.ndarray) -> np.ndarray:

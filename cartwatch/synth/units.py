@@ -4,6 +4,8 @@ The generator computes every value in the canonical unit of the rules file, then
 patient's profile. Written values are rounded, so the ground truth is computed from what a reader
 gets back (`as_read`), not from the unrounded model. The conversion factors are unit arithmetic
 (g/L -> mg/dL, U/L -> ukat/L); substance concentrations use the molar masses of the rules file.
+This is the writing side only, kept apart from the pipeline's reader (transforms/units.py, pint)
+on purpose: tests/synth reads every written value back with that reader.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-import numpy as np
 
 from cartwatch.synth.units import O2_DEVICES, VITAL_KINDS
 from tests.synth.sample_files import read_rows
