@@ -1,17 +1,17 @@
 /*
 Title: windows_hscore
 Description: HScore (reactive hemophagocytic syndrome) side by side with IEC-HS: windows of
-  consecutive days post-infusion on which the score range reached the cut-off, `met` when its
-  minimum did, `possible` when only its maximum did (items the data cannot show).
-Grain: one row per patient, infusion and run of consecutive days of one status
-  (`status` = 'met' or 'possible').
+  consecutive days post-infusion on which the score's minimum reached the cut-off (`met`, the
+  CONTRACT status of a yes/no set). Days on which only the maximum reaches it (items the data
+  cannot show) are not windows: flags.daily carries hscore_min and hscore_max for them, so the
+  digest is not flooded with windows that sparse data cannot rule out.
+Grain: one row per patient, infusion and run of consecutive `met` days.
 Source criterion: Fardet L et al., Arthritis Rheumatol 2014;66:2613; CLINICAL_RULES 4. Scored per
   day in derived.hscore_daily (transforms/hscore.py) from the day's worst values and the findings
   documented by the end of the day, every band and point from the rules file's `hscore` block and
   the cut-off $hscore__cutoff (read by that step, not by this file). An unknown item adds its
   lowest points to the minimum and its highest to the maximum: a range, never a silent zero.
-  - Onset: for `met`, the first moment of the run's first day at which the minimum reached the
-    cut-off; for `possible`, the start of the run's first day.
+  - Onset: the first moment of the run's first day at which the minimum reached the cut-off.
   - End: the end of the run's last day (NULL while that day has not ended at $as_of).
   - Evidence: the onset day's items (value, or `unknown`), then `hscore_min` and `hscore_max`.
   - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, CLINICAL_RULES 3).
@@ -20,7 +20,7 @@ Upstream tables: derived.hscore_daily, derived.crs_episodes
 */
 CREATE OR REPLACE TABLE flags.windows_hscore AS
 WITH status_days AS (
-    -- Fardet 2014: score >= cut-off (169); met on the minimum, possible on the maximum
+    -- Fardet 2014: score >= cut-off; met on the minimum (the maximum alone is not a window)
     SELECT
         patient_id,
         infusion_id,
@@ -31,7 +31,7 @@ WITH status_days AS (
         evidence,
         day - row_number() OVER (PARTITION BY patient_id, infusion_id, status ORDER BY day) AS run
     FROM derived.hscore_daily
-    WHERE status IS NOT NULL
+    WHERE status = 'met'
 ),
 
 windows AS (
