@@ -9,6 +9,7 @@ from html import escape
 from cartwatch.digest.document import (crs_state, ferritin_trend, pager_lines, patient_index,
                                        set_label, status_label)
 from cartwatch.digest.ids import masked
+from cartwatch.digest.state import ALERT_RANK, rank
 from cartwatch.digest.plot import ferritin_png
 from cartwatch.digest.select import FILES_LISTED
 from cartwatch.digest.render_md import (SECTION_TITLES, day, fmt_threshold, fmt_value, local_time,
@@ -72,7 +73,8 @@ def _detailed(doc: dict, section: str) -> str:
     index = patient_index(doc)
     groups: dict[tuple, list[dict]] = {}
     for w in doc["sections"][section]:
-        groups.setdefault((w["patient_id"], w["infusion_id"]), []).append(w)
+        if rank(w["status"]) >= ALERT_RANK:
+            groups.setdefault((w["patient_id"], w["infusion_id"]), []).append(w)
     cards = []
     for key, ws in groups.items():
         p = index.get(key, {"patient_id": key[0]})
@@ -84,13 +86,16 @@ def _detailed(doc: dict, section: str) -> str:
             f'<h3>{escape(p["patient_id"])} ({escape(p.get("product") or "product unknown")}{d})</h3>'
             f"<div>CRS: {escape(crs_state(p))}</div><div>Criteria sets: {escape(statuses_line(p))}</div>"
             f"<div>Ferritin trend: {escape(ferritin_trend(p))}</div>{windows}{_plot(p)}</div>")
+    context = [w for w in doc["sections"][section] if rank(w["status"]) < ALERT_RANK]
+    if context:
+        cards.append(f"<p>Context, not alerts ({len(context)}):</p>{_brief(doc, section, context)}")
     return "".join(cards)
 
 
-def _brief(doc: dict, section: str) -> str:
+def _brief(doc: dict, section: str, windows: list[dict] | None = None) -> str:
     index = patient_index(doc)
     items = []
-    for w in doc["sections"][section]:
+    for w in doc["sections"][section] if windows is None else windows:
         p = index.get((w["patient_id"], w["infusion_id"]), {})
         d = f" day {day(p['day_now'])}" if p.get("day_now") is not None else ""
         items.append(f"<li>{escape(w['patient_id'])} ({escape(p.get('product') or '?')}{d}): {_window_head(w)}</li>")

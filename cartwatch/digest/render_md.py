@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from cartwatch.digest.document import (crs_state, ferritin_trend, pager_lines, patient_index,
                                        set_label, status_label)
 from cartwatch.digest.ids import masked
+from cartwatch.digest.state import ALERT_RANK, rank
 from cartwatch.digest.select import FILES_LISTED
 
 SECTION_TITLES = {"new": "New since the last digest", "escalated": "Escalated",
@@ -49,8 +50,11 @@ def statuses_line(patient: dict) -> str:
     st = patient.get("statuses") or {}
     sets = [f"{set_label(k)}: {status_label(v)}" for k, v in st.items()
             if k in ("astct_iec_hs_2023", "cartox_2017", "shah_2020", "ucsf_masl_2020", "hlh_94") and v]
-    if st.get("hlh_2004_met") is not None:
-        sets.append(f"HLH-2004: {st['hlh_2004_met']}/{st.get('hlh_2004_evaluable')} evaluable")
+    met, evaluable = st.get("hlh_2004_met"), st.get("hlh_2004_evaluable")
+    if isinstance(met, bool):
+        sets.append(f"HLH-2004: {'met' if met else 'not met'}")
+    elif met is not None:
+        sets.append(f"HLH-2004: {met} of {evaluable} evaluable criteria met")
     if st.get("hscore_min") is not None:
         sets.append(f"HScore {fmt_value(st['hscore_min'])}-{fmt_value(st.get('hscore_max'))}")
     return "; ".join(sets) if sets else "no criteria set status for the latest day"
@@ -87,10 +91,13 @@ def patient_heading(p: dict) -> str:
 
 
 def detailed(doc: dict, section: str) -> list[str]:
-    """New and escalated windows, grouped by patient, with all their context."""
+    """New and escalated alerts, grouped by patient, with all their context; context-level windows
+    (watch, possible) in one line each after them."""
     index = patient_index(doc)
     by_patient: dict[tuple, list[dict]] = {}
     for w in doc["sections"][section]:
+        if rank(w["status"]) < ALERT_RANK:
+            continue
         by_patient.setdefault((w["patient_id"], w["infusion_id"]), []).append(w)
     out = []
     for key, ws in by_patient.items():
@@ -101,13 +108,16 @@ def detailed(doc: dict, section: str) -> list[str]:
         for w in ws:
             out += [f"#### {window_head(w)}", ""]
             out += evidence_table(w, tz) + [""]
+    context = [w for w in doc["sections"][section] if rank(w["status"]) < ALERT_RANK]
+    if context:
+        out += [f"Context, not alerts ({len(context)}):", ""] + brief(doc, section, context)
     return out
 
 
-def brief(doc: dict, section: str) -> list[str]:
+def brief(doc: dict, section: str, windows: list[dict] | None = None) -> list[str]:
     index = patient_index(doc)
     out = []
-    for w in doc["sections"][section]:
+    for w in doc["sections"][section] if windows is None else windows:
         p = index.get((w["patient_id"], w["infusion_id"]), {})
         extra = " (results withdrawn)" if w.get("withdrawn") else ""
         d = f" day {day(p.get('day_now'))}" if p.get("day_now") is not None else ""
