@@ -2,12 +2,12 @@
 Title: astct_iec_hs_2023_daily
 Description: The ASTCT 2023 IEC-HS status of each day post-infusion, for the daily flags export:
   the highest status reached that day, where a day inside an onset window carries the window's
-  status reached so far (an open window runs to the day of $as_of).
+  status reached so far (an open window runs to the infusion's last day with any data).
 Grain: one row per patient, infusion and calendar day post-infusion with a status.
 Source criterion: ASTCT consensus on IEC-HS (Hines et al., Transplant Cell Ther 2023) as
   operationalized in CLINICAL_RULES 3 (statuses watch < suspected < criteria_met; onset window).
-Parameters: $as_of, $rules_version
-Upstream tables: flags.astct_iec_hs_2023_points, flags.windows_astct_iec_hs_2023, derived.infusion_episodes
+Parameters: $rules_version
+Upstream tables: flags.astct_iec_hs_2023_points, flags.windows_astct_iec_hs_2023, derived.crs_daily
 */
 CREATE OR REPLACE TABLE flags.astct_iec_hs_2023_daily AS
 WITH ranked_points AS (
@@ -21,19 +21,25 @@ WITH ranked_points AS (
     WHERE status IS NOT NULL
 ),
 
+last_days AS (
+    SELECT
+        patient_id,
+        infusion_id,
+        max(day) AS last_day
+    FROM derived.crs_daily
+    GROUP BY ALL
+),
+
 window_days AS (
     -- CLINICAL_RULES 3: a window holds from its onset until it closes (or is still open)
     SELECT
         w.patient_id,
         w.infusion_id,
         w.onset_at,
-        unnest(range(
-            w.onset_day,
-            coalesce(w.end_day, day_post_infusion(i.site_tz, $as_of, i.infused_at)) + 1
-        )) AS day
+        unnest(range(w.onset_day, coalesce(w.end_day, greatest(d.last_day, w.onset_day)) + 1)) AS day
     FROM flags.windows_astct_iec_hs_2023 AS w
-    INNER JOIN derived.infusion_episodes AS i
-        ON w.patient_id = i.patient_id AND w.infusion_id = i.infusion_id
+    INNER JOIN last_days AS d
+        ON w.patient_id = d.patient_id AND w.infusion_id = d.infusion_id
 ),
 
 window_status AS (
