@@ -173,11 +173,11 @@ def cmd_serve(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from cartwatch.synth import generate
+    from cartwatch.synth.__main__ import main as synth_main
 
-    truth = generate(patients=args.patients, seed=args.seed, out_dir=Path(args.out))
-    print(f"wrote {args.patients} patients (seed {args.seed}) to {args.out}")
-    return 0 if truth is not None else 1
+    argv = ["--patients", str(args.patients), "--seed", str(args.seed), "--out", args.out]
+    argv += ["--start", args.start] if args.start else []
+    return synth_main(argv + (["--readme"] if args.readme else []))
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -243,9 +243,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(run=cmd_export)
     p = sub.add_parser("synth", help="write a synthetic cohort (all four CSV feeds + ground truth)")
-    p.add_argument("--patients", type=int, default=30)
+    p.add_argument("--patients", type=int, default=28, help="default: the committed sample's 28")
     p.add_argument("--seed", type=int, default=20261122)
     p.add_argument("--out", required=True)
+    p.add_argument("--start", help="first possible infusion date (YYYY-MM-DD)")
+    p.add_argument("--readme", action="store_true", help="also write README.md telling each story")
     p.set_defaults(run=cmd_synth)
     return top
 

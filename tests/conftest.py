@@ -14,8 +14,9 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample"
 SITE_TZ = "America/New_York"
-# A fixed load clock, after every sample result, so "from the future" is deterministic.
-LOAD_CLOCK = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+# A fixed load clock, after every sample result (data/sample/AS_OF is 2026-11-22T00:00Z), so
+# "from the future" is deterministic.
+LOAD_CLOCK = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="session")

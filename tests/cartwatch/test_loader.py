@@ -31,7 +31,7 @@ def counts(con) -> dict[str, int]:
     ("P1,2026-02-30T08:00:00,2276-4,5,ng/mL,,,,,A2", "collected_at: impossible date '2026-02-30T08:00:00'"),
     ("P1,2026-03-08T02:30:00,2276-4,5,ng/mL,,,,,A2", "collected_at: nonexistent local time"),
     ("P1,soon,2276-4,5,ng/mL,,,,,A2", "collected_at: unparseable timestamp 'soon'"),
-    ("P1,2026-11-02T08:00:00Z,2276-4,5,ng/mL,,,,,A2", "collected_at: in the future"),
+    ("P1,2026-11-23T08:00:00Z,2276-4,5,ng/mL,,,,,A2", "collected_at: in the future"),
     ("P1,2026-06-01T08:00:00Z,9999-9,5,ng/mL,,,,,A2", "unknown LOINC '9999-9'"),
     ("P1,2026-06-01T08:00:00Z,2276-4,5,mmol/L,,,,,A2", "unit 'mmol/L' does not convert to 'ng/mL' for ferritin"),
     ("P1,2026-06-01T08:00:00Z,2276-4,5,,,,,,A2", "missing unit for ferritin"),
