@@ -7,13 +7,16 @@ from __future__ import annotations
 import csv
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
 from cartwatch.build import build
 from cartwatch.ingest import ingest_paths
 from cartwatch.store import open_store
-from conftest import SAMPLE, SITE_TZ
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+SITE_TZ = "America/New_York"          # the sample's naive times are New York local (its README)
 
 RANK = {"none": 0, "watch": 1, "suspected": 2, "criteria_met": 3}
 pytestmark = pytest.mark.skipif(not (SAMPLE / "ground_truth.json").is_file(), reason="no sample ground truth")
