@@ -87,8 +87,17 @@ def write_table(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) ->
 
 
 def build_crs_daily(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
-    """derived.crs_daily: one row per patient, infusion and calendar day post-infusion (day 0 to the
-    last day with any data): ASTCT 2019 grade, its source and the day's worst readings."""
+    """derived.crs_daily: the ASTCT 2019 CRS grade of each calendar day post-infusion.
+
+    Grain: one row per patient, infusion and calendar day post-infusion, day 0 to the last day with
+    any data as of $as_of; columns patient_id, infusion_id, day, day_start_at, day_end_at (site-zone
+    midnights), grade, grade_source (documented / derived), febrile, max_temp_c, hypotension_grade,
+    hypoxia_grade, rules_version.
+    Source criterion: ASTCT consensus grading (Lee et al., BBMT 2019); CLINICAL_RULES 2.
+    Parameters: $crs__* (fever, hypotension, hypoxia, grades, hold days, resolution), o2_devices.
+    Upstream tables: derived.infusion_episodes, derived.timeline, derived.vitals_timeline,
+    derived.events_timeline.
+    """
     course, _ = read_course(con, crs_rules(params))
     write_table(con, "derived.crs_daily", course.select(
         "patient_id", "infusion_id", "day", "day_start_at", "day_end_at", "grade", "grade_source", "febrile",
@@ -96,7 +105,17 @@ def build_crs_daily(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
 
 
 def build_crs_episodes(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
-    """derived.crs_episodes: one row per infusion (CRS or not) with its milestones as of $as_of."""
+    """derived.crs_episodes: the CRS milestones of each infusion as of $as_of.
+
+    Grain: one row per patient and infusion (CRS or not); columns patient_id, infusion_id,
+    onset_day/at, peak_grade, peak_day/at, improvement_at/day, reescalated_at/day, resolved_at/day,
+    ferritin_window_end_at, duration_days, had_crs, rules_version. Day-level milestones are stamped
+    00:00 of their day (resolution: the end of its day).
+    Source criterion: CLINICAL_RULES 2 (onset, peak, improvement, re-escalation, resolution) and 3
+    (ferritin CRS-phase window = resolution + lag).
+    Parameters: $as_of, $crs__resolution_clear_hours, $iec_hs__ferritin_lag_hours.
+    Upstream tables: derived.crs_daily.
+    """
     r = crs_rules(params)
     days = read_frame(con, "SELECT patient_id, infusion_id, day, grade, febrile, day_start_at, day_end_at, "
                       "CAST($as_of AS TIMESTAMPTZ) AS cutoff FROM derived.crs_daily", {"as_of": params["as_of"]})

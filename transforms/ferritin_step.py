@@ -40,7 +40,17 @@ def ferritin_points_with_crs(con: duckdb.DuckDBPyConnection, params: Mapping) ->
 
 
 def build_ferritin_trajectory(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
-    """derived.ferritin_trajectory: one row per ferritin result in force as of $as_of."""
+    """derived.ferritin_trajectory: each ferritin result judged with what was known at its collection.
+
+    Grain: one row per ferritin result in force as of $as_of (results before the infusion get
+    `elevated` only); columns as COLUMNS + rules_version.
+    Source criterion: ASTCT consensus on IEC-HS (Hines et al., TCT 2023) as operationalized in
+    CLINICAL_RULES 3 (elevated, re-rise, rapid rise, new high, timing, watch / suspected).
+    Parameters: $iec_hs__ferritin_*, $iec_hs__re_rise_factor, $iec_hs__rapid_rise_*,
+    $iec_hs__timing_after_improvement_hours, $iec_hs__no_crs_timing_day, and the CRS ones.
+    Upstream tables: derived.timeline, derived.infusion_episodes, derived.vitals_timeline,
+    derived.events_timeline.
+    """
     ferritin, crs_at = ferritin_points_with_crs(con, params)
     trajectory = ferritin_trajectory(ferritin, crs_at, FerritinRules.from_params(params))
     write_table(con, "derived.ferritin_trajectory", trajectory.select(

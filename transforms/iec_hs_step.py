@@ -55,7 +55,17 @@ def iec_hs_frames(con: duckdb.DuckDBPyConnection, params: Mapping):
 
 
 def build_points(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
-    """flags.astct_iec_hs_2023_points: the IEC-HS status at each evaluation point."""
+    """flags.astct_iec_hs_2023_points: the IEC-HS status at each evaluation point.
+
+    Grain: one row per post-infusion ferritin result, and per positive manifestation result
+    collected within $iec_hs__manifestation_window_hours after a suspected one; with the status
+    then (watch / suspected / criteria_met / NULL), the window it belongs to, the most-common
+    manifestations found by then and the evidence (JSON).
+    Source criterion: ASTCT consensus on IEC-HS (Hines et al., TCT 2023); CLINICAL_RULES 3 (statuses).
+    Parameters: $as_of, $iec_hs__manifestation_window_hours, $iec_hs__window_close_quiet_hours.
+    Upstream tables: derived.ferritin_trajectory, derived.infusion_episodes,
+    flags.astct_iec_hs_2023_manifestations.
+    """
     _, _, _, points = iec_hs_frames(con, params)
     write_table(con, "flags.astct_iec_hs_2023_points", points.select(
         "patient_id", "infusion_id", pl.col("at").alias("observed_at"), "day", "point_kind", "rule", "analyte",
@@ -65,7 +75,17 @@ def build_points(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
 
 
 def build_windows(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
-    """flags.windows_astct_iec_hs_2023: one row per onset window (CONTRACT 3 `export windows`)."""
+    """flags.windows_astct_iec_hs_2023: the IEC-HS onset windows (CONTRACT 3 `export windows`).
+
+    Grain: one row per onset window per infusion (status suspected or criteria_met), plus one
+    `watch` row per run of CRS-associated hyperferritinemia that never reached suspected.
+    Source criterion: ASTCT consensus on IEC-HS (Hines et al., TCT 2023); CLINICAL_RULES 3 (onset
+    window, late onset).
+    Parameters: $as_of, $iec_hs__manifestation_window_hours, $iec_hs__window_close_quiet_hours,
+    $iec_hs__late_onset_day, $time_axis__baseline_lookback_hours, $rules_version.
+    Upstream tables: derived.ferritin_trajectory, derived.crs_episodes, derived.lab_results,
+    derived.infusion_episodes, flags.astct_iec_hs_2023_manifestations.
+    """
     r, manifestations, windows, points = iec_hs_frames(con, params)
     crs = read_frame(con, "SELECT * FROM derived.crs_episodes")
     baselines = read_frame(con, BASELINES_SQL, {"time_axis__baseline_lookback_hours":
