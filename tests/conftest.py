@@ -11,12 +11,7 @@ import pytest
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "data" / "sample"
-SITE_TZ = "America/New_York"
-# A fixed load clock, after every sample result (data/sample/AS_OF is 2026-11-22T00:00Z), so
-# "from the future" is deterministic.
-LOAD_CLOCK = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+from sample_paths import LOAD_CLOCK, REPO, SAMPLE, SITE_TZ  # noqa: F401  (re-exported for fixtures)
 
 
 @pytest.fixture(scope="session")

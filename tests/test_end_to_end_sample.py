@@ -9,7 +9,7 @@ from datetime import datetime
 import duckdb
 import pytest
 
-from conftest import SAMPLE
+from sample_paths import SAMPLE
 
 AS_OF = datetime.fromisoformat((SAMPLE / "AS_OF").read_text().strip().replace("Z", "+00:00"))
 STATUS_RANK = {"none": 0, "watch": 1, "suspected": 2, "criteria_met": 3}

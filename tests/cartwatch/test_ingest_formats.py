@@ -89,7 +89,7 @@ def test_same_result_in_three_formats_is_stored_once(store, ctx, tmp_path):
 def shared_store(rules):
     from cartwatch.ingest import normalize_context
     from cartwatch.store import open_store
-    from conftest import LOAD_CLOCK, SITE_TZ
+    from sample_paths import LOAD_CLOCK, SITE_TZ
     con = open_store(":memory:")
     yield con, normalize_context(con, rules, SITE_TZ, LOAD_CLOCK)
     con.close()
