@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
