@@ -43,8 +43,13 @@ SELECT
     crs_peak_day::INTEGER AS crs_peak_day,
     crs_resolved_day::INTEGER AS crs_resolved_day,
     late_onset::BOOLEAN AS late_onset,
-    -- evidence: JSON text, a list of {rule, analyte, value, unit, at, source}
-    evidence::VARCHAR AS evidence,
+    -- evidence: JSON text, a list of {rule, analyte, value, unit, at, source}, in time order (then
+    -- by its text): one canonical order whatever the order of the input rows, so a backfill and
+    -- the nightly runs store the same text
+    (
+        SELECT to_json(list(item ORDER BY item ->> 'at', item::VARCHAR))::VARCHAR
+        FROM (SELECT unnest(from_json(evidence::VARCHAR, '["JSON"]')) AS item) AS items
+    ) AS evidence,
     rules_version::VARCHAR AS rules_version
 FROM all_sets
 ORDER BY patient_id, infusion_id, criteria_set, onset_at, status;
