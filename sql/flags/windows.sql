@@ -46,10 +46,10 @@ SELECT
     -- evidence: JSON text, a list of {rule, analyte, value, unit, at, source}, in time order (then
     -- by its text): one canonical order whatever the order of the input rows, so a backfill and
     -- the nightly runs store the same text
-    (
+    coalesce((
         SELECT to_json(list(item ORDER BY item ->> 'at', item::VARCHAR))::VARCHAR
         FROM (SELECT unnest(from_json(evidence::VARCHAR, '["JSON"]')) AS item) AS items
-    ) AS evidence,
+    ), '[]') AS evidence,
     rules_version::VARCHAR AS rules_version
 FROM all_sets
 ORDER BY patient_id, infusion_id, criteria_set, onset_at, status;
