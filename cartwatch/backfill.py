@@ -56,8 +56,8 @@ class BackfillError(ValueError):
 
 
 def nightly_cron(settings: Settings) -> str:
-    """The nightly schedule: settings `nightly_cron` when the settings carry it, else 02:00 daily."""
-    return getattr(settings, "nightly_cron", None) or DEFAULT_NIGHTLY_CRON
+    """The nightly schedule (settings `nightly_cron`, 02:00 daily by default), in the site zone."""
+    return settings.nightly_cron or DEFAULT_NIGHTLY_CRON
 
 
 def nightly_time(cron: str) -> dtime:

@@ -29,6 +29,7 @@ class Settings:
     rules_path: Path
     mask_ids: bool = False
     notify_url: str = ""          # apprise URL(s); empty: the digest is written to a file only
+    nightly_cron: str = "0 2 * * *"  # when `cartwatch serve` runs the nightly job, in site_tz
     profile: str = "local"
 
 
