@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 from cartwatch.synth.archetypes import ARCHETYPES
 from cartwatch.synth.oracle import READINGS
@@ -70,12 +71,102 @@ the loader skips them (their headers match no feed).
 """
 
 
-def render(truth: GroundTruth, command: str, rules) -> str:
+def render(truth: GroundTruth, command: str, rules, formats: tuple[str, ...] = ("csv",),
+           out_dir: Path | None = None) -> str:
+    """The README; `formats` beyond csv add the section on the HL7 / FHIR copies (with the rows
+    each file gives when `out_dir` holds them)."""
     text = INTRO.format(command=command, as_of=truth.as_of, rules_version=truth.rules_version,
                         late_day=rules.value("iec_hs.late_onset_day"), readings=len(READINGS),
                         lag=rules.value("iec_hs.ferritin_lag_hours"),
                         window=rules.value("iec_hs.rapid_rise_window_hours"), home=HOME_TIMEZONE)
-    return "\n".join([text, _files(truth), _sites(), _summary(truth), _stories(truth), _rows(truth)]) + "\n"
+    parts = [text, _files(truth)]
+    if set(formats) - {"csv"}:
+        parts.append(_formats(formats, out_dir))
+    parts += [_sites(), _summary(truth), _stories(truth), _rows(truth)]
+    return "\n".join(parts) + "\n"
+
+
+FORMAT_FILES = {
+    "hl7": [("hl7/labs_batch.hl7", "labs as ORU^R01 v2.5.1 in one FHS/BHS batch, one message per order "
+             "(accession and resulted time), CR segment ends"),
+            ("hl7/labs_resend.hl7", "the results `labs_resend.csv` re-sends, plain messages"),
+            ("hl7/vitals.hl7", "vitals, one ORU^R01 per measurement time, plain messages (no batch)")],
+    "fhir": [("fhir/MedicationAdministration.ndjson", "the drug events (tocilizumab, corticosteroid, "
+              "anakinra, ruxolitinib, etoposide, emapalumab; a vasopressor count of 1)"),
+             ("fhir/Observation.ndjson", "labs and vitals, one Observation a line (systolic and diastolic "
+              "as one blood pressure panel), as a Bulk Data export writes them"),
+             ("fhir/Procedure.ndjson", "the infusions"),
+             ("fhir/result_versions_bundle.json", "a Bundle (collection) with every version of each result "
+              "that was corrected, cancelled or preliminary, the same resources as in the export")],
+}
+
+FORMATS_TEXT = """\
+## The same patients in HL7 v2 and FHIR R4
+
+`hl7/` and `fhir/` carry {patients} again, written from the same rows by `write_sample_feeds` in
+`transforms/parsers/hl7_writer.py` and `fhir_writer.py` (the whole cohort would be about 1.7 MB of
+HL7 and 12 MB of FHIR): Madrid results with `Z` times and SI units, New York bedside times
+without offset, a correction, a cancellation, preliminaries, the deliberately malformed rows and a
+re-sent file. Loaded after the CSV files, every result and reading in them is a duplicate (the
+same result delivered twice in another format is stored once) or quarantined for the same defect
+as its CSV row.
+
+| file | holds | rows read |
+|---|---|---:|
+{table}
+
+**CSV-only.** HL7 ORU^R01 carries results only: infusions and events stay in the CSV files. FHIR
+carries the drug events as `MedicationAdministration`; documented assessments and findings
+(`crs_grade`, `icans_grade`, `hemophagocytosis`, `splenomegaly`, `hepatomegaly`,
+`immunosuppression`, `death`) and a vasopressor count other than 1 have no form the parser reads,
+and an export has no re-sent file.
+
+**Same meaning, other spelling.** HL7 writes `Z` as `+0000`; FHIR numbers drop trailing zeros
+(`12.50` is 12.5) and `1,250` becomes the number 1250; naive New York times get their UTC offset in
+FHIR (a FHIR time of day requires one; the repeated hour of a DST change is read as its first
+occurrence, as the loader reads naive times); oxygen devices are charted words (`Room air`); a unit
+that is no UCUM code (`mg/L FEU`) is sent as text. Malformed rows stay malformed: the impossible
+date is the HL7 timestamp `20260230...` (quarantined as an unparseable timestamp), the row without
+patient is an Observation without subject.
+
+**Not duplicates (FHIR).** The infusions (`Procedure`) and drug administrations are stored
+beside their CSV rows: the writer sends the site time zone (`tz-code` extension of
+`performedDateTime`) and the dose with its unit and text (`dosage.text`), but the FHIR parser reads
+neither, and both are part of what identifies the row (`site_timezone`; the dose `8 mg/kg` comes
+back as `8`). A treatment stored twice changes no verdict (a dose is a dose). An infusion does: the
+last delivery of an infusion is the one in force, and one without a site time zone counts its
+days in the settings' zone ({home}), so `fhir/Procedure.ndjson` loaded after `infusions.csv`
+moves the Madrid and Chicago patients above to {home} days.
+
+**Load order.** `cartwatch ingest data/sample` (and `make demo`) reads a folder's files sorted by
+path, so `fhir/` and `hl7/` come before `infusions.csv`, `labs.csv` and `vitals.csv`: the FHIR
+copy is stored first, the HL7 and CSV rows of these patients count as its duplicates, and
+`infusions.csv`, read after `Procedure.ndjson`, keeps every site time zone. The stored results
+are the same in any order, except the lineage columns and which spelling (`value_original`) is
+kept. To see the HL7 and FHIR copies counted as duplicates of the CSV rows (the counts above for
+`labs.csv` and `vitals.csv`), load the CSV files first and leave the infusions out:
+
+    cartwatch ingest data/sample/*.csv data/sample/hl7 data/sample/fhir/Observation.ndjson \\
+        data/sample/fhir/result_versions_bundle.json data/sample/fhir/MedicationAdministration.ndjson
+"""
+
+
+def _rows_read(path: Path) -> str:
+    from transforms.parsers.detect import parser_for
+    if not path.is_file():
+        return "-"
+    _, parse = parser_for(path)
+    return str(sum(1 for _ in parse(path)))
+
+
+def _formats(formats: tuple[str, ...], out_dir: Path | None) -> str:
+    from transforms.parsers.hl7_writer import SAMPLE_PATIENTS
+    names = [f"`{p}`" for p in SAMPLE_PATIENTS]
+    patients = (", ".join(names[:-1]) + " and " + names[-1]) if len(names) > 1 else names[0]
+    rows = [f"| `{name}` | {what} | {_rows_read(out_dir / name) if out_dir else '-'} |"
+            for fmt in ("hl7", "fhir") if fmt in formats for name, what in FORMAT_FILES[fmt]]
+    return FORMATS_TEXT.format(patients=f"patients {patients}", table="\n".join(rows),
+                               home=HOME_TIMEZONE)
 
 
 def _files(truth: GroundTruth) -> str:

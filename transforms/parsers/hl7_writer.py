@@ -6,17 +6,22 @@ the text gives the same fields back. Consecutive rows of one accession and resul
 OBR (OBR-7 = the first row's time; OBX-14 only where a row's own time differs); a new PID starts
 whenever the patient changes. Numbers go out as NM, comparator values (`<5`) and ratios (`1:2`)
 as SN, anything else as ST. A timestamp that is not ISO 8601 is written unchanged (escaped), so
-deliberately bad sample data stays bad in the same way after a round trip.
+deliberately bad sample data stays bad in the same way after a round trip; an ISO date that does
+not exist (Feb 30) is written as the HL7 timestamp it spells (`20260230...`), which the parser
+passes on unchanged (quarantined as an unparseable timestamp rather than an impossible date).
+
+`write_sample_feeds` is cartwatch.synth's hook: the sample patients' labs and vitals as files.
 """
 
 from __future__ import annotations
 
 import re
 from itertools import groupby
+from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
 from transforms.parsers.base import LOINC_SYSTEM
-from transforms.parsers.codes import vital_loinc_by_kind
+from transforms.parsers.codes import o2_device_name, vital_loinc_by_kind
 from transforms.parsers.hl7_oru import DEFAULT_SEPARATORS, Separators
 
 Row = Mapping[str, str | None]
@@ -186,3 +191,113 @@ def join_messages(messages: Iterable[str], *, batch: bool = False, segment_end: 
         head = f"FHS|^~\\&|{escape(sending_application)}\rBHS|^~\\&|{escape(sending_application)}\r"
         text = head + text + f"BTS|{len(messages)}\rFTS|1\r"
     return text if segment_end == "\r" else text.replace("\r", segment_end)
+
+
+# --- the sample cohort in HL7 (the `cartwatch.synth` hook) --------------------------------------
+
+# The patients data/sample carries in HL7 and FHIR besides CSV (the whole cohort would be about
+# 1.7 MB of HL7 and 12 MB of FHIR): a Madrid patient with non-canonical units and `Z` lab times,
+# New York patients with naive bedside times, corrections, a cancellation, preliminaries and the
+# deliberately malformed rows, and a Chicago patient whose results are re-sent.
+SAMPLE_PATIENTS = ("CW-0013", "CW-0015", "CW-0016", "CW-0017")
+SAMPLE_VITALS_APPLICATION = "BEDSIDE"
+
+
+def sample_rows(rows: Iterable[Mapping[str, object]],
+                patients: Sequence[str] | None = SAMPLE_PATIENTS) -> list[dict[str, str | None]]:
+    """CSV-shaped rows of the chosen patients (None: all), empty text as None, CSV `loinc` as
+    `code` + `code_system` LN. A row without patient_id (a malformed copy) stays with the
+    patient whose rows it sits among, as it does in the CSV file."""
+    keep, out = patients is None, []
+    chosen = None if patients is None else set(patients)
+    for row in rows:
+        fields = {k: (None if v is None or v == "" else str(v)) for k, v in row.items()}
+        if chosen is not None and fields.get("patient_id") is not None:
+            keep = fields["patient_id"] in chosen
+        if not keep:
+            continue
+        if "loinc" in fields:
+            fields = {("code" if k == "loinc" else k): v for k, v in fields.items()}
+            fields["code_system"] = LOINC_SYSTEM
+        out.append(fields)
+    return out
+
+
+def _identity(row: Row) -> str | None:
+    return row.get("kind") if _is_vital(row) else row.get("code")
+
+
+def sample_messages(rows: Sequence[Row], *, vitals: bool = False) -> list[list[Row]]:
+    """Rows grouped as an interface sends them: one message per patient and order (labs: the
+    accession and resulted time; vitals: the measurement time), in file order. A result that
+    repeats inside a group (a re-sent copy, a corrupted duplicate) starts a new message."""
+    if vitals:
+        key = lambda r: (r.get("patient_id"), r.get("measured_at"))  # noqa: E731
+    else:
+        key = lambda r: (r.get("patient_id"), r.get("source_system"), r.get("accession"),  # noqa: E731
+                         r.get("resulted_at"))
+    messages: list[list[Row]] = []
+    for _, group in groupby(rows, key=key):
+        current: list[Row] = []
+        seen: set = set()
+        for row in group:
+            ident = _identity(row)
+            if ident in seen:
+                messages.append(current)
+                current, seen = [], set()
+            current.append(row)
+            seen.add(ident)
+        messages.append(current)
+    return messages
+
+
+def device_text(row: dict) -> dict:
+    """An oxygen device as a chart words it (`room_air` -> `Room air`) when that reads back as
+    the same CONTRACT name; the parsers map it back."""
+    value = row.get("value")
+    if row.get("kind") != "o2_device" or not value:
+        return row
+    text = value.replace("_", " ").capitalize()
+    return dict(row, value=text) if o2_device_name(text) == value else row
+
+
+def _oru_file(groups: list[list[Row]], prefix: str, *, batch: bool,
+              application: str | None = None) -> str:
+    messages = [write_oru_message(rows, control_id=f"{prefix}{n:06d}",
+                                  sending_application=application)
+                for n, rows in enumerate(groups, 1)]
+    return join_messages(messages, batch=batch, sending_application="CARTWATCH_SYNTH")
+
+
+def write_sample_feeds(feeds: Mapping[str, list[Mapping[str, object]]], out_dir: str | Path,
+                       patients: Sequence[str] | None = SAMPLE_PATIENTS) -> list[Path]:
+    """Write the labs and vitals of `patients` (None: all) as ORU^R01 files under `out_dir/hl7/`.
+
+    `feeds` is keyed like the sample's CSV files (labs, labs_resend, vitals, ...), rows with the
+    CONTRACT 1 columns, in file order. Files (CR segment ends, UTF-8):
+    `labs_batch.hl7` (one FHS/BHS batch, one message per order), `vitals.hl7` (plain messages,
+    one per measurement time, sent by BEDSIDE) and `labs_resend.hl7` (the re-sent results, plain).
+    Infusions and events have no ORU form: they stay CSV-only. Rows keep their defects where
+    HL7 can carry them (see `iso_to_hl7_timestamp`). Returns the files written, and removes
+    the `.hl7` files a previous run left there.
+    """
+    folder = Path(out_dir) / "hl7"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.hl7"):
+        old.unlink()
+    plan = [("labs_batch.hl7", "labs", "L", True, None),
+            ("vitals.hl7", "vitals", "V", False, SAMPLE_VITALS_APPLICATION),
+            ("labs_resend.hl7", "labs_resend", "R", False, None)]
+    written = []
+    for name, feed, prefix, batch, application in plan:
+        rows = sample_rows(feeds.get(feed) or [], patients)
+        if feed == "vitals":
+            rows = [device_text(r) for r in rows]
+        if not rows:
+            continue
+        groups = sample_messages(rows, vitals=feed == "vitals")
+        path = folder / name
+        path.write_bytes(_oru_file(groups, prefix, batch=batch, application=application)
+                         .encode("utf-8"))
+        written.append(path)
+    return written

@@ -174,3 +174,145 @@ def test_ndjson_and_bundle_files_round_trip(tmp_path):
     rows = list(parse_fhir_bundle(bundle))
     assert [r.fields for r in rows] == expected
     assert [r.line for r in rows] == list(range(1, len(expected) + 1))
+
+
+# --- the writers' fixes for the sample: values, units, doses, zones ------------------------------
+
+def test_fhir_thousands_separator_is_a_number_and_a_non_ucum_unit_is_text():
+    [row] = parse_fhir_resource(lab_observation(dict(LABS[0], value="1,250")), 1, "")
+    assert row.fields["value"] == "1250" and row.fields["unit"] == "ng/mL"
+    feu = lab_observation(dict(LABS[0], value="0.4", unit="mg/L FEU"))
+    assert feu["valueQuantity"] == {"value": 0.4, "unit": "mg/L FEU"}          # no UCUM code
+    assert lab_observation(dict(LABS[0], unit="10^3/uL"))["valueQuantity"]["unit"] == "10^3/uL"
+    assert "system" not in lab_observation(dict(LABS[0], unit="10^3/uL"))["valueQuantity"]
+    assert "subject" not in lab_observation(dict(LABS[0], patient_id=None))
+
+
+def test_fhir_dose_with_unit_and_the_drug_the_value_names():
+    def event(event_type, value):
+        return {"patient_id": "P1", "event_at": "2026-07-21T10:30:00+02:00",
+                "event_type": event_type, "value": value}
+    toci = event_administration(event("tocilizumab", "8 mg/kg"))
+    assert toci["dosage"] == {"text": "8 mg/kg", "dose": {"value": 8, "unit": "mg/kg",
+                                                          "system": "http://unitsofmeasure.org",
+                                                          "code": "mg/kg"}}
+    dex = event_administration(event("corticosteroid", "methylprednisolone 1000 mg"))
+    assert dex["medicationCodeableConcept"] == {"text": "methylprednisolone"}
+    assert dex["dosage"]["dose"]["value"] == 1000
+    # a value naming another drug keeps the event type's own name
+    odd = event_administration(event("corticosteroid", "anakinra 100 mg"))
+    assert odd["medicationCodeableConcept"] == {"text": "dexamethasone"}
+    for resource, value in ((toci, "8"), (dex, "1000")):
+        [row] = parse_fhir_resource(resource, 1, "")
+        assert row.fields["value"] == value        # the parser reads the dose number only
+    assert "dosage" not in event_administration(event("vasopressor", "1"))
+
+
+def test_fhir_infusion_sends_its_site_time_zone_as_tz_code():
+    infusion = {"patient_id": "P1", "infused_at": "2026-07-12T13:00:00+02:00", "product": "axi-cel",
+                "infusion_id": "P1-I1", "site_timezone": "Europe/Madrid"}
+    extension = {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/tz-code",
+                                "valueCode": "Europe/Madrid"}]}
+    assert infusion_procedure(infusion)["_performedDateTime"] == extension
+    assert infusion_administration(infusion)["_effectiveDateTime"] == extension
+    [row] = parse_fhir_resource(infusion_procedure(infusion), 1, "")
+    assert row.fields["infused_at"] == infusion["infused_at"] and row.fields["product"] == "axi-cel"
+
+
+def test_with_offset_reads_naive_times_as_the_loader_does():
+    from transforms.parsers.fhir_writer import with_offset
+    ny = "America/New_York"
+    assert with_offset("2026-06-22T09:52:00", ny) == "2026-06-22T09:52:00-04:00"
+    assert with_offset("2026-11-01T01:30:00", ny) == "2026-11-01T01:30:00-04:00"  # first 01:30
+    assert with_offset("2026-03-08T02:30:00", ny) == "2026-03-08T02:30:00"        # skipped: as is
+    for text in ("2026-06-22T09:52:00Z", "2026-06-22", "Jun 22 2026 09:52AM", None):
+        assert with_offset(text, ny) == text
+    assert with_offset("2026-06-22T09:52:00", None) == "2026-06-22T09:52:00"
+
+
+# --- write_sample_feeds: the synth hook ------------------------------------------------------------
+
+def _csv_lab(patient, at, loinc, value, accession, status="F", resulted=None, **more):
+    row = {"patient_id": patient, "collected_at": at, "loinc": loinc, "value": value,
+           "unit": "ng/mL", "test_name": "Ferritin", "ref_low": "30", "ref_high": "400",
+           "resulted_at": resulted or at, "result_status": status, "accession": accession,
+           "source_system": "LIS"}
+    return {**row, **more}
+
+
+def _csv_vitals(patient, at, **values):
+    units = {"temperature": "Cel", "sbp": "mm[Hg]", "dbp": "mm[Hg]", "o2_device": ""}
+    return [{"patient_id": patient, "measured_at": at, "kind": k, "value": v, "unit": units[k]}
+            for k, v in values.items()]
+
+
+FEEDS = {
+    "labs": [_csv_lab("A", "2026-06-01T08:00:00Z", "2276-4", "900", "X1"),
+             _csv_lab("A", "2026-06-01T08:00:00Z", "1988-5", "12.50", "X1", unit="mg/L", test_name="CRP"),
+             _csv_lab("", "2026-06-01T08:00:00Z", "2276-4", "900", "X1"),        # no patient: A's block
+             _csv_lab("A", "2026-06-01T08:00:00Z", "2276-4", "950", "X1", status="C",
+                      resulted="2026-06-02T08:00:00Z"),
+             _csv_lab("B", "2026-06-03T08:00:00-05:00", "2276-4", "1,250", "Y1"),
+             _csv_lab("B", "2026-06-03T08:00:00-05:00", "2276-4", "1,250", "Y1"),  # re-sent copy
+             _csv_lab("C", "2026-06-03T08:00:00-05:00", "2276-4", "10", "Z1")],
+    "labs_resend": [_csv_lab("B", "2026-06-03T08:00:00-05:00", "2276-4", "1,250", "Y1")],
+    "vitals": (_csv_vitals("A", "2026-06-01T09:00:00", temperature="38.50", sbp="120", dbp="80",
+                           o2_device="nasal_cannula")
+               + _csv_vitals("A", "2026-06-01T09:00:00", temperature="38.50")),       # re-sent
+    "infusions": [{"patient_id": "A", "infused_at": "2026-05-30T10:00:00-04:00", "product": "axi-cel",
+                   "infusion_id": "A-I1", "target_antigen": "CD19", "indication": "DLBCL",
+                   "site_timezone": "America/New_York"}],
+    "events": [{"patient_id": "A", "event_at": "2026-06-01T10:00:00-04:00", "event_type": et, "value": v}
+               for et, v in (("tocilizumab", "8 mg/kg"), ("crs_grade", "2"), ("vasopressor", "0"),
+                             ("vasopressor", "1"), ("hemophagocytosis", "true"))],
+}
+
+
+def test_hl7_sample_feeds_round_trip(tmp_path):
+    from transforms.parsers.hl7_oru import parse_hl7_file
+    from transforms.parsers.hl7_writer import sample_rows, write_sample_feeds
+    (tmp_path / "hl7").mkdir()
+    (tmp_path / "hl7" / "stale.hl7").write_text("MSH|")
+    paths = write_sample_feeds(FEEDS, tmp_path, patients=["A", "B"])
+    assert [p.name for p in paths] == ["labs_batch.hl7", "vitals.hl7", "labs_resend.hl7"]
+    assert sorted(p.name for p in (tmp_path / "hl7").iterdir()) == sorted(p.name for p in paths)
+    batch, vitals, resend = (p.read_bytes().decode("utf-8") for p in paths)
+    assert batch.startswith("FHS|") and batch.endswith("BTS|5\rFTS|1\r") and "\n" not in batch
+    assert vitals.startswith("MSH|") and vitals.count("MSH|") == 2     # the re-sent reading apart
+    assert "|Nasal cannula" in vitals
+    labs = [r.fields for r in parse_hl7_file(paths[0])]
+    assert labs == [z_as_offset({**f, "code_system": "LN"}) for f in sample_rows(FEEDS["labs"], ["A", "B"])]
+    assert [r.fields["value"] for r in parse_hl7_file(paths[1])] == ["38.50", "120", "80", "nasal_cannula",
+                                                                     "38.50"]
+    assert [r.fields["value"] for r in parse_hl7_file(paths[2])] == ["1,250"]
+    assert "C" not in {r["patient_id"] for r in labs}
+
+
+def test_fhir_sample_feeds_round_trip(tmp_path):
+    from transforms.parsers.fhir_writer import write_sample_feeds
+    paths = write_sample_feeds(FEEDS, tmp_path, patients=None)
+    assert [p.name for p in paths] == ["Observation.ndjson", "Procedure.ndjson",
+                                       "MedicationAdministration.ndjson", "result_versions_bundle.json"]
+    observations = [json.loads(line) for line in paths[0].read_text().splitlines()]
+    rows = list(parse_fhir_ndjson(paths[0]))
+    labs = [r.fields for r in rows if r.feed == "labs" and r.error is None]
+    assert [(f["patient_id"], f["value"], f["result_status"]) for f in labs] == [
+        ("A", "900", "F"), ("A", "12.5", "F"), ("A", "950", "C"), ("B", "1250", "F"),
+        ("B", "1250", "F"), ("C", "10", "F")]
+    assert [r.error for r in rows if r.error] == ["fhir: line 3: Observation without a Patient subject"]
+    # a correction is the next version of the same resource, an unchanged re-send the same one
+    versions = [(o["id"], o["meta"]["versionId"]) for o in observations[:7]]
+    assert versions[3] == (versions[0][0], "2") and versions[5] == (versions[4][0], "1")
+    vitals = [r.fields for r in rows if r.feed == "vitals"]
+    assert {f["measured_at"] for f in vitals} == {"2026-06-01T09:00:00-04:00"}   # A's zone
+    assert [f["kind"] for f in vitals] == ["temperature", "sbp", "dbp", "o2_device", "temperature"]
+    assert vitals[3]["value"] == "nasal_cannula"
+    assert sum(o["code"]["coding"][0]["code"] == "85354-9" for o in observations) == 1
+    [infusion] = [r.fields for r in parse_fhir_ndjson(paths[1])]
+    assert infusion["infusion_id"] == "A-I1" and infusion["site_timezone"] is None
+    events = [r.fields for r in parse_fhir_ndjson(paths[2])]
+    assert [(e["event_type"], e["value"]) for e in events] == [("tocilizumab", "8"), ("vasopressor", "1")]
+    bundle = json.loads(paths[3].read_text())
+    entries = [(e["fullUrl"], e["resource"]["meta"]["versionId"]) for e in bundle["entry"]]
+    assert len(entries) == 2 == len(set(entries)) and len({u for u, _ in entries}) == 1  # bdl-7
+    assert [r.fields["result_status"] for r in parse_fhir_bundle(paths[3])] == ["F", "C"]
