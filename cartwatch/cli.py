@@ -177,6 +177,7 @@ def cmd_synth(args) -> int:
 
     argv = ["--patients", str(args.patients), "--seed", str(args.seed), "--out", args.out]
     argv += ["--start", args.start] if args.start else []
+    argv += ["--formats", args.formats] if args.formats else []
     return synth_main(argv + (["--readme"] if args.readme else []))
 
 
@@ -248,6 +249,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--start", help="first possible infusion date (YYYY-MM-DD)")
     p.add_argument("--readme", action="store_true", help="also write README.md telling each story")
+    p.add_argument("--formats", help="comma-separated: csv (always), hl7, fhir")
     p.set_defaults(run=cmd_synth)
     return top
 

@@ -58,12 +58,13 @@ def file_sha256(path: Path) -> str:
 
 
 def feed_files(paths: list[Path]) -> list[Path]:
-    """Files to load, folders expanded recursively, in a stable (sorted) order."""
+    """Files to load, folders expanded recursively: a folder's own files before its subfolders,
+    each level by name (a stable order, and an inbox's main extract before its side copies)."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file()
-                                and p.suffix.lower() in FEED_FILE_EXTENSIONS))
+            files = (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FEED_FILE_EXTENSIONS)
+            found.extend(sorted(files, key=lambda p: (len(p.relative_to(path).parts), str(p))))
         elif path.exists():
             found.append(path)
         else:

@@ -48,7 +48,8 @@ def suite_parameters(rules: Rules) -> dict:
 def _validation_definitions():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)  # after import: GX sets its own
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(name).setLevel(logging.ERROR)  # after import: GX sets its own levels
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     context = gx.get_context(mode="ephemeral")

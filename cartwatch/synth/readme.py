@@ -129,25 +129,14 @@ that is no UCUM code (`mg/L FEU`) is sent as text. Malformed rows stay malformed
 date is the HL7 timestamp `20260230...` (quarantined as an unparseable timestamp), the row without
 patient is an Observation without subject.
 
-**Not duplicates (FHIR).** The infusions (`Procedure`) and drug administrations are stored
-beside their CSV rows: the writer sends the site time zone (`tz-code` extension of
-`performedDateTime`) and the dose with its unit and text (`dosage.text`), but the FHIR parser reads
-neither, and both are part of what identifies the row (`site_timezone`; the dose `8 mg/kg` comes
-back as `8`). A treatment stored twice changes no verdict (a dose is a dose). An infusion does: the
-last delivery of an infusion is the one in force, and one without a site time zone counts its
-days in the settings' zone ({home}), so `fhir/Procedure.ndjson` loaded after `infusions.csv`
-moves the Madrid and Chicago patients above to {home} days.
+**Infusions and drug events.** The FHIR infusions (`Procedure`) carry the site time zone as the
+R4 `tz-code` extension of `performedDateTime`, and the drug administrations their dose as text
+(`dosage.text`, `8 mg/kg`); the parser reads both, so they too are duplicates of their CSV rows.
 
-**Load order.** `cartwatch ingest data/sample` (and `make demo`) reads a folder's files sorted by
-path, so `fhir/` and `hl7/` come before `infusions.csv`, `labs.csv` and `vitals.csv`: the FHIR
-copy is stored first, the HL7 and CSV rows of these patients count as its duplicates, and
-`infusions.csv`, read after `Procedure.ndjson`, keeps every site time zone. The stored results
-are the same in any order, except the lineage columns and which spelling (`value_original`) is
-kept. To see the HL7 and FHIR copies counted as duplicates of the CSV rows (the counts above for
-`labs.csv` and `vitals.csv`), load the CSV files first and leave the infusions out:
-
-    cartwatch ingest data/sample/*.csv data/sample/hl7 data/sample/fhir/Observation.ndjson \\
-        data/sample/fhir/result_versions_bundle.json data/sample/fhir/MedicationAdministration.ndjson
+**Load order.** `cartwatch ingest data/sample` (and `make demo`) reads a folder's own files before
+its subfolders, each level sorted by name: the CSV files first, then `fhir/` and `hl7/`, whose rows
+are then counted as duplicates. The stored results are the same in any order, except the lineage
+columns and which spelling (`value_original`) is kept.
 """
 
 

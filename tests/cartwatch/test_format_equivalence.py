@@ -11,7 +11,8 @@ each holding only the patients data/sample carries in all three formats (the CSV
 those patients; a malformed row without patient_id stays with the patient it sits among).
 `derived.timeline` must be equal row for row, values and times exactly: every format carries the
 same digits (`12.50` and 12.5 are one double) and the same instant, and the same normalizers and
-unit conversions read them. Known gaps of the FHIR parser are pinned as strict xfails below.
+unit conversions read them. The FHIR parser reads the infusion's site zone (tz-code extension) and the dose text, so FHIR
+infusions and drug events are duplicates of their CSV rows.
 """
 
 from __future__ import annotations
@@ -163,10 +164,6 @@ def test_malformed_rows_stay_malformed_in_every_format(stores):
     assert sum("missing patient_id" in r for r in reasons["csv"] + reasons["hl7"]) == 2
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "fhir_r4 does not read the site time zone the writer sends (tz-code extension of "
-    "performedDateTime): FHIR infusions count days in the settings' zone, which moves the "
-    "Madrid and Chicago patients' evening vitals"))
 def test_fhir_infusions_carry_the_site_time_zone(stores):
     cons, _ = stores
     episodes = "SELECT patient_id, infusion_id, site_tz FROM derived.infusion_episodes ORDER BY ALL"
@@ -174,9 +171,6 @@ def test_fhir_infusions_carry_the_site_time_zone(stores):
     assert _rows(cons["fhir"], VITALS_TIMELINE) == _rows(cons["csv"], VITALS_TIMELINE)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "fhir_r4 reads only dosage.dose.value: `100 mg` comes back as `100`, so a FHIR drug "
-    "administration is no duplicate of its CSV event"))
 def test_fhir_drug_events_are_the_csv_events(stores):
     cons, _ = stores
     sql = "SELECT patient_id, event_type, value_num, value_text, observed_at FROM stg.events ORDER BY ALL"

@@ -233,6 +233,18 @@ def _time(resource: dict, prefix: str) -> str | None:
             or _str(resource.get(prefix + "Instant")))
 
 
+TZ_CODE_URL = "http://hl7.org/fhir/StructureDefinition/tz-code"
+
+
+def _time_zone(resource: dict, prefix: str) -> str | None:
+    """The R4 `tz-code` extension on `<prefix>DateTime` (`_<prefix>DateTime`): the site's zone."""
+    for ext in _list(_dict(resource.get(f"_{prefix}DateTime")).get("extension")):
+        ext = _dict(ext)
+        if ext.get("url") == TZ_CODE_URL:
+            return _str(ext.get("valueCode"))
+    return None
+
+
 def _accession(resource: dict) -> str | None:
     """The identifier typed ACSN / FILL, else the first identifier, else the resource id."""
     first = None
@@ -372,12 +384,13 @@ class _Obs:
 
 # --- Procedure and MedicationAdministration ----------------------------------------------------
 
-def _infusion_row(res: dict, pos: _Position, patient: str, at: str | None, product: str | None,
+def _infusion_row(res: dict, pos: _Position, patient: str, prefix: str, product: str | None,
                   antigen: str | None) -> ParsedRow:
     return pos.row("infusions", {
-        "patient_id": patient, "infused_at": at, "product": product,
+        "patient_id": patient, "infused_at": _time(res, prefix), "product": product,
         "infusion_id": _str(res.get("id")), "target_antigen": antigen,
-        "indication": _concept_text(_first(res.get("reasonCode"))), "site_timezone": None})
+        "indication": _concept_text(_first(res.get("reasonCode"))),
+        "site_timezone": _time_zone(res, prefix)})
 
 
 def _procedure(res: dict, pos: _Position) -> list[ParsedRow]:
@@ -394,7 +407,7 @@ def _procedure(res: dict, pos: _Position) -> list[ParsedRow]:
         return [pos.error("infusions", "Procedure that is not a CAR-T infusion")]
     med = classify_medication(*texts)
     antigen = med.target_antigen if med is not None and med.feed == "infusions" else None
-    return [_infusion_row(res, pos, patient, _time(res, "performed"), product, antigen)]
+    return [_infusion_row(res, pos, patient, "performed", product, antigen)]
 
 
 def _medication_text(res: dict) -> list[str | None]:
@@ -425,13 +438,14 @@ def _medication_administration(res: dict, pos: _Position) -> list[ParsedRow]:
         return [pos.error("events", f"medication not tracked by cartwatch ({name})")]
     if med.feed == "":
         return [pos.error("events", f"medication not counted: {med.reason}")]
-    at = _time(res, "effective")
     if med.feed == "infusions":
-        return [_infusion_row(res, pos, patient, at, texts[0], med.target_antigen)]
-    value = "1" if med.name == "vasopressor" else _number_text(
-        _dict(_dict(res.get("dosage")).get("dose")).get("value"))
-    return [pos.row("events", {"patient_id": patient, "event_at": at, "event_type": med.name,
-                               "value": value})]
+        return [_infusion_row(res, pos, patient, "effective", texts[0], med.target_antigen)]
+    dosage = _dict(res.get("dosage"))
+    # the dose as the CSV events feed writes it: the text (`8 mg/kg`), else the number
+    value = "1" if med.name == "vasopressor" else (
+        _str(dosage.get("text")) or _number_text(_dict(dosage.get("dose")).get("value")))
+    return [pos.row("events", {"patient_id": patient, "event_at": _time(res, "effective"),
+                               "event_type": med.name, "value": value})]
 
 
 _HANDLERS: dict[str, Callable[[dict, _Position], list[ParsedRow]]] = {

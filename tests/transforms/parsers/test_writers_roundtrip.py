@@ -202,9 +202,9 @@ def test_fhir_dose_with_unit_and_the_drug_the_value_names():
     # a value naming another drug keeps the event type's own name
     odd = event_administration(event("corticosteroid", "anakinra 100 mg"))
     assert odd["medicationCodeableConcept"] == {"text": "dexamethasone"}
-    for resource, value in ((toci, "8"), (dex, "1000")):
+    for resource, value in ((toci, "8 mg/kg"), (dex, "methylprednisolone 1000 mg")):
         [row] = parse_fhir_resource(resource, 1, "")
-        assert row.fields["value"] == value        # the parser reads the dose number only
+        assert row.fields["value"] == value        # the dose as the CSV events feed writes it
     assert "dosage" not in event_administration(event("vasopressor", "1"))
 
 
@@ -309,9 +309,9 @@ def test_fhir_sample_feeds_round_trip(tmp_path):
     assert vitals[3]["value"] == "nasal_cannula"
     assert sum(o["code"]["coding"][0]["code"] == "85354-9" for o in observations) == 1
     [infusion] = [r.fields for r in parse_fhir_ndjson(paths[1])]
-    assert infusion["infusion_id"] == "A-I1" and infusion["site_timezone"] is None
+    assert infusion["infusion_id"] == "A-I1" and infusion["site_timezone"] == "America/New_York"
     events = [r.fields for r in parse_fhir_ndjson(paths[2])]
-    assert [(e["event_type"], e["value"]) for e in events] == [("tocilizumab", "8"), ("vasopressor", "1")]
+    assert [(e["event_type"], e["value"]) for e in events] == [("tocilizumab", "8 mg/kg"), ("vasopressor", "1")]
     bundle = json.loads(paths[3].read_text())
     entries = [(e["fullUrl"], e["resource"]["meta"]["versionId"]) for e in bundle["entry"]]
     assert len(entries) == 2 == len(set(entries)) and len({u for u, _ in entries}) == 1  # bdl-7
