@@ -126,7 +126,7 @@ and an export has no re-sent file.
 FHIR (a FHIR time of day requires one; the repeated hour of a DST change is read as its first
 occurrence, as the loader reads naive times); oxygen devices are charted words (`Room air`); a unit
 that is no UCUM code (`mg/L FEU`) is sent as text. Malformed rows stay malformed: the impossible
-date is the HL7 timestamp `20260230...` (quarantined as an unparseable timestamp), the row without
+date is the HL7 timestamp `20260230...` (quarantined as an impossible date, as in CSV), the row without
 patient is an Observation without subject.
 
 **Infusions and drug events.** The FHIR infusions (`Procedure`) carry the site time zone as the

