@@ -18,13 +18,15 @@ from datetime import date, datetime, time, timedelta, timezone
 from itertools import count
 from zoneinfo import ZoneInfo
 
-from cartwatch.build import build_parameters, run_step, write_reference_tables
+from cartwatch.build import build_parameters, run_step, steps, write_reference_tables
 from cartwatch.store import open_store
 from transforms.rules import load_rules
 
 SITE_TZ = "America/New_York"
 INFUSION_DATE = date(2026, 3, 2)
-BASE_STEPS = ("derived/infusion_episodes.sql", "derived/lab_results.sql", "derived/timeline.sql",
+# The table macros the flags files call (sql/macros/), first in sql/run_order.txt.
+MACRO_STEPS = tuple(s for s in steps() if s.startswith("macros/"))
+BASE_STEPS = (*MACRO_STEPS, "derived/infusion_episodes.sql", "derived/lab_results.sql", "derived/timeline.sql",
               "derived/vitals_timeline.sql", "derived/events_timeline.sql")
 # Every step of this part of the engine, in build order (as sql/run_order.txt lists them).
 CRITERIA_STEPS = (

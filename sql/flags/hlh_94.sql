@@ -17,55 +17,31 @@ Source criterion: Henter JI et al., HLH-94 diagnostic criteria (Semin Oncol 1991
   - Evidence: the onset day's five items, then `criteria_met` and `criteria_evaluable` (counts).
   - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, CLINICAL_RULES 3).
 Parameters: $as_of, $iec_hs__late_onset_day, $rules_version
-Upstream tables: derived.hlh_criteria_daily, derived.crs_episodes
+Upstream tables: derived.hlh_criteria_daily, derived.crs_episodes (read through the table macros
+  flags.met_day_windows and flags.criteria_set_windows, sql/macros/)
 */
 CREATE OR REPLACE TABLE flags.windows_hlh_94 AS
-WITH met_days AS (
+-- met_days is read through query_table(), which sqlfluff's ST03 does not see
+WITH met_days AS ( -- noqa: ST03
     -- HLH-94: all five criteria met on the day
     SELECT
         patient_id,
         infusion_id,
+        'met' AS status,
         day,
         hlh_94_met_at AS held_at,
         day_end_at,
-        hlh_94_evidence AS evidence,
-        day - row_number() OVER (PARTITION BY patient_id, infusion_id ORDER BY day) AS run
+        hlh_94_evidence AS evidence
     FROM derived.hlh_criteria_daily
     WHERE hlh_94_met
-),
-
-windows AS (
-    -- consecutive met days form one window
-    SELECT
-        patient_id,
-        infusion_id,
-        min(day) AS onset_day,
-        max(day) AS end_day,
-        arg_min(held_at, day) AS onset_at,
-        arg_max(day_end_at, day) AS last_day_end_at,
-        arg_min(evidence, day) AS evidence
-    FROM met_days
-    GROUP BY patient_id, infusion_id, run
 )
 
-SELECT
-    -- ids
-    w.patient_id,
-    w.infusion_id,
-    'hlh_94' AS criteria_set,
-    'met' AS status,
-    -- window
-    w.onset_at,
-    w.onset_day::INTEGER AS onset_day,
-    CASE WHEN w.last_day_end_at <= $as_of THEN w.last_day_end_at END AS end_at,
-    w.end_day::INTEGER AS end_day,
-    c.onset_day::INTEGER AS crs_onset_day,
-    c.peak_day::INTEGER AS crs_peak_day,
-    c.resolved_day::INTEGER AS crs_resolved_day,
-    w.onset_day >= $iec_hs__late_onset_day AS late_onset,
-    -- evidence (CONTRACT 3: rule, analyte, value, unit, at (ISO 8601, UTC), source)
-    to_json(w.evidence)::VARCHAR AS evidence,
-    $rules_version AS rules_version
-FROM windows AS w
-LEFT JOIN derived.crs_episodes AS c
-    ON w.patient_id = c.patient_id AND w.infusion_id = c.infusion_id;
+SELECT *
+FROM flags.met_day_windows(
+    set_name := 'hlh_94',
+    met_days_table := 'met_days',
+    as_of := $as_of,
+    -- late_onset as for IEC-HS (CLINICAL_RULES 3)
+    late_onset_day := $iec_hs__late_onset_day,
+    rules_version := $rules_version
+);

@@ -16,57 +16,31 @@ Source criterion: Fardet L et al., Arthritis Rheumatol 2014;66:2613; CLINICAL_RU
   - Evidence: the onset day's items (value, or `unknown`), then `hscore_min` and `hscore_max`.
   - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, CLINICAL_RULES 3).
 Parameters: $as_of, $iec_hs__late_onset_day, $rules_version
-Upstream tables: derived.hscore_daily, derived.crs_episodes
+Upstream tables: derived.hscore_daily, derived.crs_episodes (read through the table macros
+  flags.met_day_windows and flags.criteria_set_windows, sql/macros/)
 */
 CREATE OR REPLACE TABLE flags.windows_hscore AS
-WITH status_days AS (
+-- met_days is read through query_table(), which sqlfluff's ST03 does not see
+WITH met_days AS ( -- noqa: ST03
     -- Fardet 2014: score >= cut-off; met on the minimum (the maximum alone is not a window)
     SELECT
         patient_id,
         infusion_id,
-        day,
         status,
+        day,
         status_at AS held_at,
         day_end_at,
-        evidence,
-        day - row_number() OVER (PARTITION BY patient_id, infusion_id, status ORDER BY day) AS run
+        evidence
     FROM derived.hscore_daily
     WHERE status = 'met'
-),
-
-windows AS (
-    -- consecutive days of one status form one window
-    SELECT
-        patient_id,
-        infusion_id,
-        status,
-        min(day) AS onset_day,
-        max(day) AS end_day,
-        arg_min(held_at, day) AS onset_at,
-        arg_max(day_end_at, day) AS last_day_end_at,
-        arg_min(evidence, day) AS evidence
-    FROM status_days
-    GROUP BY patient_id, infusion_id, status, run
 )
 
-SELECT
-    -- ids
-    w.patient_id,
-    w.infusion_id,
-    'hscore' AS criteria_set,
-    w.status,
-    -- window
-    w.onset_at,
-    w.onset_day::INTEGER AS onset_day,
-    CASE WHEN w.last_day_end_at <= $as_of THEN w.last_day_end_at END AS end_at,
-    w.end_day::INTEGER AS end_day,
-    c.onset_day::INTEGER AS crs_onset_day,
-    c.peak_day::INTEGER AS crs_peak_day,
-    c.resolved_day::INTEGER AS crs_resolved_day,
-    w.onset_day >= $iec_hs__late_onset_day AS late_onset,
-    -- evidence (CONTRACT 3: rule, analyte, value, unit, at (ISO 8601, UTC), source)
-    to_json(w.evidence)::VARCHAR AS evidence,
-    $rules_version AS rules_version
-FROM windows AS w
-LEFT JOIN derived.crs_episodes AS c
-    ON w.patient_id = c.patient_id AND w.infusion_id = c.infusion_id;
+SELECT *
+FROM flags.met_day_windows(
+    set_name := 'hscore',
+    met_days_table := 'met_days',
+    as_of := $as_of,
+    -- late_onset as for IEC-HS (CLINICAL_RULES 3)
+    late_onset_day := $iec_hs__late_onset_day,
+    rules_version := $rules_version
+);

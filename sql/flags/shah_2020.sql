@@ -21,182 +21,35 @@ Source criterion: Shah NN et al., J Clin Oncol 2020;38:1938; Fugere 2023 Table 1
 Parameters: $shah__ferritin_peak_gt, $shah__organ_grade_min, $shah__items_required,
   $iec_hs__late_onset_day, $rules_version
 Upstream tables: derived.infusion_episodes, derived.timeline, derived.organ_toxicity_daily,
-  derived.crs_daily, derived.events_timeline, derived.crs_episodes
+  derived.crs_daily, derived.events_timeline, derived.crs_episodes (read through the table macros
+  flags.ferritin_peak_organ_items and flags.criteria_set_windows, sql/macros/)
 */
 CREATE OR REPLACE TABLE flags.windows_shah_2020 AS
-WITH float_guard AS (
-    -- decimals kept before comparing a value with a bound (not a clinical number)
-    SELECT 9 AS decimals
-),
-
-results AS (
-    SELECT
-        t.*,
-        round(t.value, g.decimals) AS value_r
-    FROM derived.timeline AS t
-    CROSS JOIN float_guard AS g
-),
-
-post_infusion AS (
+-- post_infusion is read through query_table(), which sqlfluff's ST03 does not see
+WITH post_infusion AS ( -- noqa: ST03
     -- Shah 2020: no time frame; the infusion episode from the infusion on
     SELECT
         patient_id,
         infusion_id,
-        infused_at
+        infused_at AS starts_at,
+        NULL::TIMESTAMPTZ AS ferritin_ends_at
     FROM derived.infusion_episodes
-),
-
-ferritin_peak AS (
-    -- Shah 2020: ferritin peak > 100,000 ug/L
-    SELECT
-        p.patient_id,
-        p.infusion_id,
-        min(t.observed_at) AS held_at,
-        arg_min(struct_pack(
-            rule := 'shah.ferritin_peak_gt',
-            analyte := t.analyte,
-            value := t.value,
-            unit := t.unit,
-            at := strftime(timezone('UTC', t.observed_at), '%Y-%m-%dT%H:%M:%S+00:00'),
-            source := t.source
-        ), t.observed_at) AS evidence
-    FROM post_infusion AS p
-    INNER JOIN results AS t
-        ON p.patient_id = t.patient_id AND p.infusion_id = t.infusion_id
-    WHERE t.analyte = 'ferritin'
-      AND t.observed_at >= p.infused_at
-      AND t.value_r > $shah__ferritin_peak_gt
-    GROUP BY ALL
-),
-
-items AS (
-    -- Shah 2020: hepatic aminotransferases or bilirubin grade >= 3; creatinine grade >= 3
-    SELECT
-        o.patient_id,
-        o.infusion_id,
-        o.organ AS item,
-        o.grade_at AS held_at,
-        struct_pack(
-            rule := 'shah.organ_grade_min',
-            analyte := o.analyte,
-            value := o.value,
-            unit := o.unit,
-            at := strftime(timezone('UTC', o.observed_at), '%Y-%m-%dT%H:%M:%S+00:00'),
-            source := o.source
-        ) AS evidence
-    FROM derived.organ_toxicity_daily AS o
-    INNER JOIN post_infusion AS p
-        ON o.patient_id = p.patient_id AND o.infusion_id = p.infusion_id
-    WHERE o.grade >= $shah__organ_grade_min
-      AND o.grade_at >= p.infused_at
-
-    UNION ALL
-
-    -- Shah 2020: pulmonary edema grade >= 3, as CRS hypoxia grade >= 3 (see header)
-    SELECT
-        c.patient_id,
-        c.infusion_id,
-        'pulmonary_edema' AS item,
-        greatest(c.day_start_at, p.infused_at) AS held_at,
-        struct_pack(
-            rule := 'shah.organ_grade_min',
-            analyte := 'hypoxia_grade',
-            value := c.hypoxia_grade::DOUBLE,
-            unit := 'ASTCT grade',
-            at := strftime(timezone('UTC', c.day_start_at), '%Y-%m-%dT%H:%M:%S+00:00'),
-            source := 'derived.crs_daily'
-        ) AS evidence
-    FROM derived.crs_daily AS c
-    INNER JOIN post_infusion AS p
-        ON c.patient_id = p.patient_id AND c.infusion_id = p.infusion_id
-    WHERE c.hypoxia_grade >= $shah__organ_grade_min
-      AND c.day_end_at > p.infused_at
-
-    UNION ALL
-
-    -- Shah 2020: hemophagocytosis in bone marrow aspiration/biopsy
-    SELECT
-        e.patient_id,
-        e.infusion_id,
-        'hemophagocytosis' AS item,
-        e.observed_at AS held_at,
-        struct_pack(
-            rule := 'shah.hemophagocytosis',
-            analyte := e.event_type,
-            value := e.value_num,
-            unit := NULL::VARCHAR,
-            at := strftime(timezone('UTC', e.observed_at), '%Y-%m-%dT%H:%M:%S+00:00'),
-            source := e.source
-        ) AS evidence
-    FROM derived.events_timeline AS e
-    INNER JOIN post_infusion AS p
-        ON e.patient_id = p.patient_id AND e.infusion_id = p.infusion_id
-    WHERE e.event_type = 'hemophagocytosis'
-      AND e.value_num::BOOLEAN
-      AND e.observed_at >= p.infused_at
-),
-
-first_items AS (
-    SELECT
-        patient_id,
-        infusion_id,
-        item,
-        min(held_at) AS held_at,
-        arg_min(evidence, held_at) AS evidence
-    FROM items
-    GROUP BY ALL
-),
-
-items_met AS (
-    -- Shah 2020: at least two of the four items, met from the moment the second began
-    SELECT
-        patient_id,
-        infusion_id,
-        list_extract(list(held_at ORDER BY held_at), $shah__items_required::BIGINT) AS held_at,
-        list_slice(list(evidence ORDER BY held_at), 1, $shah__items_required::BIGINT) AS evidence
-    FROM first_items
-    GROUP BY ALL
-    HAVING count(*) >= $shah__items_required
-),
-
-met AS (
-    SELECT
-        f.patient_id,
-        f.infusion_id,
-        greatest(f.held_at, i.held_at) AS onset_at,
-        list_prepend(f.evidence, i.evidence) AS evidence
-    FROM ferritin_peak AS f
-    INNER JOIN items_met AS i
-        ON f.patient_id = i.patient_id AND f.infusion_id = i.infusion_id
-),
-
-placed AS (
-    SELECT
-        m.*,
-        day_post_infusion(e.site_tz, m.onset_at, e.infused_at)::INTEGER AS onset_day
-    FROM met AS m
-    INNER JOIN derived.infusion_episodes AS e
-        ON m.patient_id = e.patient_id AND m.infusion_id = e.infusion_id
 )
 
-SELECT
-    -- ids
-    p.patient_id,
-    p.infusion_id,
-    'shah_2020' AS criteria_set,
-    'met' AS status,
-    -- window
-    p.onset_at,
-    p.onset_day,
-    NULL::TIMESTAMPTZ AS end_at,
-    NULL::INTEGER AS end_day,
-    c.onset_day::INTEGER AS crs_onset_day,
-    c.peak_day::INTEGER AS crs_peak_day,
-    c.resolved_day::INTEGER AS crs_resolved_day,
-    p.onset_day >= $iec_hs__late_onset_day AS late_onset,
-    -- evidence (CONTRACT 3: rule, analyte, value, unit, at (ISO 8601, UTC), source)
-    to_json(p.evidence)::VARCHAR AS evidence,
-    $rules_version AS rules_version
-FROM placed AS p
-LEFT JOIN derived.crs_episodes AS c
-    ON p.patient_id = c.patient_id AND p.infusion_id = c.infusion_id;
+SELECT *
+FROM flags.ferritin_peak_organ_items(
+    set_name := 'shah_2020',
+    rule_prefix := 'shah',
+    phase_table := 'post_infusion',
+    -- Shah 2020: ferritin peak > 100,000 ug/L
+    ferritin_peak_gt := $shah__ferritin_peak_gt,
+    -- Shah 2020: aminotransferases or bilirubin, creatinine, pulmonary edema grade >= 3
+    organ_grade_min := $shah__organ_grade_min,
+    -- Shah 2020: pulmonary edema, as CRS hypoxia grade >= 3 (see header)
+    lung_item := 'pulmonary_edema',
+    -- Shah 2020: at least two of the four items (with hemophagocytosis), from when the second began
+    items_required := $shah__items_required,
+    -- late_onset as for IEC-HS (CLINICAL_RULES 3)
+    late_onset_day := $iec_hs__late_onset_day,
+    rules_version := $rules_version
+);

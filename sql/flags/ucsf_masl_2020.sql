@@ -20,7 +20,8 @@ Source criterion: Kennedy VE et al., UCSF MAS-L criteria, ASH 2020 (Blood 136 Su
   - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, CLINICAL_RULES 3).
 Parameters: $ucsf__rise_ng_ml_per_hour, $ucsf__rise_window_hours, $ucsf__fibrinogen_lt_mg_dl,
   $ucsf__ldh_x_uln, $ucsf__companion_window_hours, $iec_hs__late_onset_day, $as_of, $rules_version
-Upstream tables: derived.timeline, derived.infusion_episodes, derived.crs_episodes
+Upstream tables: derived.timeline, derived.infusion_episodes, derived.crs_episodes (the last
+  read through the table macros flags.met_day_windows and flags.criteria_set_windows, sql/macros/)
 */
 CREATE OR REPLACE TABLE flags.windows_ucsf_masl_2020 AS
 WITH float_guard AS (
@@ -109,64 +110,32 @@ moments AS (
         <= $ucsf__companion_window_hours
 ),
 
-met_days AS (
+-- met_days is read through query_table(), which sqlfluff's ST03 does not see
+met_days AS ( -- noqa: ST03
+    -- Kennedy 2020: a day is met when such a moment falls on it; it ends at the next midnight, site time
     SELECT
         m.patient_id,
         m.infusion_id,
+        'met' AS status,
         day_post_infusion(i.site_tz, m.held_at, i.infused_at)::INTEGER AS day,
         min(m.held_at) AS held_at,
-        arg_min(m.evidence, m.held_at) AS evidence,
-        any_value(i.site_tz) AS site_tz,
-        any_value(i.infused_at) AS infused_at
+        timezone(
+            any_value(i.site_tz),
+            (timezone(any_value(i.site_tz), any_value(i.infused_at))::DATE + day + 1)::TIMESTAMP
+        ) AS day_end_at,
+        arg_min(m.evidence, m.held_at) AS evidence
     FROM moments AS m
     INNER JOIN derived.infusion_episodes AS i
         ON m.patient_id = i.patient_id AND m.infusion_id = i.infusion_id
-    GROUP BY ALL
-),
-
-runs AS (
-    -- consecutive met days form one window
-    SELECT
-        *,
-        day - row_number() OVER (PARTITION BY patient_id, infusion_id ORDER BY day) AS run
-    FROM met_days
-),
-
-windows AS (
-    SELECT
-        patient_id,
-        infusion_id,
-        min(day) AS onset_day,
-        max(day) AS end_day,
-        arg_min(held_at, day) AS onset_at,
-        arg_min(evidence, day) AS evidence,
-        -- the end of the run's last day, in the site time zone
-        timezone(
-            any_value(site_tz),
-            (timezone(any_value(site_tz), any_value(infused_at))::DATE + max(day) + 1)::TIMESTAMP
-        ) AS last_day_end_at
-    FROM runs
-    GROUP BY patient_id, infusion_id, run
+    GROUP BY m.patient_id, m.infusion_id, day
 )
 
-SELECT
-    -- ids
-    w.patient_id,
-    w.infusion_id,
-    'ucsf_masl_2020' AS criteria_set,
-    'met' AS status,
-    -- window
-    w.onset_at,
-    w.onset_day,
-    CASE WHEN w.last_day_end_at <= $as_of THEN w.last_day_end_at END AS end_at,
-    w.end_day,
-    c.onset_day::INTEGER AS crs_onset_day,
-    c.peak_day::INTEGER AS crs_peak_day,
-    c.resolved_day::INTEGER AS crs_resolved_day,
-    w.onset_day >= $iec_hs__late_onset_day AS late_onset,
-    -- evidence (CONTRACT 3: rule, analyte, value, unit, at (ISO 8601, UTC), source)
-    to_json(w.evidence)::VARCHAR AS evidence,
-    $rules_version AS rules_version
-FROM windows AS w
-LEFT JOIN derived.crs_episodes AS c
-    ON w.patient_id = c.patient_id AND w.infusion_id = c.infusion_id;
+SELECT *
+FROM flags.met_day_windows(
+    set_name := 'ucsf_masl_2020',
+    met_days_table := 'met_days',
+    as_of := $as_of,
+    -- late_onset as for IEC-HS (CLINICAL_RULES 3)
+    late_onset_day := $iec_hs__late_onset_day,
+    rules_version := $rules_version
+);

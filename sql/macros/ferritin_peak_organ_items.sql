@@ -1,0 +1,211 @@
+/*
+Title: ferritin_peak_organ_items
+Description: Table macro for the criteria sets built as "a ferritin peak above a cut-off plus at
+  least N of four organ items" (CARTOX and Shah 2020): the moment all of it first held, its day
+  post-infusion and the results that made it, for every infusion that meets it.
+Grain: one row per patient and infusion meeting the criteria (`status` = 'met'), with the columns
+  of CONTRACT 3 (through flags.criteria_set_windows): a diagnosis, not a course, so `end_at` and
+  `end_day` are NULL.
+Source criterion: Neelapu SS et al., Nat Rev Clin Oncol 2018;15:47 (CARTOX); Shah NN et al.,
+  J Clin Oncol 2020;38:1938; CLINICAL_RULES 4. Both sets share this structure and differ only in
+  their cut-offs, their time frame and an item's name, which the calling file passes:
+  - Ferritin: the first result strictly above `ferritin_peak_gt` from the phase's `starts_at` to
+    its `ferritin_ends_at` (NULL: open), ends inclusive.
+  - Items, each from the first moment it held at or after `starts_at`: liver = CTCAE grade >=
+    `organ_grade_min` of AST, ALT or total bilirubin, kidney = of creatinine
+    (derived.organ_toxicity_daily); `lung_item` = CRS hypoxia grade >= `organ_grade_min` in
+    derived.crs_daily (the proxy for grade >= 3 lung toxicity or pulmonary edema, which no feed
+    carries), from the start of that day; hemophagocytosis = a documented true
+    `hemophagocytosis` event.
+  - Onset = the later of that ferritin and the moment the `items_required`-th item began.
+    Evidence: that ferritin, then those items (labs: the day's worst result), with rule ids
+    `<rule_prefix>.ferritin_peak_gt`, `.organ_grade_min` and `.hemophagocytosis`.
+  - late_onset: onset day >= `late_onset_day` (iec_hs.late_onset_day, as for IEC-HS).
+  Why a table macro with a relation name: DDL cannot hold prepared parameters, so the rule values
+  arrive as macro arguments from the calling file (which reads them as `$<set>__...`); the time
+  frame differs in its source table (CRS episodes or infusions), so the caller names a CTE of its
+  own (`phase_table`) that the macro reads through query_table().
+Parameters: none read from the rules file. Macro arguments: set_name (CONTRACT 3 criteria_set),
+  rule_prefix (rule id prefix, 'cartox' or 'shah'), phase_table (name of a relation with
+  patient_id, infusion_id, starts_at, ferritin_ends_at), ferritin_peak_gt, organ_grade_min,
+  items_required, lung_item (the lung item's name in the set), late_onset_day, rules_version.
+Upstream tables: the relation named by phase_table, derived.timeline, derived.organ_toxicity_daily,
+  derived.crs_daily, derived.events_timeline, derived.infusion_episodes, derived.crs_episodes
+  (flags.criteria_set_windows)
+*/
+CREATE OR REPLACE MACRO flags.ferritin_peak_organ_items(
+    set_name, rule_prefix, phase_table, ferritin_peak_gt, organ_grade_min, items_required, lung_item,
+    late_onset_day, rules_version
+) AS TABLE
+WITH float_guard AS (
+    -- decimals kept before comparing a value with a bound (not a clinical number)
+    SELECT 9 AS decimals
+),
+
+results AS (
+    SELECT
+        t.*,
+        round(t.value, g.decimals) AS value_r
+    FROM derived.timeline AS t
+    CROSS JOIN float_guard AS g
+),
+
+phase AS (
+    SELECT
+        patient_id,
+        infusion_id,
+        starts_at,
+        ferritin_ends_at
+    FROM query_table(phase_table)
+),
+
+ferritin_peak AS (
+    -- CARTOX, Shah 2020: ferritin peak above the set's cut-off within its time frame
+    SELECT
+        p.patient_id,
+        p.infusion_id,
+        min(t.observed_at) AS held_at,
+        arg_min(struct_pack(
+            rule := rule_prefix || '.ferritin_peak_gt',
+            analyte := t.analyte,
+            value := t.value,
+            unit := t.unit,
+            at := strftime(timezone('UTC', t.observed_at), '%Y-%m-%dT%H:%M:%S+00:00'),
+            source := t.source
+        ), t.observed_at) AS evidence
+    FROM phase AS p
+    INNER JOIN results AS t
+        ON p.patient_id = t.patient_id AND p.infusion_id = t.infusion_id
+    WHERE t.analyte = 'ferritin'
+      AND t.observed_at >= p.starts_at
+      AND (p.ferritin_ends_at IS NULL OR t.observed_at <= p.ferritin_ends_at)
+      AND t.value_r > ferritin_peak_gt
+    GROUP BY ALL
+),
+
+items AS (
+    -- CARTOX, Shah 2020: grade >= 3 liver (AST, ALT, bilirubin) or kidney (creatinine) toxicity
+    SELECT
+        o.patient_id,
+        o.infusion_id,
+        o.organ AS item,
+        o.grade_at AS held_at,
+        struct_pack(
+            rule := rule_prefix || '.organ_grade_min',
+            analyte := o.analyte,
+            value := o.value,
+            unit := o.unit,
+            at := strftime(timezone('UTC', o.observed_at), '%Y-%m-%dT%H:%M:%S+00:00'),
+            source := o.source
+        ) AS evidence
+    FROM derived.organ_toxicity_daily AS o
+    INNER JOIN phase AS p
+        ON o.patient_id = p.patient_id AND o.infusion_id = p.infusion_id
+    WHERE o.grade >= organ_grade_min
+      AND o.grade_at >= p.starts_at
+
+    UNION ALL
+
+    -- CARTOX (lung), Shah 2020 (pulmonary edema): grade >= 3, as CRS hypoxia grade >= 3 (see header)
+    SELECT
+        c.patient_id,
+        c.infusion_id,
+        lung_item AS item,
+        greatest(c.day_start_at, p.starts_at) AS held_at,
+        struct_pack(
+            rule := rule_prefix || '.organ_grade_min',
+            analyte := 'hypoxia_grade',
+            value := c.hypoxia_grade::DOUBLE,
+            unit := 'ASTCT grade',
+            at := strftime(timezone('UTC', c.day_start_at), '%Y-%m-%dT%H:%M:%S+00:00'),
+            source := 'derived.crs_daily'
+        ) AS evidence
+    FROM derived.crs_daily AS c
+    INNER JOIN phase AS p
+        ON c.patient_id = p.patient_id AND c.infusion_id = p.infusion_id
+    WHERE c.hypoxia_grade >= organ_grade_min
+      AND c.day_end_at > p.starts_at
+
+    UNION ALL
+
+    -- CARTOX, Shah 2020: hemophagocytosis (bone marrow or other organs)
+    SELECT
+        e.patient_id,
+        e.infusion_id,
+        'hemophagocytosis' AS item,
+        e.observed_at AS held_at,
+        struct_pack(
+            rule := rule_prefix || '.hemophagocytosis',
+            analyte := e.event_type,
+            value := e.value_num,
+            unit := NULL::VARCHAR,
+            at := strftime(timezone('UTC', e.observed_at), '%Y-%m-%dT%H:%M:%S+00:00'),
+            source := e.source
+        ) AS evidence
+    FROM derived.events_timeline AS e
+    INNER JOIN phase AS p
+        ON e.patient_id = p.patient_id AND e.infusion_id = p.infusion_id
+    WHERE e.event_type = 'hemophagocytosis'
+      AND e.value_num::BOOLEAN
+      AND e.observed_at >= p.starts_at
+),
+
+first_items AS (
+    SELECT
+        patient_id,
+        infusion_id,
+        item,
+        min(held_at) AS held_at,
+        arg_min(evidence, held_at) AS evidence
+    FROM items
+    GROUP BY ALL
+),
+
+items_met AS (
+    -- CARTOX, Shah 2020: at least N of the four items, met from the moment the N-th began
+    SELECT
+        patient_id,
+        infusion_id,
+        list_extract(list(held_at ORDER BY held_at), items_required::BIGINT) AS held_at,
+        list_slice(list(evidence ORDER BY held_at), 1, items_required::BIGINT) AS evidence
+    FROM first_items
+    GROUP BY ALL
+    HAVING count(*) >= items_required
+),
+
+met AS (
+    SELECT
+        f.patient_id,
+        f.infusion_id,
+        greatest(f.held_at, i.held_at) AS onset_at,
+        list_prepend(f.evidence, i.evidence) AS evidence
+    FROM ferritin_peak AS f
+    INNER JOIN items_met AS i
+        ON f.patient_id = i.patient_id AND f.infusion_id = i.infusion_id
+),
+
+-- diagnosis is read through query_table(), which sqlfluff's ST03 does not see
+diagnosis AS ( -- noqa: ST03
+    SELECT
+        m.patient_id,
+        m.infusion_id,
+        'met' AS status,
+        -- a diagnosis, without end
+        m.onset_at,
+        day_post_infusion(e.site_tz, m.onset_at, e.infused_at)::INTEGER AS onset_day,
+        NULL::TIMESTAMPTZ AS end_at,
+        NULL::INTEGER AS end_day,
+        -- the ferritin, then the items
+        m.evidence
+    FROM met AS m
+    INNER JOIN derived.infusion_episodes AS e
+        ON m.patient_id = e.patient_id AND m.infusion_id = e.infusion_id
+)
+
+SELECT *
+FROM flags.criteria_set_windows(
+    set_name := set_name,
+    windows_table := 'diagnosis',
+    late_onset_day := late_onset_day,
+    rules_version := rules_version
+);
