@@ -123,7 +123,8 @@ met_days AS ( -- noqa: ST03
             any_value(i.site_tz),
             (timezone(any_value(i.site_tz), any_value(i.infused_at))::DATE + day + 1)::TIMESTAMP
         ) AS day_end_at,
-        arg_min(m.evidence, m.held_at) AS evidence
+        -- ties (fibrinogen and LDH drawn together) broken by the evidence text: one answer every run
+        arg_min(m.evidence, (m.held_at, m.evidence::VARCHAR)) AS evidence
     FROM moments AS m
     INNER JOIN derived.infusion_episodes AS i
         ON m.patient_id = i.patient_id AND m.infusion_id = i.infusion_id

@@ -72,7 +72,7 @@ ferritin_peak AS (
             unit := t.unit,
             at := strftime(timezone('UTC', t.observed_at), '%Y-%m-%dT%H:%M:%S+00:00'),
             source := t.source
-        ), t.observed_at) AS evidence
+        ), (t.observed_at, t.source)) AS evidence
     FROM phase AS p
     INNER JOIN results AS t
         ON p.patient_id = t.patient_id AND p.infusion_id = t.infusion_id
@@ -156,7 +156,8 @@ first_items AS (
         infusion_id,
         item,
         min(held_at) AS held_at,
-        arg_min(evidence, held_at) AS evidence
+        -- ties (AST and ALT drawn together) broken by the evidence text: one answer every run
+        arg_min(evidence, (held_at, evidence::VARCHAR)) AS evidence
     FROM items
     GROUP BY ALL
 ),
