@@ -12,11 +12,9 @@ CREATE OR REPLACE TABLE derived.lab_results AS
 WITH known AS (
     SELECT *
     FROM stg.lab_results
-    WHERE coalesce(resulted_at, observed_at) <= $as_of
-      AND (NOT $as_loaded OR loaded_at <= $as_of)
-      -- incremental builds evaluate only the patients in ref.scope (no patient there: every patient)
-      AND (patient_id IN (SELECT s.patient_id FROM ref.scope AS s)
-          OR NOT EXISTS (SELECT 1 FROM ref.scope AS s WHERE s.patient_id IS NOT NULL))
+    WHERE derived.known_as_of(coalesce(resulted_at, observed_at), loaded_at, $as_of, $as_loaded)
+      -- incremental builds evaluate only the patients in ref.scope
+      AND derived.in_build_scope(patient_id)
 ),
 
 last_applied AS (

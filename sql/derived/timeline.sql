@@ -7,27 +7,13 @@ Source criterion: CLINICAL_RULES 1 (Day post-infusion; Baseline: last result col
   infusion and within $time_axis__baseline_lookback_hours of it; ULN/LLN: the result's own range,
   else the rules-file default for the analyte).
 Parameters: $time_axis__baseline_lookback_hours, $rules_version
-Upstream tables: derived.lab_results, derived.infusion_episodes, ref.analytes
+Upstream tables: derived.lab_results, derived.infusion_episodes (derived.placed_on_infusion),
+  ref.analytes
 */
 CREATE OR REPLACE TABLE derived.timeline AS
-WITH assigned AS (
-    -- CLINICAL_RULES 1: a result belongs to the latest infusion at or before it
-    SELECT
-        l.*,
-        i.infusion_id
-    FROM derived.lab_results AS l
-    ASOF LEFT JOIN derived.infusion_episodes AS i
-        ON l.patient_id = i.patient_id AND l.observed_at >= i.infused_at
-),
-
-placed AS (
-    -- results before the first infusion sit on the first episode, at negative days
-    SELECT
-        a.* EXCLUDE (infusion_id),
-        coalesce(a.infusion_id, f.infusion_id) AS infusion_id
-    FROM assigned AS a
-    INNER JOIN derived.infusion_episodes AS f
-        ON a.patient_id = f.patient_id AND f.infusion_seq = 1
+WITH placed AS (
+    -- CLINICAL_RULES 1: the latest infusion at or before each result (before the first: the first)
+    SELECT * FROM derived.placed_on_infusion('derived.lab_results')
 ),
 
 baselines AS (
@@ -62,7 +48,7 @@ SELECT
     p.value / nullif(b.baseline, 0) AS x_baseline,
     -- timestamps
     p.observed_at,
-    day_post_infusion(i.site_tz, p.observed_at, i.infused_at) AS day,
+    p.day,
     p.resulted_at,
     p.loaded_at,
     -- lineage
@@ -72,8 +58,6 @@ SELECT
     p.load_seq,
     $rules_version AS rules_version
 FROM placed AS p
-INNER JOIN derived.infusion_episodes AS i
-    ON p.patient_id = i.patient_id AND p.infusion_id = i.infusion_id
 LEFT JOIN ref.analytes AS r ON p.analyte = r.analyte
 LEFT JOIN baselines AS b
     ON p.patient_id = b.patient_id AND p.infusion_id = b.infusion_id AND p.analyte = b.analyte;

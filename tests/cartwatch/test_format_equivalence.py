@@ -29,7 +29,7 @@ from cartwatch.build import build
 from cartwatch.ingest import normalize_context
 from cartwatch.loader import load_file
 from cartwatch.store import open_store
-from conftest import LOAD_CLOCK, SAMPLE, SITE_TZ
+from sample_paths import LOAD_CLOCK, SAMPLE, SITE_TZ
 from transforms.parsers.fhir_writer import has_fhir_form, lab_observation, to_ndjson
 from transforms.parsers.hl7_writer import (SAMPLE_PATIENTS, join_messages, sample_rows,
                                            write_oru_message)

@@ -18,8 +18,12 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from cartwatch.build import steps
+
 NY = ZoneInfo("America/New_York")
-BASE_STEPS = ("derived/infusion_episodes.sql", "derived/lab_results.sql", "derived/timeline.sql",
+# the macros of sql/macros/ (first in sql/run_order.txt), then the base derived layer
+BASE_STEPS = (*(s for s in steps() if s.startswith("macros/")),
+              "derived/infusion_episodes.sql", "derived/lab_results.sql", "derived/timeline.sql",
               "derived/vitals_timeline.sql", "derived/events_timeline.sql")
 PRODUCTS = ("axi-cel", "tisa-cel", "liso-cel", "cilta-cel")
 
