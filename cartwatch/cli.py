@@ -1,5 +1,8 @@
-"""`cartwatch`: the command line of CONTRACT 2. Every sub-command takes --db and exits non-zero
-with a one-line reason on bad input."""
+"""cartwatch: CAR-T toxicity monitoring, CRS and IEC-HS early warning from hospital lab feeds.
+
+The command line of CONTRACT 2: every sub-command takes --db and exits non-zero with a one-line
+reason on bad input.
+"""
 
 from __future__ import annotations
 
