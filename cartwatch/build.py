@@ -33,14 +33,23 @@ def steps(run_order: Path = RUN_ORDER) -> list[str]:
     return [s.strip() for s in lines if s.strip() and not s.strip().startswith("#")]
 
 
-def run_sql_file(con: duckdb.DuckDBPyConnection, path: Path, params: dict) -> None:
-    """Run one SQL file, passing only the parameters it names (DuckDB refuses extra ones)."""
-    sql = path.read_text(encoding="utf-8")
-    names = set(_PARAM.findall(_COMMENT.sub("", sql)))
+def strip_comments(sql: str) -> str:
+    return _COMMENT.sub("", sql)
+
+
+def named_parameters(sql: str, params: dict, where: object = "SQL") -> dict:
+    """Only the parameters the SQL names (DuckDB refuses extra ones); KeyError for a missing one."""
+    names = set(_PARAM.findall(strip_comments(sql)))
     missing = names - params.keys()
     if missing:
-        raise KeyError(f"{path}: no value for parameter(s) {', '.join(sorted(missing))}")
-    con.execute(sql, {n: params[n] for n in names})
+        raise KeyError(f"{where}: no value for parameter(s) {', '.join(sorted(missing))}")
+    return {n: params[n] for n in names}
+
+
+def run_sql_file(con: duckdb.DuckDBPyConnection, path: Path, params: dict) -> None:
+    """Run one SQL file, passing only the parameters it names."""
+    sql = path.read_text(encoding="utf-8")
+    con.execute(sql, named_parameters(sql, params, path))
 
 
 def run_step(con: duckdb.DuckDBPyConnection, step: str, params: dict) -> None:

@@ -9,21 +9,18 @@ from pathlib import Path
 import duckdb
 
 from cartwatch.loader import FileReport, feed_files, load_file
-from transforms.normalize import NormalizeContext
+from cartwatch.staging import StagingReference
 from transforms.rules import Rules
 
 log = logging.getLogger("cartwatch.ingest")
 
 
-def local_code_map(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], tuple[str | None, str]]:
-    """(code system, local code) -> (LOINC, analyte), from ref.lab_codes."""
-    rows = con.execute("SELECT code_system, local_code, loinc, analyte FROM ref.lab_codes").fetchall()
-    return {(system, code): (loinc or None, analyte) for system, code, loinc, analyte in rows}
-
-
-def normalize_context(con: duckdb.DuckDBPyConnection, rules: Rules, site_tz: str,
-                      now: datetime) -> NormalizeContext:
-    return NormalizeContext(rules=rules, site_tz=site_tz, now=now, local_codes=local_code_map(con))
+def staging_reference(con: duckdb.DuckDBPyConnection, rules: Rules, site_tz: str,
+                      now: datetime) -> StagingReference:
+    """What staging needs, built once and registered on the connection."""
+    ref = StagingReference(rules=rules, site_tz=site_tz, now=now)
+    ref.register(con)
+    return ref
 
 
 def ingest_paths(con: duckdb.DuckDBPyConnection, paths: list[Path], rules: Rules, *, site_tz: str,
@@ -33,10 +30,10 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: list[Path], rules: Rules
 
     `now` is the wall clock (results after it are impossible); `loaded_at` the load's stamp.
     """
-    ctx = normalize_context(con, rules, site_tz, now)
+    ref = staging_reference(con, rules, site_tz, now)
     reports = []
     for path in feed_files(paths):
-        report = load_file(con, path, ctx, run_id, loaded_at)
+        report = load_file(con, path, ref, run_id, loaded_at)
         # file names and counts only: no patient identifier or value reaches the log
         log.info("%s: %s read=%d accepted=%d duplicate=%d quarantined=%d", path.name, report.status,
                  report.read, report.accepted, report.duplicate, report.quarantined)

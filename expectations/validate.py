@@ -1,4 +1,4 @@
-"""Run a feed's Great Expectations suite over its staged rows; failing rows go to quarantine.
+"""Run a feed's Great Expectations suite over a batch of staged rows; failing rows go to quarantine.
 
 GX is imported lazily (about 4 s and 270 MB) and its context is built once per process. The
 suites are the JSON files beside this module; their `$PARAMETER` bounds come from the rules file.
@@ -20,7 +20,7 @@ from transforms.rules import Rules
 SUITES_DIR = Path(__file__).resolve().parent
 SUITE_OF_FEED = {"labs": "stg_lab_results", "vitals": "stg_vitals",
                  "infusions": "stg_infusions", "events": "stg_events"}
-ROW_ID = "_row"
+ROW_ID = "batch_row"   # the row's place in its staging batch (cartwatch/staging.py)
 GRADE_SCALE = (0, 4)  # ASTCT CRS/ICANS grades are 0-4 (a scale, not a threshold)
 
 
@@ -67,15 +67,14 @@ def _validation_definitions():
     return definitions
 
 
-def validate_feed(feed: str, rows: list[dict], rules: Rules) -> SuiteOutcome:
-    """Validate one feed's staged rows; row indices refer to positions in `rows`."""
+def validate_feed(feed: str, frame: pd.DataFrame, rules: Rules) -> SuiteOutcome:
+    """Validate one batch of a feed's staged rows (a columnar frame with a `batch_row` id column);
+    failing rows are named by their `batch_row`."""
     outcome = SuiteOutcome()
-    if not rows:
+    if frame.empty:
         return outcome
-    frame = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
-    frame[ROW_ID] = range(len(rows))
     if feed == "labs":
-        frame["analyte_unit"] = frame["analyte"] + "|" + frame["unit"]
+        frame = frame.assign(analyte_unit=frame["analyte"] + "|" + frame["unit"])
     result = _validation_definitions()[feed].run(
         batch_parameters={"dataframe": frame}, expectation_parameters=suite_parameters(rules),
         result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]})

@@ -28,8 +28,8 @@ def store():
 
 @pytest.fixture
 def ctx(rules, store):
-    from cartwatch.ingest import normalize_context
-    return normalize_context(store, rules, SITE_TZ, LOAD_CLOCK)
+    from cartwatch.ingest import staging_reference
+    return staging_reference(store, rules, SITE_TZ, LOAD_CLOCK)
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cartwatch.build import build
-from cartwatch.ingest import normalize_context
+from cartwatch.ingest import staging_reference
 from cartwatch.loader import load_file
 from cartwatch.store import open_store
 from sample_paths import LOAD_CLOCK, SAMPLE, SITE_TZ
@@ -73,7 +73,7 @@ def sample_csv(name: str, folder: Path, keep=lambda row: True,
 
 def _store(rules, files: list[Path]):
     con = open_store(":memory:")
-    ctx = normalize_context(con, rules, SITE_TZ, LOAD_CLOCK)
+    ctx = staging_reference(con, rules, SITE_TZ, LOAD_CLOCK)
     reports = {}
     for path in files:
         report = load_file(con, path, ctx)

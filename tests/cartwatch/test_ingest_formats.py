@@ -87,11 +87,11 @@ def test_same_result_in_three_formats_is_stored_once(store, ctx, tmp_path):
 
 @pytest.fixture(scope="module")
 def shared_store(rules):
-    from cartwatch.ingest import normalize_context
+    from cartwatch.ingest import staging_reference
     from cartwatch.store import open_store
     from sample_paths import LOAD_CLOCK, SITE_TZ
     con = open_store(":memory:")
-    yield con, normalize_context(con, rules, SITE_TZ, LOAD_CLOCK)
+    yield con, staging_reference(con, rules, SITE_TZ, LOAD_CLOCK)
     con.close()
 
 

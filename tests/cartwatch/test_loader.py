@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cartwatch import loader
+from cartwatch import staging
 from cartwatch.loader import load_file
 
 LAB_HEADER = "patient_id,collected_at,loinc,value,unit,ref_low,ref_high,resulted_at,result_status,accession"
@@ -121,7 +121,7 @@ def test_crash_mid_load_leaves_the_database_as_before(store, ctx, tmp_path, monk
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
-    monkeypatch.setattr(loader, "_insert_raw", crash)   # after the staged rows were inserted
+    monkeypatch.setattr(staging, "drop_already_stored", crash)   # after every batch was written
     second = write(tmp_path, "labs2.csv", LAB_HEADER, GOOD_LAB.replace("A1", "A2").replace("850", "900"))
     with pytest.raises(OSError, match="disk full"):
         load_file(store, second, ctx)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import polars as pl
 
 FEEDS = ("labs", "vitals", "infusions", "events")
 
@@ -34,3 +37,41 @@ class ParsedRow:
     raw: str
     fields: dict[str, str | None] = field(default_factory=dict)
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class ParsedBatch:
+    """A batch of one feed's parsed rows as columns: `line` (Int32), `raw`, `error` and the
+    feed's FEED_FIELDS, all strings or null. Every format hands staging these, so a result stages
+    the same whichever format delivered it."""
+
+    feed: str
+    frame: pl.DataFrame
+
+
+def batch_columns(feed: str) -> dict[str, pl.DataType]:
+    return {"line": pl.Int32, "raw": pl.String, "error": pl.String,
+            **{name: pl.String for name in FEED_FIELDS[feed]}}
+
+
+def batches_of_rows(rows: Iterable[ParsedRow], size: int) -> Iterator[ParsedBatch]:
+    """Rows of a row-at-a-time parser (HL7, FHIR) framed into batches of at most `size` rows per
+    feed, in order of arrival within each feed."""
+    pending: dict[str, list[ParsedRow]] = {}
+    for row in rows:
+        bucket = pending.setdefault(row.feed, [])
+        bucket.append(row)
+        if len(bucket) >= size:
+            yield _frame(row.feed, bucket)
+            pending[row.feed] = []
+    for feed, bucket in pending.items():
+        if bucket:
+            yield _frame(feed, bucket)
+
+
+def _frame(feed: str, rows: list[ParsedRow]) -> ParsedBatch:
+    columns = {"line": [r.line for r in rows], "raw": [r.raw for r in rows],
+               "error": [r.error for r in rows]}
+    for name in FEED_FIELDS[feed]:
+        columns[name] = [r.fields.get(name) for r in rows]
+    return ParsedBatch(feed, pl.DataFrame(columns, schema=batch_columns(feed)))

@@ -1,14 +1,15 @@
-"""Which parser reads a file: by extension, confirmed by content (CONTRACT 1)."""
+"""Which reader takes a file: by extension, confirmed by content (docs/contract.md, section 1)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
-from transforms.parsers.base import ParsedRow
+from transforms.parsers.base import ParsedBatch, batches_of_rows
 
 FORMATS = ("csv", "hl7", "fhir")
+BATCH_ROWS = 100_000   # rows per batch from the row-at-a-time parsers (HL7, FHIR)
 _HL7_SEGMENT = re.compile(rb"(?:^|[\r\n\x0b])(?:MSH|FHS|BHS)[^A-Za-z0-9\r\n]")
 
 
@@ -26,29 +27,27 @@ def detect_format(path: Path, head: bytes) -> str:
         if _HL7_SEGMENT.search(text):
             return "hl7"
         raise UnsupportedFile("no MSH, FHS or BHS segment near the start")
-    if suffix == ".ndjson":
-        return "fhir"
-    if suffix == ".json":
+    if suffix in (".ndjson", ".json"):
         return "fhir"
     raise UnsupportedFile(f"unsupported extension {suffix or '(none)'}")
 
 
-def parser_for(path: Path) -> tuple[str, Callable[[Path], Iterator[ParsedRow]]]:
-    """The format name and a function yielding the file's ParsedRows."""
+def read_batches(path: Path) -> tuple[str, Iterator[ParsedBatch]]:
+    """The format name and the file's parsed rows as columnar batches of bounded size."""
     with open(path, "rb") as handle:
         head = handle.read(4096)
     fmt = detect_format(path, head)
     if fmt == "csv":
-        from transforms.parsers.csv_feed import parse_csv_file
-        return fmt, parse_csv_file
+        from transforms.parsers.csv_feed import parse_csv_batches
+        return fmt, parse_csv_batches(path)
     if fmt == "hl7":
         from transforms.parsers.hl7_oru import parse_hl7_file
-        return fmt, parse_hl7_file
+        return fmt, batches_of_rows(parse_hl7_file(path), BATCH_ROWS)
     if path.suffix.lower() == ".ndjson":
         from transforms.parsers.fhir_r4 import parse_fhir_ndjson
-        return fmt, parse_fhir_ndjson
+        return fmt, batches_of_rows(parse_fhir_ndjson(path), BATCH_ROWS)
     if b'"resourceType"' not in head:
         # a .json file is a feed only when it is a FHIR resource (ground-truth files are not)
         raise UnsupportedFile("JSON without a FHIR resourceType near its start")
     from transforms.parsers.fhir_r4 import parse_fhir_bundle
-    return fmt, parse_fhir_bundle
+    return fmt, batches_of_rows(parse_fhir_bundle(path), BATCH_ROWS)
