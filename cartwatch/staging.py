@@ -139,9 +139,9 @@ def drop_repeats(con: duckdb.DuckDBPyConnection) -> int:
 
 def gate(con: duckdb.DuckDBPyConnection, rules: Rules, feed: str) -> list[dict]:
     """Run the feed's suite over the batch's usable rows; failing rows get the expectation as reason."""
-    from expectations.validate import validate_feed   # GX costs seconds to import: only when validating
+    from expectations.validate import suite_columns, validate_feed   # GX imports in seconds: only here
 
-    frame = con.sql("SELECT * EXCLUDE (line, raw, reason, repeat) FROM staged_batch "
+    frame = con.sql(f"SELECT {', '.join(suite_columns(feed))} FROM staged_batch "
                     "WHERE reason IS NULL AND NOT repeat").df()
     outcome = validate_feed(feed, frame, rules)
     if outcome.failed:

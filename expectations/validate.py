@@ -32,16 +32,47 @@ class SuiteOutcome:
     summary: list[dict] = field(default_factory=list)
 
 
+LABEL_COLUMN = {"labs": "analyte", "vitals": "kind", "events": "event_type", "infusions": "product"}
+
+
 def suite_parameters(rules: Rules) -> dict:
-    params: dict[str, object] = {}
-    for a in rules.analytes.values():
-        params[f"{a.name}__plausible_min"], params[f"{a.name}__plausible_max"] = a.plausible_min, a.plausible_max
-    for kind, v in rules.vitals.items():
-        params[f"{kind}__plausible_min"], params[f"{kind}__plausible_max"] = v["plausible_min"], v["plausible_max"]
-    params["lab_units"] = [f"{a.name}|{a.canonical_unit}" for a in rules.analytes.values()]
-    params["vital_kinds"] = sorted(rules.vitals)
-    params["grade_min"], params["grade_max"] = GRADE_SCALE
-    return params
+    return {"lab_units": [f"{a.name}|{a.canonical_unit}" for a in rules.analytes.values()],
+            "vital_kinds": sorted(rules.vitals), "grade_min": GRADE_SCALE[0], "grade_max": GRADE_SCALE[1]}
+
+
+@lru_cache(maxsize=None)
+def suite_columns(feed: str) -> tuple[str, ...]:
+    """The staged columns a feed's suite reads (besides those validate.py derives), so that only
+    they are handed to pandas."""
+    doc = json.loads((SUITES_DIR / f"{SUITE_OF_FEED[feed]}.json").read_text(encoding="utf-8"))
+    named = {c for e in doc["expectations"] for key in ("column", "column_A", "column_B")
+             if isinstance(c := e["kwargs"].get(key), str)}
+    named |= {c for e in doc["expectations"] for c in e["kwargs"].get("column_list", [])}
+    named |= {ROW_ID, LABEL_COLUMN[feed]} | ({"value", "unit"} if feed in ("labs", "vitals") else set())
+    derived = {"analyte_unit", "plausible_position"}
+    return tuple(sorted(named - derived))
+
+
+def _plausible_bounds(feed: str, rules: Rules) -> tuple[dict[str, float], dict[str, float]]:
+    if feed == "labs":
+        return ({a.name: a.plausible_min for a in rules.analytes.values()},
+                {a.name: a.plausible_max for a in rules.analytes.values()})
+    numeric = {k: v for k, v in rules.vitals.items() if v["plausible_max"] > v["plausible_min"]}
+    return ({k: v["plausible_min"] for k, v in numeric.items()},
+            {k: v["plausible_max"] for k, v in numeric.items()})
+
+
+def with_derived_columns(feed: str, frame: pd.DataFrame, rules: Rules) -> pd.DataFrame:
+    """`analyte_unit` (labs) and `plausible_position`: the value's place in its analyte's or kind's
+    plausible range from the rules file, 0 at the minimum, 1 at the maximum (exact at both ends)."""
+    if feed == "labs":
+        frame = frame.assign(analyte_unit=frame["analyte"] + "|" + frame["unit"])
+    if feed in ("labs", "vitals"):
+        low, high = _plausible_bounds(feed, rules)
+        key = frame[LABEL_COLUMN[feed]]
+        lows, highs = key.map(low).astype("float64"), key.map(high).astype("float64")
+        frame = frame.assign(plausible_position=(frame["value"] - lows) / (highs - lows))
+    return frame
 
 
 @lru_cache(maxsize=1)
@@ -73,16 +104,18 @@ def validate_feed(feed: str, frame: pd.DataFrame, rules: Rules) -> SuiteOutcome:
     outcome = SuiteOutcome()
     if frame.empty:
         return outcome
-    if feed == "labs":
-        frame = frame.assign(analyte_unit=frame["analyte"] + "|" + frame["unit"])
+    frame = with_derived_columns(feed, frame, rules)
     result = _validation_definitions()[feed].run(
         batch_parameters={"dataframe": frame}, expectation_parameters=suite_parameters(rules),
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]})
+        result_format={"result_format": "COMPLETE",
+                       "unexpected_index_column_names": [ROW_ID, LABEL_COLUMN[feed]]})
     for r in result.results:
         cfg = r.expectation_config
         failing = _failing_rows(cfg.type, r.result.get("unexpected_index_list") or [])
+        labels = {int(u[ROW_ID]): u for u in r.result.get("unexpected_index_list") or []}
         for index in failing:
-            outcome.failed.setdefault(index, f"expectation {cfg.type} failed: {cfg.meta.get('rule')}")
+            rule = str(cfg.meta.get("rule")).format_map(labels[index])
+            outcome.failed.setdefault(index, f"expectation {cfg.type} failed: {rule}")
         outcome.summary.append({
             "suite": SUITE_OF_FEED[feed], "expectation": cfg.type, "column": _describe(cfg.kwargs),
             "success": bool(r.success), "element_count": r.result.get("element_count"),

@@ -38,7 +38,7 @@ CREATE OR REPLACE MACRO number_text(t) AS {
 -- Numbers, step 2 of 2: STRUCT(value, comparator, error). A decimal comma (1,25 or 1,2345) is
 -- refused rather than guessed: it is ambiguous with a thousands group.
 CREATE OR REPLACE MACRO number_read(n) AS CASE
-    WHEN n.text IS NULL THEN {'value': NULL::DOUBLE, 'comparator': NULL::VARCHAR, 'error': 'missing value'}
+    WHEN n.text IS NULL THEN { 'value': NULL::DOUBLE, 'comparator': NULL::VARCHAR, 'error': 'missing value' }
     WHEN n.parts.num = '' THEN {
         'value': NULL::DOUBLE,
         'comparator': NULL::VARCHAR,
@@ -47,8 +47,8 @@ CREATE OR REPLACE MACRO number_read(n) AS CASE
             ELSE 'non-numeric value ' || quoted(left(n.text, 40)) END
     }
     ELSE {
-        'value': TRY_CAST(replace(n.parts.num, ',', '') AS DOUBLE)
-        * CASE WHEN n.parts.exp = '' THEN 1.0 ELSE pow(10.0, TRY_CAST(n.parts.exp AS INTEGER)) END,
+        'value': try_cast(replace(n.parts.num, ',', '') AS DOUBLE)
+        * CASE WHEN n.parts.exp = '' THEN 1.0 ELSE pow(10.0, try_cast(n.parts.exp AS INTEGER)) END,
         'comparator': nullif(nullif(n.parts.cmp, ''), '='),
         'error': NULL::VARCHAR
     }
@@ -65,7 +65,7 @@ CREATE OR REPLACE MACRO time_text(t) AS {
     )
 };
 
-CREATE OR REPLACE MACRO iso_local(p) AS TRY_CAST(
+CREATE OR REPLACE MACRO iso_local(p) AS try_cast(
     p.y || '-' || p.mo || '-' || p.d || ' ' || coalesce(nullif(p.h, ''), '00') || ':'
     || coalesce(nullif(p.mi, ''), '00') || ':' || coalesce(nullif(p.s, ''), '00') || '.'
     || rpad(left(p.f, 6), 6, '0') AS TIMESTAMP
@@ -76,8 +76,8 @@ CREATE OR REPLACE MACRO iso_offset_minutes(off) AS CASE
     WHEN off = '' THEN NULL
     WHEN upper(off) = 'Z' THEN 0
     ELSE (CASE WHEN off[1] = '-' THEN -1 ELSE 1 END)
-        * (TRY_CAST(off[2:3] AS INTEGER) * 60 + CASE WHEN length(replace(off, ':', '')) = 5
-            THEN TRY_CAST(right(replace(off, ':', ''), 2) AS INTEGER) ELSE 0 END)
+        * (try_cast(off[2:3] AS INTEGER) * 60 + CASE WHEN length(replace(off, ':', '')) = 5
+            THEN try_cast(right(replace(off, ':', ''), 2) AS INTEGER) ELSE 0 END)
 END;
 
 -- Timestamps, step 2 of 4: the local date-time, the offset, and why the text is no moment
@@ -91,7 +91,7 @@ CREATE OR REPLACE MACRO time_read(r, allow_date_only) AS {
             THEN 'timestamp ' || quoted(r.text) || ' has no time of day'
         WHEN r.parts.y = '' OR iso_local(r.parts) IS NULL OR r.parts.h > '23'
             OR abs(coalesce(iso_offset_minutes(r.parts.off), 0)) >= 1440
-            THEN CASE WHEN regexp_matches(r.text, '^\d{4}-\d{2}-\d{2}') AND TRY_CAST(left(r.text, 10) AS DATE) IS NULL
+            THEN CASE WHEN regexp_matches(r.text, '^\d{4}-\d{2}-\d{2}') AND try_cast(left(r.text, 10) AS DATE) IS NULL
                 THEN 'impossible date ' || quoted(r.text)
                 ELSE 'unparseable timestamp ' || quoted(left(r.text, 40)) END
     END
@@ -128,15 +128,15 @@ CREATE OR REPLACE MACRO iso_utc(ts) AS
 -- Timestamps, step 4 of 4: STRUCT(at, error), a plausible UTC moment (no later than now +
 -- tolerance, not before the earliest plausible year) or why not
 CREATE OR REPLACE MACRO time_judged(u, now, tolerance, earliest_year) AS CASE
-    WHEN u.error IS NOT NULL THEN {'at': NULL::TIMESTAMPTZ, 'error': u.error}
+    WHEN u.error IS NOT NULL THEN { 'at': NULL::TIMESTAMPTZ, 'error': u.error }
     WHEN u.at IS NULL THEN {
         'at': NULL::TIMESTAMPTZ,
         'error': 'nonexistent local time ' || quoted(u.text) || ' in ' || u.tz || ' (clocks went forward)'
     }
-    WHEN u.at > now + tolerance THEN {'at': NULL::TIMESTAMPTZ, 'error': 'in the future (' || iso_utc(u.at) || ')'}
+    WHEN u.at > now + tolerance THEN { 'at': NULL::TIMESTAMPTZ, 'error': 'in the future (' || iso_utc(u.at) || ')' }
     WHEN year(timezone('UTC', u.at)) < earliest_year
-        THEN {'at': NULL::TIMESTAMPTZ, 'error': 'before ' || earliest_year || ' (' || iso_utc(u.at) || ')'}
-    ELSE {'at': u.at, 'error': NULL::VARCHAR}
+        THEN { 'at': NULL::TIMESTAMPTZ, 'error': 'before ' || earliest_year || ' (' || iso_utc(u.at) || ')' }
+    ELSE { 'at': u.at, 'error': NULL::VARCHAR }
 END;
 
 -- a number as Python's f"{value:.9g}" writes it, '' for none (row keys: 1250 and "1,250" agree)

@@ -29,7 +29,7 @@ REQUIRED_COLUMNS = {
     "infusions": ("patient_id", "infused_at", "product"),
     "events": ("patient_id", "event_at", "event_type", "value"),
 }
-BLOCK_BYTES = 8 << 20   # about 80,000 lab rows: a batch big enough that per-batch costs vanish
+BLOCK_BYTES = 8 << 20   # about 80,000 lab rows a batch; memory grows with it (about 40 x the block)
 _BOM = "\ufeff"
 
 
@@ -108,26 +108,22 @@ def _decode(data: bytes) -> str:
 
 def _block_rows(text: str, first_line: int, header: list[str], feed: str) -> pl.DataFrame:
     """One block's rows: line, raw, error and the feed's fields (strings), blank lines dropped."""
-    lines = pl.DataFrame({"raw": text.split("\n")}).with_columns(
+    lines = pl.DataFrame({"raw": pl.Series([text]).str.split("\n").explode()}).with_columns(
         pl.col("raw").str.strip_suffix("\r"),
         line=pl.int_range(first_line, first_line + pl.len(), dtype=pl.Int32))
-    quoted = lines.filter(pl.col("raw").str.contains('"', literal=True))
-    if quoted.height:
-        records, consumed = _quoted_records(lines, quoted["line"].to_list(), first_line, len(header))
-        plain = lines.filter(~pl.col("line").is_in(consumed))
-    else:
-        records, plain = None, lines
+    quoted_lines = lines.filter(pl.col("raw").str.contains('"', literal=True))["line"]
+    records, consumed = _quoted_records(lines["raw"], quoted_lines.to_list(), first_line)
+    plain = (lines.filter(~pl.col("line").is_in(consumed)) if consumed else lines).filter(
+        ~pl.col("raw").str.contains(r"^[\s,]*$"))     # a line of only commas and spaces: nothing sent
     plain = plain.with_columns(values=pl.col("raw").str.split(","))
-    frame = pl.concat([plain, records], how="vertical") if records is not None else plain
-    frame = frame.filter(~_blank(pl.col("values"))).sort("line")
+    frame = pl.concat([plain, records], how="vertical").sort("line") if records is not None else plain
     return _fields_frame(frame, header, feed)
 
 
-def _quoted_records(lines: pl.DataFrame, starts: list[int], first_line: int,
-                    width: int) -> tuple[pl.DataFrame | None, list[int]]:
+def _quoted_records(raws: pl.Series, starts: list[int], first_line: int) -> tuple[pl.DataFrame | None, list[int]]:
     """Records that begin on a line holding a quote, read by the csv module one at a time (a
-    quoted field may span lines): their line, raw text and values, and every line they used."""
-    raws = lines["raw"].to_list()
+    quoted field may span lines): their line, raw text and values, and every line they used.
+    Records whose every field is blank are used up but not returned."""
     out_line, out_raw, out_values, consumed = [], [], [], []
     used_until = -1
     for start in starts:
@@ -138,24 +134,20 @@ def _quoted_records(lines: pl.DataFrame, starts: list[int], first_line: int,
         values = next(reader, [])
         span = max(reader.line_num, 1)
         used_until = index + span - 1
-        out_line.append(start)
-        out_raw.append("\n".join(raws[index:index + span]))
-        out_values.append(values)
         consumed.extend(range(start, start + span))
+        if any(v.strip() for v in values):
+            out_line.append(start)
+            out_raw.append("\n".join(raws.slice(index, span).to_list()))
+            out_values.append(values)
     if not out_line:
         return None, consumed
     return pl.DataFrame({"raw": out_raw, "line": pl.Series(out_line, dtype=pl.Int32),
                          "values": pl.Series(out_values, dtype=pl.List(pl.String))}), consumed
 
 
-def _lines_from(raws: list[str], index: int) -> Iterator[str]:
-    for i in range(index, len(raws)):
+def _lines_from(raws: pl.Series, index: int) -> Iterator[str]:
+    for i in range(index, raws.len()):
         yield raws[i] + "\n"
-
-
-def _blank(values: pl.Expr) -> pl.Expr:
-    """A line whose every field is white space: nothing was sent."""
-    return values.list.eval(pl.element().str.strip_chars() == "").list.all()
 
 
 def _fields_frame(frame: pl.DataFrame, header: list[str], feed: str) -> pl.DataFrame:

@@ -9,7 +9,7 @@ from typing import Iterator
 from transforms.parsers.base import ParsedBatch, batches_of_rows
 
 FORMATS = ("csv", "hl7", "fhir")
-BATCH_ROWS = 100_000   # rows per batch from the row-at-a-time parsers (HL7, FHIR)
+BATCH_ROWS = 200_000   # rows per batch from the row-at-a-time parsers (HL7, FHIR)
 _HL7_SEGMENT = re.compile(rb"(?:^|[\r\n\x0b])(?:MSH|FHS|BHS)[^A-Za-z0-9\r\n]")
 
 
