@@ -8,8 +8,9 @@ read in blocks of bytes cut at a line end outside quotes; each block is split in
 (`str.split`) and the fields of lines without a quote character are split by polars expressions.
 Only lines that contain a `"` (quoted fields, `"1,250"`, a field with a newline) go through
 Python's C `csv` reader, one record at a time, so that a stray quote is read exactly as the `csv`
-module reads it. Measured on this project's machine: about 2.5 M unquoted rows/s, against
-0.25 M rows/s for `csv.reader` with per-row line tracking (benchmarks/README.md).
+module reads it. Measured on the 1,000-patient cohort's labs.csv (864,845 rows, this project's
+2-core machine, load 4): about 630,000 rows per CPU-second, against 255,000 for the row-by-row
+`csv.reader` of release 0.1.0, and 3.6 million for DuckDB's `read_csv`, which cannot give lines.
 """
 
 from __future__ import annotations
