@@ -1,11 +1,12 @@
 """Load one feed file into the store: read it in columnar batches, judge each batch in SQL, gate
-it with Great Expectations, drop repeats, and write it, all in one transaction.
+it with Great Expectations, land it, then publish the whole file in one transaction.
 
 Idempotent: a file already loaded (same content hash) changes nothing, and a row whose content key
 is already stored counts as a duplicate. Every row read ends as accepted, duplicate or quarantined,
 and those three always add up to the rows read. A failure anywhere inside the write rolls the
 whole file back, so the database is as it was before the load. Memory is bounded by the batch,
-not the file (transforms/parsers: about 8 MB of CSV or 100,000 HL7/FHIR results a batch).
+not the file (transforms/parsers: about 8 MB of CSV or 200,000 HL7/FHIR results a batch): batches
+wait in temporary landing tables (cartwatch/staging.py says why) until the file is published.
 """
 
 from __future__ import annotations
@@ -86,22 +87,30 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, ref: StagingReference,
     previous = first_row(con, "SELECT rows_read, format FROM meta.files WHERE file_sha256 = ?", [sha])
     if previous:
         return FileReport(str(path), "already_loaded", previous[1], read=previous[0], duplicate=previous[0])
+    staging.clear_landing(con)
     try:
         fmt, batches = read_batches(path)
+        report, validations = _land_batches(con, path, fmt, batches, ref, sha, loaded_at)
         with transaction(con):
-            report = _load_batches(con, path, fmt, batches, ref, sha, loaded_at)
+            duplicates = staging.publish(con, report.feeds)
+            report.accepted -= duplicates
+            report.duplicate += duplicates
             con.execute("INSERT INTO meta.files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [sha, str(path), fmt, ",".join(report.feeds), loaded_at, report.read,
                          report.accepted, report.duplicate, report.quarantined, run_id])
+            _insert_validations(con, validations, sha, loaded_at)
     except (UnsupportedFile, NotAFeed, UnicodeDecodeError) as exc:
         return FileReport(str(path), "skipped", reason=str(exc))
+    finally:
+        staging.clear_landing(con)
     assert report.adds_up(), f"{path}: counts do not add up: {report}"
     return report
 
 
-def _load_batches(con, path: Path, fmt: str, batches, ref: StagingReference, sha: str,
-                  loaded_at: datetime) -> FileReport:
-    """Every batch of the file, then the file-wide duplicate pass; inside the caller's transaction."""
+def _land_batches(con, path: Path, fmt: str, batches, ref: StagingReference, sha: str,
+                  loaded_at: datetime) -> tuple[FileReport, list[dict]]:
+    """Every batch of the file judged, gated and landed (staging.LANDING), one commit each; the
+    report and one suite summary per expectation."""
     report = FileReport(str(path), "loaded", fmt)
     lineage = {"sha": sha, "file": str(path), "format": fmt, "loaded_at": loaded_at}
     first_seq = (scalar(con, "SELECT count(*) FROM meta.files") + 1) << 32
@@ -118,14 +127,9 @@ def _load_batches(con, path: Path, fmt: str, batches, ref: StagingReference, sha
         report.quarantined += counts.quarantined
         if batch.feed not in report.feeds:
             report.feeds.append(batch.feed)
-    for feed in report.feeds:
-        stored_before = staging.drop_already_stored(con, feed, sha)
-        report.accepted -= stored_before
-        report.duplicate += stored_before
     report.feeds.sort()
-    report.quarantine_reasons = _reason_counts(con, sha)
-    _insert_validations(con, validations.values(), sha, loaded_at)
-    return report
+    report.quarantine_reasons = _reason_counts(con)
+    return report, list(validations.values())
 
 
 def _add_validation(validations: dict, feed: str, summary: dict) -> None:
@@ -140,12 +144,12 @@ def _add_validation(validations: dict, feed: str, summary: dict) -> None:
     seen["unexpected_count"] += summary["unexpected_count"]
 
 
-def _reason_counts(con, sha: str) -> dict[str, int]:
-    """Quarantined rows of the file by reason category (reason_category, computed in SQL)."""
+def _reason_counts(con) -> dict[str, int]:
+    """The landed file's quarantined rows by reason category (reason_category, computed in SQL)."""
     return dict(con.execute(
         "SELECT trim(regexp_replace(regexp_replace(reason, $values, '…', 'g'), '\\s+', ' ', 'g')) AS category, "
-        "count(*) FROM quarantine.rows WHERE file_sha256 = $sha GROUP BY category ORDER BY category",
-        {"values": _REASON_VALUES, "sha": sha}).fetchall())
+        f"count(*) FROM {staging.LANDING['quarantine']} GROUP BY category ORDER BY category",
+        {"values": _REASON_VALUES}).fetchall())
 
 
 def _insert_validations(con, validations, sha: str, at: datetime) -> None:

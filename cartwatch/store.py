@@ -79,7 +79,12 @@ def load_lab_codes(con: duckdb.DuckDBPyConnection, csv_path: Path = LAB_CODES_CS
             [str(csv_path)])
 
 
-def open_store(db_path: str | Path) -> duckdb.DuckDBPyConnection:
+# DuckDB's own default is 80% of the machine's memory; bounded, it spills joins, sorts and
+# temporary tables to disk instead, so a cohort load's peak memory does not grow with the cohort.
+MEMORY_LIMIT = "1GB"
+
+
+def open_store(db_path: str | Path, memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) and migrate the database; times are handled in UTC inside."""
     if str(db_path) != ":memory:":
         Path(db_path).parent.mkdir(parents=True, exist_ok=True)
@@ -88,6 +93,7 @@ def open_store(db_path: str | Path) -> duckdb.DuckDBPyConnection:
     except duckdb.IOException as exc:
         raise StoreError(f"{db_path}: cannot open the database ({exc})") from None
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET memory_limit = ?", [memory_limit])
     migrate(con)
     load_lab_codes(con)
     return con

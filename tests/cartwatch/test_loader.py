@@ -121,7 +121,7 @@ def test_crash_mid_load_leaves_the_database_as_before(store, ctx, tmp_path, monk
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
-    monkeypatch.setattr(staging, "drop_already_stored", crash)   # after every batch was written
+    monkeypatch.setattr(staging, "publish", crash)   # after every batch was landed
     second = write(tmp_path, "labs2.csv", LAB_HEADER, GOOD_LAB.replace("A1", "A2").replace("850", "900"))
     with pytest.raises(OSError, match="disk full"):
         load_file(store, second, ctx)
