@@ -143,3 +143,38 @@ def test_counts_always_add_up_on_a_mixed_file(store, ctx, tmp_path):
             GOOD_LAB.replace("A1", "A4"), "garbage"]
     report = load_file(store, write(tmp_path, "labs.csv", LAB_HEADER, *rows), ctx)
     assert report.adds_up() and (report.read, report.accepted, report.duplicate, report.quarantined) == (5, 2, 1, 2)
+
+
+def test_a_bad_line_is_quarantined_and_the_rest_of_the_file_loads(store, ctx, tmp_path):
+    bad = b"P1,2026-06-01T08:00:00Z,2276-4,5,ng/\xe9L,,,,F,A7"
+    path = tmp_path / "labs.csv"
+    path.write_bytes("\n".join([LAB_HEADER, GOOD_LAB]).encode() + b"\n" + bad + b"\n")
+    report = load_file(store, path, ctx)
+    assert (report.status, report.read, report.accepted, report.quarantined) == ("loaded", 2, 1, 1)
+    (line, reason), = store.execute("SELECT line, reason FROM quarantine.rows").fetchall()
+    assert (line, reason) == (3, "csv: not UTF-8 (byte 0xE9 at position 37)")
+
+
+@pytest.mark.parametrize("ids, reason", [
+    ('"P1\nFAKE",', "patient_id contains a control character"),
+    ("P1\x00,", "patient_id contains a control character"),
+])
+def test_control_characters_in_ids_are_refused(store, ctx, tmp_path, ids, reason):
+    row = ids + GOOD_LAB.split(",", 1)[1]
+    report = load_file(store, write(tmp_path, "labs.csv", LAB_HEADER, row), ctx)
+    assert (report.read, report.accepted, report.quarantined) == (1, 0, 1)
+    assert store.execute("SELECT reason FROM quarantine.rows").fetchone()[0] == reason
+
+
+@pytest.mark.parametrize("text, reason", [
+    (LAB_HEADER + ",value\n" + GOOD_LAB + ",332\n", "header names a column more than once: value"),
+    (LAB_HEADER + "\x0b" + GOOD_LAB + "\x0b", "lines end with vertical tabs"),
+])
+def test_a_refused_file_is_not_recorded_as_loaded(store, ctx, tmp_path, text, reason):
+    path = tmp_path / "labs.csv"
+    path.write_text(text, encoding="utf-8")
+    report = load_file(store, path, ctx)
+    assert report.status == "skipped" and report.reason.startswith(reason)
+    assert counts(store)["meta.files"] == 0
+    path.write_text(LAB_HEADER + "\n" + GOOD_LAB + "\n", encoding="utf-8")   # the fixed file loads
+    assert load_file(store, path, ctx).accepted == 1

@@ -15,6 +15,7 @@ module reads it. Measured on the 1,000-patient cohort's labs.csv (864,845 rows, 
 
 from __future__ import annotations
 
+import codecs
 import csv
 from pathlib import Path
 from typing import Iterator
@@ -31,7 +32,6 @@ REQUIRED_COLUMNS = {
     "events": ("patient_id", "event_at", "event_type", "value"),
 }
 BLOCK_BYTES = 8 << 20   # about 80,000 lab rows a batch; memory grows with it (about 40 x the block)
-_BOM = "\ufeff"
 
 
 class NotAFeed(ValueError):
@@ -47,49 +47,79 @@ def feed_of_header(header: list[str]) -> str:
 
 
 def parse_csv_batches(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[ParsedBatch]:
-    """The file's rows, a batch per block; UnicodeDecodeError for a file that is not UTF-8."""
-    blocks = _blocks(Path(path), block_bytes)
+    """The file's rows, a batch per block. NotAFeed for a file that is no feed (its header, its
+    line ends); a line that is not UTF-8 is an error row, the rest of the file still reads."""
+    blocks = _blocks(_utf8_chunks(Path(path), block_bytes))
     first = next(blocks, None)
     if first is None:
         return
-    text, _ = first
-    header_text, _, rest = text.lstrip(_BOM).partition("\n")
-    header = [h.strip().lower() for h in next(csv.reader([header_text.rstrip("\r")]), [])]
+    header_bytes, _, rest = first.partition(b"\n")
+    header = _header(header_bytes)
     if not any(header):
         return
     feed = feed_of_header(header)
     line = 2
-    for block_text in _texts(rest, blocks):
-        frame = _block_rows(block_text, line, header, feed)
-        line += block_text.count("\n") + 1
+    for block in _rest_then(rest, blocks):
+        frame = _block_rows(block, line, header, feed)
+        line += block.count(b"\n") + 1
         if frame.height:
             yield ParsedBatch(feed, frame)
 
 
-def _texts(first_rest: str, blocks: Iterator[tuple[str, bool]]) -> Iterator[str]:
+def _header(data: bytes) -> list[str]:
+    try:
+        text = data.decode("utf-8").rstrip("\r")
+    except UnicodeDecodeError:
+        raise NotAFeed("header is not UTF-8 text") from None
+    header = [h.strip().lower() for h in next(csv.reader([text]), [])]
+    repeated = sorted({h for h in header if h and header.count(h) > 1})
+    if repeated:
+        # two columns of one name: which one is the value is a guess, so the file is refused
+        raise NotAFeed(f"header names a column more than once: {', '.join(repeated)}")
+    return header
+
+
+def _rest_then(first_rest: bytes, blocks: Iterator[bytes]) -> Iterator[bytes]:
     if first_rest:
         yield first_rest
-    for text, _ in blocks:
-        yield text
+    yield from blocks
 
 
-def _blocks(path: Path, block_bytes: int) -> Iterator[tuple[str, bool]]:
-    """Decoded blocks of whole lines; a cut never falls inside a quoted field (even quote count)."""
-    carry = b""
+def _utf8_chunks(path: Path, size: int) -> Iterator[bytes]:
+    """The file's bytes as UTF-8 with LF line ends: a UTF-8 byte-order mark dropped, UTF-16 (told
+    by its byte-order mark) transcoded, old Mac CR line ends read as LF. Vertical tabs as line ends
+    are refused: they are HL7's MLLP framing, not a CSV line end."""
     with open(path, "rb") as handle:
-        while True:
-            data = handle.read(block_bytes)
-            if not data:
-                if carry:
-                    yield _decode(carry), True
-                return
-            data = carry + data
-            cut = _safe_cut(data)
-            if cut < 0:
-                carry = data
-                continue
-            carry = data[cut + 1:]
-            yield _decode(data[:cut]), False
+        first = handle.read(size)
+        decoder = None
+        if first.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            decoder = codecs.getincrementaldecoder("utf-16")()
+        elif first.startswith(codecs.BOM_UTF8):
+            first = first[len(codecs.BOM_UTF8):]
+        chunk = decoder.decode(first).encode("utf-8") if decoder else first
+        newline = b"\n" in chunk
+        if not newline and b"\x0b" in chunk:
+            raise NotAFeed("lines end with vertical tabs (\\x0b), not CR or LF")
+        cr_only = not newline and b"\r" in chunk
+        while chunk:
+            yield chunk.replace(b"\r", b"\n") if cr_only else chunk
+            data = handle.read(size)
+            chunk = (decoder.decode(data, final=not data).encode("utf-8") if decoder else data)
+
+
+def _blocks(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Blocks of whole lines; a cut never falls inside a quoted field (even quote count)."""
+    carry = b""
+    for data in chunks:
+        data = carry + data
+        cut = _safe_cut(data)
+        if cut < 0:
+            carry = data
+            continue
+        carry = data[cut + 1:]
+        yield data[:cut]
+    if carry:
+        yield carry
 
 
 def _safe_cut(data: bytes) -> int:
@@ -103,47 +133,83 @@ def _safe_cut(data: bytes) -> int:
     return cut
 
 
-def _decode(data: bytes) -> str:
-    return data.decode("utf-8")
+def _decoded(data: bytes, first_line: int) -> tuple[str, dict[int, str]]:
+    """A block's text, and the lines that are not UTF-8 with their reason. Only a block holding
+    such a line is decoded line by line."""
+    try:
+        return data.decode("utf-8"), {}
+    except UnicodeDecodeError:
+        pass
+    texts, bad = [], {}
+    for number, raw in enumerate(data.split(b"\n"), start=first_line):
+        try:
+            texts.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            bad[number] = f"csv: not UTF-8 (byte 0x{raw[exc.start]:02X} at position {exc.start + 1})"
+            texts.append(raw.decode("utf-8", "replace"))
+    return "\n".join(texts), bad
 
 
-def _block_rows(text: str, first_line: int, header: list[str], feed: str) -> pl.DataFrame:
+def _block_rows(data: bytes, first_line: int, header: list[str], feed: str) -> pl.DataFrame:
     """One block's rows: line, raw, error and the feed's fields (strings), blank lines dropped."""
+    text, undecodable = _decoded(data, first_line)
     lines = pl.DataFrame({"raw": pl.Series([text]).str.split("\n").explode()}).with_columns(
         pl.col("raw").str.strip_suffix("\r"),
         line=pl.int_range(first_line, first_line + pl.len(), dtype=pl.Int32))
+    if undecodable:
+        lines = lines.filter(~pl.col("line").is_in(list(undecodable)))
     quoted_lines = lines.filter(pl.col("raw").str.contains('"', literal=True))["line"]
-    records, consumed = _quoted_records(lines["raw"], quoted_lines.to_list(), first_line)
+    records, consumed = _quoted_records(lines, quoted_lines.to_list())
     plain = (lines.filter(~pl.col("line").is_in(consumed)) if consumed else lines).filter(
         ~pl.col("raw").str.contains(r"^[\s,]*$"))     # a line of only commas and spaces: nothing sent
-    plain = plain.with_columns(values=pl.col("raw").str.split(","))
-    frame = pl.concat([plain, records], how="vertical").sort("line") if records is not None else plain
-    return _fields_frame(frame, header, feed)
+    plain = plain.with_columns(values=pl.col("raw").str.split(","), parse_error=pl.lit(None, pl.String))
+    frame = _fields_frame(pl.concat([f for f in (plain, records) if f is not None], how="diagonal"),
+                          header, feed)
+    if undecodable:
+        frame = pl.concat([frame, _error_rows(data, first_line, undecodable, frame.schema)], how="vertical")
+    return frame.sort("line")
 
 
-def _quoted_records(raws: pl.Series, starts: list[int], first_line: int) -> tuple[pl.DataFrame | None, list[int]]:
+def _error_rows(data: bytes, first_line: int, errors: dict[int, str], schema) -> pl.DataFrame:
+    raws = data.split(b"\n")
+    return pl.DataFrame({"line": list(errors), "error": list(errors.values()),
+                         "raw": [raws[n - first_line].decode("utf-8", "replace").rstrip("\r") for n in errors]},
+                        schema={"line": pl.Int32, "error": pl.String, "raw": pl.String}).select(
+        [pl.col(c) if c in ("line", "error", "raw") else pl.lit(None, dtype).alias(c)
+         for c, dtype in schema.items()])
+
+
+def _quoted_records(lines: pl.DataFrame, starts: list[int]) -> tuple[pl.DataFrame | None, list[int]]:
     """Records that begin on a line holding a quote, read by the csv module one at a time (a
     quoted field may span lines): their line, raw text and values, and every line they used.
-    Records whose every field is blank are used up but not returned."""
-    out_line, out_raw, out_values, consumed = [], [], [], []
+    Records whose every field is blank are used up but not returned; a record the csv module
+    refuses (a NUL byte, a field over its size limit) becomes an error row of its first line."""
+    raws, numbers = lines["raw"], lines["line"]
+    position = {n: i for i, n in enumerate(numbers.to_list())} if starts else {}
+    out_line, out_raw, out_values, out_error, consumed = [], [], [], [], []
     used_until = -1
     for start in starts:
-        index = start - first_line
+        index = position[start]
         if index <= used_until:
             continue
         reader = csv.reader(_lines_from(raws, index))
-        values = next(reader, [])
-        span = max(reader.line_num, 1)
+        try:
+            values, error = next(reader, []), None
+        except csv.Error as exc:
+            values, error = [""], f"csv: {exc}"
+        span = max(reader.line_num, 1) if error is None else 1
         used_until = index + span - 1
-        consumed.extend(range(start, start + span))
-        if any(v.strip() for v in values):
+        consumed.extend(numbers.slice(index, span).to_list())
+        if error or any(v.strip() for v in values):
             out_line.append(start)
             out_raw.append("\n".join(raws.slice(index, span).to_list()))
             out_values.append(values)
+            out_error.append(error)
     if not out_line:
         return None, consumed
     return pl.DataFrame({"raw": out_raw, "line": pl.Series(out_line, dtype=pl.Int32),
-                         "values": pl.Series(out_values, dtype=pl.List(pl.String))}), consumed
+                         "values": pl.Series(out_values, dtype=pl.List(pl.String)),
+                         "parse_error": pl.Series(out_error, dtype=pl.String)}), consumed
 
 
 def _lines_from(raws: pl.Series, index: int) -> Iterator[str]:
@@ -153,9 +219,9 @@ def _lines_from(raws: pl.Series, index: int) -> Iterator[str]:
 
 def _fields_frame(frame: pl.DataFrame, header: list[str], feed: str) -> pl.DataFrame:
     width = len(header)
-    count = pl.col("values").list.len()
-    error = (pl.when(count != width)
-             .then(pl.format("csv: expected {} fields, got {}", pl.lit(width), count))
+    count = pl.when(pl.col("parse_error").is_null()).then(pl.col("values").list.len()).otherwise(-1)
+    error = (pl.when(pl.col("parse_error").is_not_null()).then(pl.col("parse_error"))
+             .when(count != width).then(pl.format("csv: expected {} fields, got {}", pl.lit(width), count))
              .otherwise(None).alias("error"))
     position = {name: i for i, name in enumerate(header)}
     if feed == "labs":
