@@ -181,6 +181,8 @@ def cmd_synth(args) -> int:
     argv = ["--patients", str(args.patients), "--seed", str(args.seed), "--out", args.out]
     argv += ["--start", args.start] if args.start else []
     argv += ["--formats", args.formats] if args.formats else []
+    argv += ["--cohort"] if args.cohort else []
+    argv += ["--next-day", args.next_day] if args.next_day else []
     return synth_main(argv + (["--readme"] if args.readme else []))
 
 
@@ -253,6 +255,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--start", help="first possible infusion date (YYYY-MM-DD)")
     p.add_argument("--readme", action="store_true", help="also write README.md telling each story")
     p.add_argument("--formats", help="comma-separated: csv (always), hl7, fhir")
+    p.add_argument("--cohort", action="store_true",
+                   help="a large benchmark cohort (vectorized: 10,000 patients in seconds; CSV, no ground truth)")
+    p.add_argument("--next-day", dest="next_day",
+                   help="with --cohort: folder for the following day's new results (a nightly inbox file)")
     p.set_defaults(run=cmd_synth)
     return top
 
