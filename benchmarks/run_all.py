@@ -211,7 +211,7 @@ def machine() -> dict:
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "os": platform.platform(), "python": platform.python_version(), "versions": versions,
         "commit": _git("rev-parse", "--short", "HEAD"), "dirty": bool(_git("status", "--porcelain")),
-        "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE", ""),
+        "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE", ""), "nice": os.nice(0),
     }
 
 
@@ -564,7 +564,8 @@ def render(r: dict) -> str:
         "| | |", "|---|---|",
         f"| CPU | {m['cpu_model']}, {m['cores_logical']} logical cores ({m['cores_physical']} physical) |",
         f"| memory | {m['memory_gb']} GiB ({m['memory_available_gb_at_start']} GiB available at start) |",
-        f"| load average at start (1, 5, 15 min) | {', '.join(map(str, m['load_average_at_start']))} |",
+        f"| load average at start (1, 5, 15 min) | {', '.join(map(str, m['load_average_at_start']))} "
+        f"(the run's niceness: {m['nice']}) |",
         f"| load average at end | {', '.join(map(str, m['load_average_at_end']))} |",
         f"| OS, Python | {m['os']}, Python {m['python']} (PYTHONDONTWRITEBYTECODE="
         f"{m['PYTHONDONTWRITEBYTECODE'] or 'unset'}; bytecode compiled by the run's first step) |",
