@@ -148,6 +148,8 @@ def cmd_backfill(args) -> int:
 
     _settings(args)     # refuse bad settings before Prefect starts
     start, end = _date(args.start, "--start"), _date(args.end, "--end")
+    if (args.partition_dir or args.partition_size) and not (args.dask or args.dask_address):
+        raise SystemExit("cartwatch: --partition-dir and --partition-size need --dask or --dask-address")
     try:
         patients = read_patients_file(args.patients) if args.patients else None
         common = dict(start=start, end=end, patients=patients, product=args.product,
