@@ -54,7 +54,7 @@ SITE_TZ = "America/New_York"
 SEED = 1
 CHUNK_PROFILE_INTERVAL = 0.005          # pyinstrument sampling interval (s)
 COHORT_STEPS = ("synth", "reference", "ingest", "evaluate", "nightly_first", "nightly_new_day", "nightly_no_file")
-ONCE_STEPS = ("bytecode", "prefect_probe", "parsers", "profile_ingest", "profile_build")
+ONCE_STEPS = ("bytecode", "prefect_probe", "parsers", "profile_ingest", "profile_build", "build_steps")
 PROJECT_DIRS = ("cartwatch", "transforms", "expectations", "flows")
 VERSIONED = ("cartwatch", "duckdb", "polars", "pyarrow", "pandas", "prefect", "great-expectations", "numpy",
              "prefect-dask", "dask", "distributed", "pyinstrument", "psutil")
@@ -235,7 +235,7 @@ def _package(path: str) -> str:
     return "stdlib:" + p.stem
 
 
-def profile_summary(session_path: Path, text_path: Path, top: int = 14) -> dict:
+def profile_summary(session_path: Path, text_path: Path, top: int = 16) -> dict:
     """The text report, and two tables: project functions by inclusive time (outermost call only)
     and self time by package or project file."""
     from pyinstrument.renderers import ConsoleRenderer
@@ -260,7 +260,7 @@ def profile_summary(session_path: Path, text_path: Path, top: int = 14) -> dict:
         own = frame.time - sum(child.time for child in frame.children)
         self_time[home] = self_time.get(home, 0.0) + max(own, 0.0)
         key = f"{frame.function} ({home}:{frame.line_no})"
-        project = any(home.startswith(d + "/") for d in PROJECT_DIRS)
+        project = not frame.is_synthetic and any(home.startswith(d + "/") for d in PROJECT_DIRS)
         if project and key not in active:
             inclusive[key] = inclusive.get(key, 0.0) + frame.time
             active = active | {key}
@@ -378,7 +378,7 @@ class Bench:
     def profiles(self, n: int) -> None:
         info = self.cohorts.get(n)
         if info is None or not self.args.profile:
-            for name in ("profile_ingest", "profile_build"):
+            for name in ("profile_ingest", "profile_build", "build_steps"):
                 self.step(name, n, None, skip="not selected (--no-profile)" if not self.args.profile
                           else f"not run: no {n}-patient cohort")
             return
@@ -401,6 +401,10 @@ class Bench:
             results[name] = step.ok
             if step.ok and session.exists():
                 step.extra = profile_summary(session, self.out / f"{name.replace('_', '-')}.txt")
+        step = self.step("build_steps", n, [self.py, HERE / "build_steps.py", db, "--as-of", info["as_of"],
+                                            "--site-tz", SITE_TZ],
+                         skip="" if results.get("profile_ingest") else "not run: the profiled ingest did not finish")
+        step.extra = _last_json(step)
 
     def run(self) -> dict:
         self.work.mkdir(parents=True, exist_ok=True)
@@ -551,6 +555,7 @@ STEP_TEXT = {
     "parsers": "HL7 + FHIR parser benchmark",
     "profile_ingest": "ingest under pyinstrument",
     "profile_build": "evaluation under pyinstrument",
+    "build_steps": "evaluation, seconds per build step",
 }
 
 
@@ -591,7 +596,8 @@ def render(r: dict) -> str:
         rate = (s["rows"] / s["seconds"] if s["name"] in RATE_STEPS and s["status"] == "ok" and s["rows"]
                 and s["seconds"] else None)
         lines.append(f"| {_num(s['size'])} | {STEP_TEXT.get(s['name'], s['name'])} | {s['outcome']} | "
-                     f"{_num(s['seconds'], '.1f')} | {_num(s['cpu_seconds'], '.1f')} | {_num(s['rows'])} | "
+                     f"{_num(s['seconds'], '.1f')} | {_num(s['cpu_seconds'], '.1f')} | "
+                     f"{_num(s['rows']) if s['status'] != 'skipped' else ''} | "
                      f"{_num(rate)} | {_gb(s['peak_rss'])} | {_gb(s['peak_tree_rss'])} | "
                      f"{_num(s['load_at_start'], '.2f')} | {_details(s)} |")
     lines += ["", "## Ratios", "", "| what | figure |", "|---|---|"]
@@ -625,6 +631,18 @@ def render(r: dict) -> str:
                   "| home | s | % |", "|---|---:|---:|"]
         lines += [f"| `{k}` | {v:.1f} | {p:.0f} |" for k, v, p in e["self_by_home"]]
         lines.append("")
+    steps = next((x for x in r["steps"] if x["name"] == "build_steps"), None)
+    if steps is not None:
+        lines += [f"### {STEP_TEXT['build_steps']}, {_num(steps['size'])} patients (`benchmarks/build_steps.py`)", ""]
+        e = steps["extra"]
+        if steps["status"] == "ok" and e.get("steps"):
+            total = e["total_seconds"]
+            lines += [f"A full build in one transaction (rolled back): {total:.1f} s. The ten slowest steps:", "",
+                      "| step | s | % |", "|---|---:|---:|"]
+            lines += [f"| `{k}` | {v:.1f} | {100 * v / total:.0f} |" for k, v in e["steps"][:10]]
+        else:
+            lines.append(steps["outcome"])
+        lines.append("")
     lines += ["", "## What the reference pass does", "",
               "`benchmarks/reference_pass.py`: labs.csv and infusions.csv read by DuckDB, timestamps (offset, Z, "
               "naive in the site zone), values (comparators, thousands separators), units through a conversion "
@@ -654,6 +672,8 @@ def _details(s: dict) -> str:
         return f"generator {e['generator_seconds']:.1f} s inside the process"
     if name.startswith("profile") and e:
         return f"see Profiles; `{e['text']}`"
+    if name == "build_steps" and e.get("steps"):
+        return "see Profiles"
     return ""
 
 
@@ -672,7 +692,7 @@ def _ratio_text(row: dict) -> str:
 def expected_rows(sizes: list[int]) -> list[tuple[str, int | None]]:
     """Every (step, size) a run reports, ran or not: what the results file must hold."""
     rows = [("bytecode", None), ("prefect_probe", None)] + [(name, n) for n in sizes for name in COHORT_STEPS]
-    return rows + [("parsers", None), ("profile_ingest", min(sizes)), ("profile_build", min(sizes))]
+    return rows + [("parsers", None)] + [(name, min(sizes)) for name in ONCE_STEPS[3:]]
 
 
 def _sizes(text: str) -> list[int]:
