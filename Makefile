@@ -9,7 +9,7 @@ DEMO_DB := var/demo.duckdb
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME := $(CURDIR)/var/prefect
 
-.PHONY: install demo test test-slow bench lint clean
+.PHONY: install demo test test-slow bench bench-quick lint clean
 
 $(UV):
 	$(PYTHON) -m venv var/tools
@@ -40,8 +40,14 @@ test: install
 test-slow: install
 	$(VENV)/bin/pytest -q -m slow
 
+# The cohort-scale benchmark (1,000 and 10,000 patients; benchmarks/README.md): 15-40 minutes, writes
+# benchmarks/results/latest.md and .json. Not part of `make test`. bench-quick: 50 and 100 patients,
+# a few minutes, results in var/bench-quick/results/.
 bench: install
 	$(VENV)/bin/python benchmarks/run_all.py
+
+bench-quick: install
+	$(VENV)/bin/python benchmarks/run_all.py --quick
 
 clean:
 	rm -rf var $(VENV)

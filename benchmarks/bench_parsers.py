@@ -4,12 +4,13 @@ Generates N lab results (default 1,000,000) with the writers, as an HL7 batch fi
 messages (20 OBX each) and as an NDJSON export of Observations, then times a full parse of each
 file and prints results per second. Usage:
 
-    .venv/bin/python benchmarks/bench_parsers.py [--results N] [--keep DIR]
+    .venv/bin/python benchmarks/bench_parsers.py [--results N] [--keep DIR] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import sys
@@ -82,6 +83,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", type=int, default=1_000_000)
     ap.add_argument("--keep", type=Path, help="write the files here and keep them")
+    ap.add_argument("--json", type=Path, help="also write the figures to this file (make bench)")
     args = ap.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="cartwatch-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -102,6 +104,10 @@ def main() -> None:
     n_fhir, t_fhir = timed("parse FHIR NDJSON", lambda: count(parse_fhir_ndjson(ndjson_path)))
     print(f"HL7 ORU^R01:  {n_hl7 / t_hl7:>10,.0f} results/s  (target 50,000)")
     print(f"FHIR NDJSON:  {n_fhir / t_fhir:>10,.0f} results/s  (target 100,000)")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "hl7": {"results": n_hl7, "seconds": round(t_hl7, 3), "bytes": hl7_path.stat().st_size},
+            "fhir": {"results": n_fhir, "seconds": round(t_fhir, 3), "bytes": ndjson_path.stat().st_size}}))
     if not args.keep:
         for p in (hl7_path, ndjson_path):
             p.unlink()

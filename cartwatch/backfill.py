@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import threading
 import time
 import uuid
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from cartwatch.build import build
 from cartwatch.digest import make_digest
@@ -272,3 +275,163 @@ def commit_night(con: duckdb.DuckDBPyConnection, plan: Plan, result: NightResult
                      result.seconds])
     plan.done.add(result.night)
     return doc
+
+
+# ---------------------------------------------------------------------------------------------
+# patient partitions (backfill on a Dask cluster)
+#
+# The flow process writes the cohort's stg rows as Parquet, one folder per partition of patients
+# (contiguous ranges of the sorted cohort); a worker anywhere with read/write access to the folder
+# evaluates every night for its partition in an in-memory DuckDB and writes, per night, the windows,
+# the latest daily flags and the digest snapshot of its patients; the flow process, the store's one
+# writer, then commits the nights in order from those files. The evaluation is per patient (no
+# patient's rows depend on another's), so the union of the partitions is the cohort's result.
+
+MANIFEST = "manifest.json"
+NIGHTS_DIR = "nights"
+
+
+class PartitionError(RuntimeError):
+    """A partition cannot be evaluated (missing files, or a worker running other code than the flow)."""
+
+
+@dataclass(frozen=True)
+class Partition:
+    folder: str          # a path every worker can read and write
+    patients: int
+
+
+def partition_root(settings: Settings, plan: Plan, base: str | Path | None = None) -> Path:
+    """Where this backfill's partitions live: `base/<backfill id>`, by default beside the database."""
+    if base is None:
+        base = Path(f"{settings.db_path}.partitions")
+    return Path(base).resolve() / plan.backfill_id
+
+
+def write_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, rules: Rules, settings: Settings,
+                     root: Path, size: int) -> list[Partition]:
+    """The cohort's stg rows as Parquet, `size` patients a partition, with a manifest each.
+
+    A partition whose manifest exists is kept (a resumed backfill reuses it and the nights its
+    worker already wrote)."""
+    if size < 1:
+        raise BackfillError(f"partition size {size}: at least one patient a partition")
+    parts = []
+    build = fingerprint(rules, settings.site_tz)
+    for k, start in enumerate(range(0, len(plan.patients), size)):
+        members = plan.patients[start:start + size]
+        folder = root / f"part-{k:05d}"
+        parts.append(Partition(str(folder), len(members)))
+        if (folder / MANIFEST).exists():
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        con.execute("CREATE OR REPLACE TEMP TABLE partition_members AS SELECT unnest(?::VARCHAR[]) AS patient_id",
+                    [members])
+        for table in STG_TABLES:
+            target = folder / f"{table}.parquet"
+            con.execute(f"COPY (SELECT * FROM {table} WHERE patient_id IN "
+                        f"(SELECT patient_id FROM temp.partition_members)) TO '{_sql_path(target)}' "
+                        "(FORMAT parquet)")
+        con.execute("DROP TABLE temp.partition_members")
+        shutil.copyfile(rules.path, folder / "rules.yaml")
+        manifest = {"backfill_id": plan.backfill_id, "fingerprint": build, "site_tz": settings.site_tz,
+                    "as_loaded": plan.as_loaded, "patients": len(members)}
+        _write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2))
+    return parts
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _night_dir(folder: Path, night: date) -> Path:
+    return folder / NIGHTS_DIR / night.isoformat()
+
+
+def evaluate_partition(folder: str, nights_to_run: list[tuple[date, datetime]]) -> dict:
+    """On a worker: build the partition as of each night not yet written; write each night's
+    windows.parquet, daily.parquet and snapshot.json into nights/<date>/ (atomically)."""
+    from transforms.rules import load_rules
+
+    started = time.perf_counter()
+    root = Path(folder)
+    try:
+        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PartitionError(f"{root}: no readable manifest ({exc.strerror or exc}): "
+                             "workers need access to the partition folder") from None
+    rules = load_rules(root / "rules.yaml")
+    if fingerprint(rules, manifest["site_tz"]) != manifest["fingerprint"]:
+        raise PartitionError(f"{root}: this worker's cartwatch (SQL and steps) differs from the flow's: "
+                             "install the same version on every worker")
+    todo = [(d, at) for d, at in nights_to_run if not _night_dir(root, d).exists()]
+    if todo:
+        con = open_store(":memory:")
+        try:
+            for table in STG_TABLES:
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM "
+                            f"read_parquet('{_sql_path(root / f'{table}.parquet')}')")
+            for night, as_of in todo:
+                build(con, rules, as_of=as_of, as_loaded=manifest["as_loaded"], site_tz=manifest["site_tz"])
+                windows, daily = night_results(con)
+                snapshot = patient_snapshot(con, as_of=as_of, rules=rules)
+                _write_night(root, night, windows, daily, snapshot)
+        finally:
+            con.close()
+    return {"folder": folder, "nights": len(todo), "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _write_night(root: Path, night: date, windows: pa.Table, daily: pa.Table, snapshot: dict) -> None:
+    final = _night_dir(root, night)
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}")
+    tmp.mkdir(parents=True)
+    pq.write_table(windows, tmp / "windows.parquet")
+    pq.write_table(daily, tmp / "daily.parquet")
+    (tmp / "snapshot.json").write_text(json.dumps(snapshot), encoding="utf-8")
+    try:
+        os.rename(tmp, final)
+    except OSError:         # written meanwhile by another attempt at the same partition
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not final.exists():
+            raise
+
+
+def merge_snapshots(parts: list[dict]) -> dict:
+    """The cohort's snapshot from its partitions' (in partition order): lists joined, counts
+    summed, everything else equal in every part."""
+    merged: dict = {}
+    for key in parts[0]:
+        values = [p[key] for p in parts]
+        if isinstance(values[0], list):
+            merged[key] = [item for v in values for item in v]
+        elif isinstance(values[0], int) and not isinstance(values[0], bool):
+            merged[key] = sum(values)
+        elif all(v == values[0] for v in values):
+            merged[key] = values[0]
+        else:
+            raise PartitionError(f"snapshot key {key!r} differs between partitions: {values[:3]}")
+    return merged
+
+
+def read_partitioned_night(partitions: list[Partition], night: date, as_of: datetime) -> NightResult:
+    """One night of every partition, as the threaded backfill's NightResult."""
+    windows, daily, snapshots = [], [], []
+    for part in partitions:
+        folder = _night_dir(Path(part.folder), night)
+        if not folder.exists():
+            raise PartitionError(f"{part.folder}: night {night} was not written")
+        windows.append(pq.read_table(folder / "windows.parquet"))
+        daily.append(pq.read_table(folder / "daily.parquet"))
+        snapshots.append(json.loads((folder / "snapshot.json").read_text(encoding="utf-8")))
+    return NightResult(night, as_of, _concat(windows), _concat(daily), merge_snapshots(snapshots), 0.0)
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    non_empty = [t for t in tables if t.num_rows] or tables[:1]
+    return pa.concat_tables(non_empty, promote_options="permissive")

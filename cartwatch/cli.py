@@ -148,12 +148,22 @@ def cmd_backfill(args) -> int:
 
     _settings(args)     # refuse bad settings before Prefect starts
     start, end = _date(args.start, "--start"), _date(args.end, "--end")
+    if (args.partition_dir or args.partition_size) and not (args.dask or args.dask_address):
+        raise SystemExit("cartwatch: --partition-dir and --partition-size need --dask or --dask-address")
     try:
         patients = read_patients_file(args.patients) if args.patients else None
-        result = with_workers(args.workers)(
-            start=start, end=end, patients=patients, product=args.product,
-            infused_from=_date(args.infused_from, "--infused-from"), infused_to=_date(args.infused_to, "--infused-to"),
-            as_loaded=args.as_loaded, overrides=overrides_from_args(args), workers=args.workers)
+        common = dict(start=start, end=end, patients=patients, product=args.product,
+                      infused_from=_date(args.infused_from, "--infused-from"),
+                      infused_to=_date(args.infused_to, "--infused-to"),
+                      as_loaded=args.as_loaded, overrides=overrides_from_args(args))
+        if args.dask or args.dask_address:
+            from flows.backfill import DEFAULT_PARTITION_SIZE, on_dask
+
+            result = on_dask(args.dask_address, args.workers)(
+                **common, partition_dir=args.partition_dir,
+                partition_size=args.partition_size or DEFAULT_PARTITION_SIZE)
+        else:
+            result = with_workers(args.workers)(**common, workers=args.workers)
     except BackfillError as exc:
         raise SystemExit(f"cartwatch: {exc}") from None
     print(f"backfill {result['backfill_id']}: {result['nights']} nights ({result['nights_run']} run now), "
@@ -181,6 +191,8 @@ def cmd_synth(args) -> int:
     argv = ["--patients", str(args.patients), "--seed", str(args.seed), "--out", args.out]
     argv += ["--start", args.start] if args.start else []
     argv += ["--formats", args.formats] if args.formats else []
+    argv += ["--cohort"] if args.cohort else []
+    argv += ["--next-day", args.next_day] if args.next_day else []
     return synth_main(argv + (["--readme"] if args.readme else []))
 
 
@@ -229,7 +241,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--infused-to", dest="infused_to", help="only infusions on or before this date")
     p.add_argument("--as-loaded", dest="as_loaded", action="store_true",
                    help="each night sees only rows loaded by then (replays the nightly runs)")
-    p.add_argument("--workers", type=int, help="parallel nights (default: CPU count, at most 4)")
+    p.add_argument("--workers", type=int, help="parallel nights (default: CPU count, at most 4); "
+                                                "with --dask, the local cluster's worker processes")
+    p.add_argument("--dask", action="store_true",
+                   help="evaluate patient partitions on Prefect's Dask task runner (a local cluster)")
+    p.add_argument("--dask-address", dest="dask_address",
+                   help="the same on a running Dask scheduler (tcp://host:8786); see README")
+    p.add_argument("--partition-dir", dest="partition_dir",
+                   help="with --dask: folder for the partitions' Parquet files, readable and writable by "
+                        "every worker (default: beside the database)")
+    p.add_argument("--partition-size", dest="partition_size", type=int,
+                   help="with --dask: patients a partition (default 500)")
     p.add_argument("--digest-dir", dest="digest_dir", help="where failure reports are written")
     p.set_defaults(run=cmd_backfill)
     p = sub.add_parser("serve", help="run the Prefect deployments on their schedules")
@@ -253,6 +275,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--start", help="first possible infusion date (YYYY-MM-DD)")
     p.add_argument("--readme", action="store_true", help="also write README.md telling each story")
     p.add_argument("--formats", help="comma-separated: csv (always), hl7, fhir")
+    p.add_argument("--cohort", action="store_true",
+                   help="a large benchmark cohort (vectorized: 10,000 patients in seconds; CSV, no ground truth)")
+    p.add_argument("--next-day", dest="next_day",
+                   help="with --cohort: folder for the following day's new results (a nightly inbox file)")
     p.set_defaults(run=cmd_synth)
     return top
 

@@ -1,15 +1,24 @@
-"""Backfill flow: one flow run, one task per night on a thread pool, nights committed in order.
+"""Backfill flows: one flow run, nights committed in order by the flow's process, the store's one writer.
 
-Workers evaluate nights in parallel, each in its own in-memory DuckDB (cartwatch/backfill.py);
-the flow's thread alone writes to the store, night after night, so the digest chain (each night
-starts from the previous night's state) and the completion records stay in order. At most
-2 x workers nights are in flight, so memory stays bounded on long ranges.
+`backfill`: one task per night on a thread pool; workers evaluate nights in parallel, each in its
+own in-memory DuckDB (cartwatch/backfill.py); at most 2 x workers nights are in flight, so memory
+stays bounded on long ranges.
+
+`backfill_partitioned` (`cartwatch backfill --dask` / `--dask-address`): one task per partition of
+patients on Prefect's Dask task runner, a local cluster or a running Dask scheduler; the flow writes
+each partition's stg rows as Parquet into a folder every worker can read and write, each worker
+evaluates every night of its partition and writes the nights' results there as Parquet, and the flow
+process loads them into DuckDB night after night. Either way the digest chain (each night starts from
+the previous night's state) and the completion records stay in order, and a killed run resumes.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import time
+from contextlib import suppress
 from collections import deque
 from datetime import date
 from datetime import timedelta
@@ -107,6 +116,108 @@ def with_workers(workers: int | None):
     if not workers:
         return backfill
     return backfill.with_options(task_runner=ThreadPoolTaskRunner(max_workers=workers))
+
+
+# ---------------------------------------------------------------------------------------------
+# on Dask: patient partitions
+
+DEFAULT_PARTITION_SIZE = 500    # patients a partition: enough work per task to dwarf its start-up
+
+
+@task(cache_policy=NO_CACHE)
+def evaluate_partition(folder: str, nights: list) -> dict:
+    return bf.evaluate_partition(folder, nights)
+
+
+def local_cluster(**kwargs):
+    """A distributed.LocalCluster whose workers report to this flow's Prefect API.
+
+    Without PREFECT_API_URL a Prefect process starts a temporary server of its own; every worker
+    process would start one too (seconds each, and runs split over several servers). Called by the
+    Dask task runner at the first submit, when the flow's API is up: the workers get its address.
+    """
+    from distributed import LocalCluster
+    from prefect.client.orchestration import get_client
+
+    env = dict(kwargs.pop("env", None) or {})
+    env.setdefault("PREFECT_API_URL", os.environ.get("PREFECT_API_URL") or str(get_client(sync_client=True).api_url))
+    logging.getLogger("distributed").setLevel(logging.WARNING)    # no per-connection INFO lines
+    return LocalCluster(env=env, silence_logs=logging.WARNING, **kwargs)
+
+
+def dask_runner(address: str | None = None, workers: int | None = None):
+    """Prefect's Dask task runner: on the scheduler at `address`, else on a local cluster of
+    `workers` single-threaded worker processes."""
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(cluster_class=local_cluster,
+                          cluster_kwargs={"n_workers": workers or default_workers(), "threads_per_worker": 1,
+                                          "processes": True, "dashboard_address": None})
+
+
+@flow(name="cartwatch-backfill-dask", log_prints=False, on_failure=[report_failure])
+def backfill_partitioned(start: date, end: date, patients: list[str] | None = None, product: str | None = None,
+                         infused_from: date | None = None, infused_to: date | None = None,
+                         as_loaded: bool = False, overrides: dict[str, str] | None = None,
+                         partition_dir: str | None = None, partition_size: int = DEFAULT_PARTITION_SIZE,
+                         keep_partitions: bool = False, progress: bool = True) -> dict:
+    """The backfill with patient partitions evaluated by the flow's task runner (Dask); same result
+    as `backfill`. The partition folder is removed at the end unless `keep_partitions`; a failed run
+    leaves it, and the same backfill run again resumes from the nights its workers wrote."""
+    started = time.perf_counter()
+    settings = settings_from(overrides)
+    rules = load_rules(settings.rules_path)
+    logger = get_run_logger()
+    con = open_store(settings.db_path)
+    plan = bf.make_plan(con, rules, settings, start=start, end=end, patients=patients, product=product,
+                        infused_from=infused_from, infused_to=infused_to, as_loaded=as_loaded)
+    run_id = start_run(con, "backfill", plan.nights[-1][1], rules.version)
+    todo, alerts = plan.remaining, 0
+    root = bf.partition_root(settings, plan, partition_dir)
+    try:
+        parts = bf.write_partitions(con, plan, rules, settings, root, partition_size)
+        logger.info("backfill %s: %d nights (%d already done), %d patients in %d partitions under %s",
+                    plan.backfill_id, len(plan.nights), len(plan.nights) - len(todo), len(plan.patients),
+                    len(parts), root)
+        futures = [evaluate_partition.submit(part.folder, todo) for part in parts] if todo else []
+        evaluated = [future.result() for future in futures]
+        per_night = (time.perf_counter() - started) / max(len(todo), 1)
+        for night, as_of in todo:
+            result = bf.read_partitioned_night(parts, night, as_of)
+            result.seconds = per_night
+            doc = bf.commit_night(con, plan, result, rules, settings)
+            alerts += doc["alerts"]
+            done = len(plan.nights) - len(plan.remaining)
+            if progress:
+                print_progress(done, len(plan.nights), night, doc, time.perf_counter() - started)
+            if on_night is not None:
+                on_night(done, len(plan.nights), night, doc, time.perf_counter() - started)
+    except BaseException as exc:
+        finish_run(con, run_id, outcome="failed", counts={"backfill_id": plan.backfill_id,
+                                                          "nights_done": len(plan.done), "partitions": str(root)},
+                   error=f"{type(exc).__name__}")
+        con.close()
+        raise
+    counts = {"backfill_id": plan.backfill_id, "stream": plan.stream, "nights": len(plan.nights),
+              "nights_run": len(todo), "patients": len(plan.patients), "alerts": alerts,
+              "partitions": len(parts), "partition_seconds": [e["seconds"] for e in evaluated],
+              "seconds": round(time.perf_counter() - started, 3)}
+    finish_run(con, run_id, outcome="ok", files=0, counts=counts)
+    con.close()
+    if not keep_partitions:
+        shutil.rmtree(root, ignore_errors=True)
+        with suppress(OSError):         # the folder of partitions, when no other backfill uses it
+            root.parent.rmdir()
+    logger.info("backfill %s: %d nights run in %.1f s on %d partitions", plan.backfill_id, len(todo),
+                counts["seconds"], len(parts))
+    return counts | {"run_id": run_id}
+
+
+def on_dask(address: str | None = None, workers: int | None = None):
+    """The partitioned backfill flow on a Dask scheduler (`address`) or a local cluster."""
+    return backfill_partitioned.with_options(task_runner=dask_runner(address, workers))
 
 
 if __name__ == "__main__":
