@@ -61,9 +61,10 @@ def parse_as_of(text: str | None, site_tz: str, option: str = "--as-of"):
 def _lock(settings: Settings, kind: str):
     from cartwatch.store import describe_job, job_lock
 
-    def waiting(holder: dict | None) -> None:
-        eprint(f"cartwatch: database {settings.db_path} is held by {describe_job(holder)}; "
-               f"waiting up to {settings.lock_wait_seconds} s")
+    def waiting(holder: dict | None) -> None:      # said on a terminal; a log gets only the outcome
+        if sys.stderr.isatty():
+            eprint(f"cartwatch: database {settings.db_path} is held by {describe_job(holder)}; "
+                   f"waiting up to {settings.lock_wait_seconds} s")
 
     return job_lock(settings.db_path, kind, settings.lock_wait_seconds, on_wait=waiting)
 

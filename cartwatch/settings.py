@@ -45,7 +45,7 @@ class Settings:
     nightly_cron: str = "0 2 * * *"  # when `cartwatch serve` runs the nightly job, in site_tz
     lock_wait_seconds: int = 600     # how long a job waits for another job holding the database
     prefect_api_url: str = ""        # an existing Prefect server; empty: see docs/operations.md
-    prefect_home: Path = REPO_ROOT / "var" / "prefect"   # Prefect's own state (runs, logs, artifacts)
+    prefect_home: Path = REPO_ROOT / "var" / "prefect"   # Prefect's state (runs, logs, artifacts); PREFECT_HOME if set
     prefect_port: int = 4200         # the port of the Prefect server `cartwatch serve` starts
     prefect_startup_seconds: int = 300  # how long a Prefect server may take to start
     profile: str = "local"
@@ -66,6 +66,8 @@ def _profile_defaults(profile: str) -> Settings:
         digest_dir=var / "digest",
         site_tz="America/New_York",
         rules_path=REPO_ROOT / "transforms" / "clinical_rules.yaml",
+        prefect_home=Path(os.environ["PREFECT_HOME"]).expanduser() if os.environ.get("PREFECT_HOME")
+        else var / "prefect",
         profile=profile,
     )
 
