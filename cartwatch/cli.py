@@ -547,5 +547,22 @@ def main(argv: list[str] | None = None) -> int:
         return status
 
 
+def console() -> None:
+    """The `cartwatch` script. After a run that imported Prefect, end without the interpreter's
+    module teardown: exit handlers run (Prefect stops its temporary server, logs are flushed), but
+    the teardown would only add DuckDB's 'nanobind: leaked instances' dump after the one line."""
+    status = main()
+    if "prefect" not in sys.modules:
+        sys.exit(status)
+    import atexit
+    import threading
+
+    threading._shutdown()        # what interpreter exit does first: joins threads, drains Prefect's log worker
+    atexit._run_exitfuncs()      # then exit handlers: Prefect stops its temporary server
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -504,3 +504,34 @@ def test_progress_lines_and_quiet_logs(tmp_path):
 def test_version():
     status, out, _, _ = cli("--version")
     assert status == 0 and out.strip() == "cartwatch 0.2.0.dev0"
+
+
+@pytest.mark.slow
+def test_a_failing_nightly_step_is_one_line_and_the_temporary_server_stops(tmp_path):
+    """A run that fails after Prefect started: one line (no Prefect tracebacks, no DuckDB teardown dump)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "infusions.csv").write_text((SAMPLE / "infusions.csv").read_text())
+    script = tmp_path / "fail.py"
+    script.write_text(
+        "import sys\n"
+        "import cartwatch.cli as cli\n"
+        "original = cli._prefect\n"
+        "def patched(*a, **k):\n"
+        "    where = original(*a, **k)\n"
+        "    import flows.nightly\n"
+        "    def broken(*a, **k):\n"
+        "        raise RuntimeError('cannot evaluate patient CW-0001')\n"
+        "    flows.nightly.evaluate = broken\n"
+        "    return where\n"
+        "cli._prefect = patched\n"
+        f"sys.argv = ['cartwatch', 'nightly', '--db', {str(tmp_path / 'db.duckdb')!r}, '--inbox', {str(inbox)!r},"
+        f" '--digest-dir', {str(tmp_path / 'digest')!r}]\n"
+        "cli.console()\n")
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=REPO, env=env,
+                          timeout=600)
+    assert done.returncode == 1
+    assert one_line(done.stderr) == "cartwatch: run failed: step 'evaluate' failed: RuntimeError: cannot evaluate patient …"
+    assert "step=evaluate" in (tmp_path / "digest" / "failures.log").read_text()
