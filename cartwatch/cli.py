@@ -289,14 +289,20 @@ def cmd_backfill(args) -> int:
         _check_backfill(settings, rules, patients_file, args, infused_from, infused_to)
         where = _prefect(settings, args.debug)
         progress.step(f"starting Prefect ({where})")
-        from flows.backfill import with_workers
+        import flows.backfill as backfill_flow
         from flows.nightly import overrides_from_args
 
-        result = with_workers(args.workers)(
-            start=start, end=end, patients_file=patients_file, product=args.product,
-            infused_from=infused_from, infused_to=infused_to, as_loaded=args.as_loaded, as_of=as_of,
-            overrides=overrides_from_args(args), workers=args.workers,
-            progress=progress.enabled)
+        if progress.live:      # a live line; `--progress lines` keeps the flow's own line per night
+            backfill_flow.on_night = lambda done, total, night, doc, elapsed: progress.step(
+                f"night {done}/{total} {night}: {doc['alerts']} alerts"
+                + (f", about {elapsed / done * (total - done):.0f} s left" if done < total else ""))
+        try:
+            result = backfill_flow.with_workers(args.workers)(
+                start=start, end=end, patients_file=patients_file, product=args.product,
+                infused_from=infused_from, infused_to=infused_to, as_loaded=args.as_loaded, as_of=as_of,
+                overrides=overrides_from_args(args), workers=args.workers, progress=progress.lines)
+        finally:
+            backfill_flow.on_night = None
     print(f"backfill {result['backfill_id']}: {result['nights']} nights ({result['nights_run']} run now), "
           f"{result['patients']} patients, {result['alerts']} alerts, {result['seconds']:.1f} s; "
           f"results under stream '{result['stream']}': cartwatch digest --stream {result['stream']} "
@@ -337,7 +343,9 @@ def cmd_serve(args) -> int:
     preflight.output_folder(settings.digest_dir, "digest_dir")
     preflight.rules(settings.rules_path)
     preflight.notifier(settings)
-    preflight.output_folder(settings.db_path.parent, "database folder")
+    from cartwatch.store import check_database
+
+    check_database(settings.db_path, create=True)
     if args.dry_run:
         _prefect(settings, args.debug)
         from flows.nightly import overrides_from_args
