@@ -25,7 +25,7 @@ install: $(VENV)/.installed
 
 # The nightly job on data/sample/ into a fresh embedded DuckDB; prints the digest it wrote.
 # Prefect's temporary server gets the start-up budget of the settings (prefect_startup_seconds,
-# 300 s), so the demo also runs on a slow, busy machine (docs/operations.md).
+# 600 s), so the demo also runs on a slow, busy machine (docs/operations.md).
 demo: install
 	rm -f $(DEMO_DB) $(DEMO_DB).wal
 	$(VENV)/bin/cartwatch nightly --db $(DEMO_DB) --inbox data/sample --digest-dir $(DEMO_DIR)/digest --as-of "$$(cat data/sample/AS_OF 2>/dev/null || date -u +%Y-%m-%dT%H:%M:%SZ)"

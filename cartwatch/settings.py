@@ -47,7 +47,7 @@ class Settings:
     prefect_api_url: str = ""        # an existing Prefect server; empty: see docs/operations.md
     prefect_home: Path = REPO_ROOT / "var" / "prefect"   # Prefect's state (runs, logs, artifacts); PREFECT_HOME if set
     prefect_port: int = 4200         # the port of the Prefect server `cartwatch serve` starts
-    prefect_startup_seconds: int = 300  # how long a Prefect server may take to start
+    prefect_startup_seconds: int = 600  # how long a Prefect server may take to start
     profile: str = "local"
 
 

@@ -62,8 +62,8 @@ def test_the_temporary_server_gets_the_start_up_budget_of_the_settings(monkeypat
         monkeypatch.setenv(name, "x")          # restored after the test
     monkeypatch.delenv("PREFECT_API_URL")
     settings = load_settings(prefect_home=str(tmp_path / "prefect"))
-    assert choose_server(settings) == "a temporary Prefect server (start-up budget 300 s)"
-    assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "300"
+    assert choose_server(settings) == "a temporary Prefect server (start-up budget 600 s)"
+    assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "600"
     assert os.environ["PREFECT_HOME"] == str(tmp_path / "prefect")
     assert "PREFECT_API_URL" not in os.environ
 
