@@ -110,11 +110,6 @@ def digest_message(doc: dict, pager: list[str], path: Path | None) -> Message:
     return Message(title, "\n".join(body))
 
 
-def unmasked_allowed(settings: Settings) -> bool:
-    """Messages sent out show real ids only when `notify_unmasked` says so (checked true/false)."""
-    return settings.notify_unmasked
-
-
 def report_failure(settings: Settings, *, run: str, step: str, error: BaseException | str) -> Message:
     """Append to failures.log and send through the configured channels (a failure to send is logged)."""
     what = error if isinstance(error, str) else f"{type(error).__name__}: {scrub(str(error))}"

@@ -142,7 +142,7 @@ def write_digest(settings: Settings, doc: dict, as_of: datetime) -> dict[str, Pa
 
 @task(retries=2, retry_delay_seconds=30, retry_condition_fn=_retry_on_io_error, cache_policy=NO_CACHE)
 def deliver(settings: Settings, doc: dict, path: Path) -> bool:
-    shown = doc if notify.unmasked_allowed(settings) and not settings.mask_ids else masked(doc, True)
+    shown = doc if settings.notify_unmasked and not settings.mask_ids else masked(doc, True)
     return notify.send(settings, notify.digest_message(shown, pager_lines(shown), path))
 
 
