@@ -535,3 +535,25 @@ def test_a_failing_nightly_step_is_one_line_and_the_temporary_server_stops(tmp_p
     assert done.returncode == 1
     assert one_line(done.stderr) == "cartwatch: run failed: step 'evaluate' failed: RuntimeError: cannot evaluate patient …"
     assert "step=evaluate" in (tmp_path / "digest" / "failures.log").read_text()
+
+
+def test_nightly_reports_its_steps_and_files_for_progress(cohort_db, tmp_path, engine, prefect_harness, monkeypatch):
+    import flows.nightly
+    from cartwatch.progress import Progress
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "infusions.csv").write_text("patient_id,infused_at,product,infusion_id\n"
+                                         "P900,2026-03-01T14:00:00-05:00,axi-cel,I900\n")
+    lines = tmp_path / "progress.txt"
+    with open(lines, "w") as stream:
+        progress = Progress("lines", stream=stream, label="nightly")
+        monkeypatch.setattr(flows.nightly, "on_step", lambda step: progress.step(f"step {step}"))
+        monkeypatch.setattr(flows.nightly, "on_file", progress.file)
+        flows.nightly.nightly(as_of=utc(2026, 3, 20, 6), overrides={
+            "db_path": str(cohort_db), "inbox": str(inbox), "digest_dir": str(tmp_path / "digest")})
+        progress.close()
+    shown = [line.split("] ", 1)[1] for line in lines.read_text().splitlines()]
+    assert [s for s in shown if s.startswith("step ")] == ["step ingest", "step evaluate", "step digest",
+                                                            "step write", "step deliver"]
+    assert "file 1/1 infusions.csv: loaded, 1 rows; 1 rows so far" in shown
