@@ -101,8 +101,9 @@ def test_a_one_minute_schedule_fires_against_a_server_the_test_starts(tmp_path):
         wait_for(lambda: (digest / "latest.md").is_file() or served.poll() is not None, 420, "scheduled digest")
         assert served.poll() is None, served.communicate()
         assert (digest / "latest.md").read_text().startswith("# cartwatch digest as of ")
-        runs = _flow_runs(api)
-        assert any(r["auto_scheduled"] and r["state_type"] == "COMPLETED" for r in runs), runs
+        # the digest is written before the run ends: wait for the scheduled run to complete
+        wait_for(lambda: any(r["auto_scheduled"] and r["state_type"] == "COMPLETED" for r in _flow_runs(api)),
+                 180, "completed scheduled run")
         served.send_signal(signal.SIGTERM)
         out, err = served.communicate(timeout=120)
         assert served.returncode == 0, err
