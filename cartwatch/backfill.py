@@ -167,7 +167,7 @@ def cohort(con: duckdb.DuckDBPyConnection, *, site_tz: str, patients: list[str] 
 
 def make_plan(con: duckdb.DuckDBPyConnection, rules: Rules, settings: Settings, *, start: date, end: date,
               patients: list[str] | None = None, product: str | None = None, infused_from: date | None = None,
-              infused_to: date | None = None, as_loaded: bool = False) -> Plan:
+              infused_to: date | None = None, as_loaded: bool = False, known_by: datetime | None = None) -> Plan:
     """The nights, the cohort and the backfill's id (what makes its nights reproducible)."""
     members = cohort(con, site_tz=settings.site_tz, patients=patients, product=product,
                      infused_from=infused_from, infused_to=infused_to)
@@ -181,6 +181,8 @@ def make_plan(con: duckdb.DuckDBPyConnection, rules: Rules, settings: Settings, 
               "infused_to": infused_to and infused_to.isoformat()}
     if not as_loaded:   # rows loaded later would change what an earlier night knew: a new backfill
         params["data"] = con.execute("SELECT count(*) FROM meta.files").fetchone()[0]
+    if known_by is not None:    # --as-of: only rows known (and, with as_loaded, loaded) by then
+        params["known_by"] = known_by.astimezone(timezone.utc).isoformat()
     backfill_id = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     plan = Plan(backfill_id, f"backfill:{backfill_id}", nights(start, end, nightly_time(cron), settings.site_tz),
                 members, as_loaded, params)
@@ -217,13 +219,18 @@ class Sources:
 
 
 def read_sources(con: duckdb.DuckDBPyConnection, patients: list[str], rules: Rules, settings: Settings,
-                 as_loaded: bool) -> Sources:
+                 as_loaded: bool, known_by: datetime | None = None) -> Sources:
+    """The cohort's stg rows; with `known_by` (backfill --as-of), only the rows known by then."""
     tables = {}
     con.execute("CREATE OR REPLACE TEMP TABLE backfill_cohort AS SELECT unnest(?::VARCHAR[]) AS patient_id",
                 [patients])
     for table in STG_TABLES:
+        known = "coalesce(resulted_at, observed_at)" if table == "stg.lab_results" else "observed_at"
+        cutoff = "" if known_by is None else (
+            f" AND {known} <= $known_by::TIMESTAMPTZ" + (" AND loaded_at <= $known_by::TIMESTAMPTZ" if as_loaded else ""))
         tables[table] = con.sql(f"SELECT * FROM {table} WHERE patient_id IN "
-                                "(SELECT patient_id FROM temp.backfill_cohort)").to_arrow_table()
+                                f"(SELECT patient_id FROM temp.backfill_cohort){cutoff}",
+                                params={"known_by": known_by} if known_by is not None else None).to_arrow_table()
     con.execute("DROP TABLE temp.backfill_cohort")
     return Sources(uuid.uuid4().hex, tables, rules, settings.site_tz, as_loaded)
 

@@ -24,7 +24,8 @@ _COMMENT = re.compile(r"/\*.*?\*/|--[^\n]*", re.S)
 
 
 def build_parameters(rules: Rules, *, as_of: datetime, as_loaded: bool, site_tz: str) -> dict:
-    return {"as_of": as_of, "as_loaded": as_loaded, "site_tz": site_tz,
+    # rules_path: the polars steps read the same file the build runs with (not the default one)
+    return {"as_of": as_of, "as_loaded": as_loaded, "site_tz": site_tz, "rules_path": str(rules.path),
             "rules_version": rules.version, **rules.sql_params()}
 
 

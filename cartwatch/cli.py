@@ -1,42 +1,47 @@
 """cartwatch: CAR-T toxicity monitoring, CRS and IEC-HS early warning from hospital lab feeds.
 
-The command line of CONTRACT 2: every sub-command takes --db and exits non-zero with a one-line
-reason on bad input.
+The command line of docs/contract.md. Every command checks its input first (settings, paths,
+dates, the rules file, the database) without importing Prefect or Great Expectations; a problem
+is one line on standard error, `cartwatch: <thing>: <reason>`, and a non-zero exit status:
+
+  0  done
+  1  a run failed (the failing step is named; `--debug` shows the traceback)
+  2  bad input: an option, a setting, a path, a date, the rules file or the database file
+  3  the database is held by another cartwatch job (or process) beyond `lock_wait_seconds`
+  4  ingest finished, but some files were skipped, empty, or had every row rejected
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-from datetime import datetime, time, timezone
+import traceback
 from pathlib import Path
 
-from cartwatch.settings import REPO_ROOT, Settings, SettingsError, load_settings
-from transforms.timestamps import TimestampError, parse_timestamp, zone
+from cartwatch.preflight import InputError
+from cartwatch.settings import Settings, SettingsError, cron_problem, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_BUSY, EXIT_NOT_LOADED = 0, 1, 2, 3, 4
 
 
-def _prefect_environment() -> None:
-    """Quiet, local Prefect: no telemetry, state kept beside the database, not in $HOME."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_HOME", str(REPO_ROOT / "var" / "prefect"))
-    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-
-
-def parse_as_of(text: str | None, site_tz: str) -> datetime | None:
-    """An ISO timestamp (naive: site zone); a bare date means 00:00 of that date in the site zone."""
-    if text is None:
-        return None
+def version() -> str:
     try:
-        at = parse_timestamp(text, site_tz, allow_date_only=True)
-    except TimestampError as exc:
-        raise SystemExit(f"cartwatch: --as-of: {exc}") from None
-    if len(text.strip()) == 10:
-        local = datetime.combine(datetime.fromisoformat(text.strip()).date(), time(0), zone(site_tz))
-        at = local.astimezone(timezone.utc)
-    return at
+        from importlib.metadata import version as dist_version
+
+        return dist_version("cartwatch")
+    except Exception:
+        return "unknown"
+
+
+def eprint(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def as_input(exc: Exception) -> InputError:
+    """An error whose message reads `<thing>: <reason>`, as bad input."""
+    thing, _, reason = str(exc).partition(": ")
+    return InputError(thing, reason) if reason else InputError("input", thing)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -46,143 +51,353 @@ def _settings(args: argparse.Namespace) -> Settings:
                          mask_ids=True if getattr(args, "mask_ids", False) else None)
 
 
+def parse_as_of(text: str | None, site_tz: str, option: str = "--as-of"):
+    """An ISO timestamp (naive: site zone); a bare date means 00:00 of that date in the site zone."""
+    from cartwatch import preflight
+
+    return preflight.timestamp(text, option, site_tz)
+
+
+def _lock(settings: Settings, kind: str):
+    from cartwatch.store import describe_job, job_lock
+
+    def waiting(holder: dict | None) -> None:      # said on a terminal; a log gets only the outcome
+        if sys.stderr.isatty():
+            eprint(f"cartwatch: database {settings.db_path} is held by {describe_job(holder)}; "
+                   f"waiting up to {settings.lock_wait_seconds} s")
+
+    return job_lock(settings.db_path, kind, settings.lock_wait_seconds, on_wait=waiting)
+
+
+def _progress(args, label: str):
+    from cartwatch.progress import Progress
+
+    return Progress(getattr(args, "progress", "auto"), label=label)
+
+
+def _prefect(settings: Settings, debug: bool, console: str = "CRITICAL") -> str:
+    """Point Prefect at its server (before it is imported); CRITICAL keeps its console quiet."""
+    from cartwatch.prefect_env import PrefectServerError, choose_server
+
+    try:
+        return choose_server(settings, "DEBUG" if debug else console)
+    except PrefectServerError as exc:
+        raise as_input(exc) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# commands
+
+
 def cmd_ingest(args) -> int:
-    from cartwatch.ingest import format_reports, ingest_paths
-    from cartwatch.runs import utc_now
-    from cartwatch.store import open_store
-    from transforms.rules import load_rules
+    from cartwatch import preflight
 
     settings = _settings(args)
-    con = open_store(settings.db_path)
-    try:
-        reports = ingest_paths(con, [Path(p) for p in args.paths], load_rules(settings.rules_path),
-                               site_tz=settings.site_tz, now=utc_now())
-    except FileNotFoundError as exc:
-        raise SystemExit(f"cartwatch: {exc}") from None
+    paths = preflight.feed_paths(args.paths)
+    rules = preflight.rules(settings.rules_path)
+    with _lock(settings, "ingest"):
+        from cartwatch.ingest import format_reports, ingest_paths, not_loaded
+        from cartwatch.runs import utc_now
+        from cartwatch.store import open_store
+
+        con = open_store(settings.db_path)
+        try:
+            with _progress(args, "ingest") as progress:
+                reports = ingest_paths(con, paths, rules, site_tz=settings.site_tz, now=utc_now(),
+                                       on_file=progress.file if progress.enabled else None)
+        finally:
+            con.close()
     print(format_reports(reports))
-    return 0
+    bad = [(r, why) for r in reports if (why := not_loaded(r))]
+    if bad:
+        eprint(f"cartwatch: {len(bad)} of {len(reports)} files not loaded: "
+               + "; ".join(f"{Path(r.source_file).name} {why}" for r, why in bad))
+        return EXIT_NOT_LOADED
+    return EXIT_OK
 
 
 def cmd_nightly(args) -> int:
-    _prefect_environment()
-    from flows.nightly import nightly, overrides_from_args
+    from cartwatch import preflight
 
     settings = _settings(args)
-    result = nightly(as_of=parse_as_of(args.as_of, settings.site_tz), as_loaded=args.as_loaded,
-                     full=args.full, overrides=overrides_from_args(args))
+    as_of = parse_as_of(args.as_of, settings.site_tz)
+    preflight.folder(settings.inbox, "inbox")
+    preflight.output_folder(settings.digest_dir, "digest_dir")
+    preflight.rules(settings.rules_path)
+    preflight.notifier(settings)
+    with _lock(settings, "nightly"), _progress(args, "nightly") as progress:
+        preflight.database(settings.db_path, create=True)
+        where = _prefect(settings, args.debug)
+        progress.step(f"starting Prefect ({where})")
+        import flows.nightly as nightly_flow
+
+        if progress.enabled:
+            nightly_flow.on_step = lambda step: progress.step(f"step {step}")
+            nightly_flow.on_file = progress.file
+        try:
+            result = nightly_flow.nightly(as_of=as_of, as_loaded=args.as_loaded, full=args.full,
+                                          overrides=nightly_flow.overrides_from_args(args))
+        finally:
+            nightly_flow.on_step = nightly_flow.on_file = None
     c = result["counts"]
     print(f"nightly run {result['run_id']}: {len(result['files'])} files, {c['files_loaded']} new; "
           f"rows read {c['read']}, accepted {c['accepted']}, duplicate {c['duplicate']}, "
           f"quarantined {c['quarantined']}")
+    if c.get("files_not_loaded"):
+        print(f"files not loaded: {c['files_not_loaded']} (listed in the digest's data quality)")
     print(f"evaluation: {c['build']['mode']} ({c['build']['reason']}), {c['build']['seconds']:.2f} s; "
           f"{result['alerts']} alerts")
     print(f"digest: {result['digest']['md']} (+ .html, .json)")
-    return 0
+    return EXIT_OK
+
+
+def _read_options(args, settings: Settings):
+    """--as-of, --since, --stream, --night of digest and export, checked together."""
+    from cartwatch import preflight
+
+    as_of = parse_as_of(args.as_of, settings.site_tz)
+    since = parse_as_of(getattr(args, "since", None), settings.site_tz, "--since")
+    night = preflight.day(args.night, "--night")
+    stored = args.stream is not None or night is not None
+    if stored and as_of is not None:
+        raise InputError("--as-of", "reads a new evaluation; --stream and --night read a stored one (use one)")
+    if stored and since is not None:
+        raise InputError("--since", "applies to a new digest; a stored night's digest has its own")
+    if as_of is not None and since is not None and since >= as_of:
+        raise InputError("--since", "must be before --as-of")
+    return as_of, since, night, stored
+
+
+def _check_rules_of_tables(con, rules) -> None:
+    """Reading the last evaluation: the rules file given must be the one it was made with."""
+    from cartwatch.store import scalar
+
+    stored = scalar(con, "SELECT any_value(rules_version) FROM flags.daily") if _has_table(con, "flags.daily") else None
+    if stored is not None and stored != rules.version:
+        raise InputError("rules file", f"{rules.path} is rules version {rules.version}, the stored evaluation "
+                         f"was made with {stored} (pass --as-of to evaluate with this file, or --rules for that one)")
+
+
+def _has_table(con, qualified: str) -> bool:
+    schema, name = qualified.split(".")
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
+                            "table_name = ?", [schema, name]).fetchall()[0][0])
 
 
 def cmd_export(args) -> int:
-    from cartwatch.build import build
-    from cartwatch.export import ExportError, export_table
-    from cartwatch.runs import utc_now
-    from cartwatch.store import open_store
-    from transforms.rules import load_rules
+    from cartwatch import preflight
+    from cartwatch.export import ExportError, export_format
 
     settings = _settings(args)
-    con = open_store(settings.db_path)
-    if args.table != "quarantine":
-        build(con, load_rules(settings.rules_path),
-              as_of=parse_as_of(args.as_of, settings.site_tz) or utc_now(),
-              as_loaded=args.as_loaded, site_tz=settings.site_tz)
+    out = Path(args.out)
     try:
-        rows = export_table(con, args.table, args.format, Path(args.out))
+        fmt = export_format(out, args.format)
     except ExportError as exc:
-        raise SystemExit(f"cartwatch: {exc}") from None
-    print(f"{args.table}: {rows} rows -> {args.out}")
-    return 0
+        raise as_input(exc) from None
+    preflight.output_file(out, "--out")
+    as_of, _, night, stored = _read_options(args, settings)
+    if stored and args.table not in ("windows", "flags"):
+        raise InputError(f"export {args.table}", "not stored per night; --stream and --night apply to windows and flags")
+    rules = preflight.rules(settings.rules_path)
+    with _lock(settings, "export"):
+        from cartwatch.export import export_table
+        from cartwatch.store import open_store
+        from cartwatch.streams import find_night
+
+        con = open_store(settings.db_path, create=False)
+        try:
+            which = None
+            if stored:
+                which = find_night(con, args.stream, night)
+            elif as_of is not None and args.table != "quarantine":
+                from cartwatch.incremental import evaluate
+
+                evaluate(con, rules, as_of=as_of, as_loaded=args.as_loaded, site_tz=settings.site_tz)
+            elif args.table != "quarantine":
+                _check_rules_of_tables(con, rules)
+            try:
+                rows = export_table(con, args.table, fmt, out, mask_ids=settings.mask_ids, night=which)
+            except ExportError as exc:
+                raise as_input(exc) from None
+        finally:
+            con.close()
+    where = f" ({which.stream}, night {which.night})" if which else ""
+    print(f"{args.table}{where}: {rows} rows -> {out} ({fmt}{', ids masked' if settings.mask_ids else ''})")
+    return EXIT_OK
 
 
 def cmd_digest(args) -> int:
-    from cartwatch.digest import make_digest, render
-    from cartwatch.incremental import evaluate
-    from cartwatch.runs import utc_now
-    from cartwatch.store import open_store
-    from transforms.rules import load_rules
+    from cartwatch import preflight
 
     settings = _settings(args)
-    rules = load_rules(settings.rules_path)
-    as_of = parse_as_of(args.as_of, settings.site_tz) or utc_now()
-    since = parse_as_of(args.since, settings.site_tz)
-    if since is not None and since >= as_of:
-        raise SystemExit("cartwatch: --since must be before --as-of")
-    con = open_store(settings.db_path)
-    evaluate(con, rules, as_of=as_of, as_loaded=args.as_loaded, site_tz=settings.site_tz)
-    # against the nightly digests' state: "new" means not reported by a nightly run (before --since)
-    doc = make_digest(con, rules, as_of=as_of, as_loaded=args.as_loaded, stream="nightly",
-                      site_tz=settings.site_tz, since=since, persist=False)
+    as_of, since, night, stored = _read_options(args, settings)
+    if args.out:
+        preflight.output_file(Path(args.out), "--out")
+    rules = preflight.rules(settings.rules_path)
+    with _lock(settings, "digest"):
+        from cartwatch.store import open_store
+
+        con = open_store(settings.db_path, create=False)
+        try:
+            from cartwatch.digest import make_digest, render
+            from cartwatch.streams import find_night, last_evaluation, stored_document
+
+            if stored:
+                doc = stored_document(con, find_night(con, args.stream, night))
+            else:
+                if as_of is not None:
+                    from cartwatch.incremental import evaluate
+
+                    as_loaded = args.as_loaded
+                    evaluate(con, rules, as_of=as_of, as_loaded=as_loaded, site_tz=settings.site_tz)
+                else:
+                    as_of, as_loaded = last_evaluation(con)
+                    _check_rules_of_tables(con, rules)
+                    if since is not None and since >= as_of:
+                        raise InputError("--since", f"must be before the stored evaluation's as-of ({as_of.isoformat()})")
+                # against the nightly digests' state: "new" means not reported by a nightly run (before --since)
+                doc = make_digest(con, rules, as_of=as_of, as_loaded=as_loaded, stream="nightly",
+                                  site_tz=settings.site_tz, since=since, persist=False)
+        finally:
+            con.close()
     text = render(doc, args.format, mask_ids=settings.mask_ids)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text, encoding="utf-8")
-        print(f"digest as of {doc['as_of']}: {doc['alerts']} alerts -> {args.out}")
+        print(f"digest as of {doc['as_of']} ({doc.get('stream', 'nightly')}): {doc['alerts']} alerts -> {args.out}")
     else:
         sys.stdout.write(text)
-    return 0
-
-
-def _date(text: str | None, option: str):
-    from datetime import date
-
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise SystemExit(f"cartwatch: {option}: {text!r} is not a date (YYYY-MM-DD)") from None
+    return EXIT_OK
 
 
 def cmd_backfill(args) -> int:
-    _prefect_environment()
-    from cartwatch.backfill import BackfillError, read_patients_file
-    from flows.backfill import with_workers
-    from flows.nightly import overrides_from_args
+    from cartwatch import preflight
 
-    _settings(args)     # refuse bad settings before Prefect starts
-    start, end = _date(args.start, "--start"), _date(args.end, "--end")
-    if (args.partition_dir or args.partition_size) and not (args.dask or args.dask_address):
-        raise SystemExit("cartwatch: --partition-dir and --partition-size need --dask or --dask-address")
-    try:
-        patients = read_patients_file(args.patients) if args.patients else None
-        common = dict(start=start, end=end, patients=patients, product=args.product,
-                      infused_from=_date(args.infused_from, "--infused-from"),
-                      infused_to=_date(args.infused_to, "--infused-to"),
-                      as_loaded=args.as_loaded, overrides=overrides_from_args(args))
-        if args.dask or args.dask_address:
-            from flows.backfill import DEFAULT_PARTITION_SIZE, on_dask
+    settings = _settings(args)
+    start, end = preflight.day(args.start, "--start"), preflight.day(args.end, "--end")
+    if end < start:
+        raise InputError("--end", f"{end} is before --start {start}")
+    as_of = parse_as_of(args.as_of, settings.site_tz)
+    infused_from = preflight.day(args.infused_from, "--infused-from")
+    infused_to = preflight.day(args.infused_to, "--infused-to")
+    if args.workers is not None and args.workers < 1:
+        raise InputError("--workers", f"{args.workers} is not a positive number")
+    patients_file = str(preflight.input_file(args.patients, "--patients")) if args.patients else None
+    preflight.output_folder(settings.digest_dir, "digest_dir")
+    rules = preflight.rules(settings.rules_path)
+    on_dask = args.dask or args.dask_address
+    if (args.partition_dir or args.partition_size) and not on_dask:
+        raise InputError("--partition-dir", "--partition-dir and --partition-size need --dask or --dask-address")
+    if on_dask and as_of is not None:
+        raise InputError("--as-of", "not supported with --dask yet: run the backfill without --dask")
+    with _lock(settings, "backfill"), _progress(args, "backfill") as progress:
+        _check_backfill(settings, rules, patients_file, args, infused_from, infused_to)
+        where = _prefect(settings, args.debug)
+        progress.step(f"starting Prefect ({where})")
+        import flows.backfill as backfill_flow
+        from flows.nightly import overrides_from_args
 
-            result = on_dask(args.dask_address, args.workers)(
-                **common, partition_dir=args.partition_dir,
-                partition_size=args.partition_size or DEFAULT_PARTITION_SIZE)
-        else:
-            result = with_workers(args.workers)(**common, workers=args.workers)
-    except BackfillError as exc:
-        raise SystemExit(f"cartwatch: {exc}") from None
+        if progress.live:      # a live line; `--progress lines` keeps the flow's own line per night
+            backfill_flow.on_night = lambda done, total, night, doc, elapsed: progress.step(
+                f"night {done}/{total} {night}: {doc['alerts']} alerts"
+                + (f", about {elapsed / done * (total - done):.0f} s left" if done < total else ""))
+        common = dict(start=start, end=end, patients_file=patients_file, product=args.product,
+                      infused_from=infused_from, infused_to=infused_to, as_loaded=args.as_loaded,
+                      overrides=overrides_from_args(args), progress=progress.lines)
+        try:
+            if on_dask:
+                result = backfill_flow.on_dask(args.dask_address, args.workers)(
+                    **common, partition_dir=args.partition_dir,
+                    partition_size=args.partition_size or backfill_flow.DEFAULT_PARTITION_SIZE)
+            else:
+                result = backfill_flow.with_workers(args.workers)(**common, as_of=as_of, workers=args.workers)
+        finally:
+            backfill_flow.on_night = None
     print(f"backfill {result['backfill_id']}: {result['nights']} nights ({result['nights_run']} run now), "
           f"{result['patients']} patients, {result['alerts']} alerts, {result['seconds']:.1f} s; "
-          f"results under stream '{result['stream']}'")
-    return 0
+          f"results under stream '{result['stream']}': cartwatch digest --stream {result['stream']} "
+          f"--night {end}; cartwatch export windows --stream {result['stream']} --night {end} --out FILE")
+    return EXIT_OK
+
+
+def _check_backfill(settings: Settings, rules, patients_file, args, infused_from, infused_to) -> None:
+    """The schedule gives a nightly time, and the cohort is not empty (before Prefect starts)."""
+    from cartwatch.backfill import BackfillError, cohort, nightly_cron, nightly_time, read_patients_file
+    from cartwatch.store import open_store
+
+    try:
+        nightly_time(nightly_cron(settings))
+        patients = read_patients_file(patients_file) if patients_file else None
+    except BackfillError as exc:
+        raise as_input(exc) from None
+    con = open_store(settings.db_path, create=False)
+    try:
+        members = cohort(con, site_tz=settings.site_tz, patients=patients, product=args.product,
+                         infused_from=infused_from, infused_to=infused_to)
+    finally:
+        con.close()
+    if not members:
+        raise InputError("backfill", "no patient with an infusion matches the cohort filters")
 
 
 def cmd_serve(args) -> int:
-    _prefect_environment()
-    from flows.nightly import overrides_from_args
-    from flows.serve import deployments, describe, serve
+    from cartwatch import preflight
+    from cartwatch.store import job_lock
 
     settings = _settings(args)
+    cron = args.cron or settings.nightly_cron
+    problem = cron_problem(cron)
+    if problem:
+        raise InputError(f"--cron {cron!r}", problem)
+    preflight.folder(settings.inbox, "inbox")
+    preflight.output_folder(settings.digest_dir, "digest_dir")
+    preflight.rules(settings.rules_path)
+    preflight.notifier(settings)
+    from cartwatch.store import check_database
+
+    check_database(settings.db_path, create=True)
     if args.dry_run:
-        print("\n".join(describe(deployments(settings, overrides_from_args(args), args.cron))))
-        return 0
-    serve(settings, overrides_from_args(args), args.cron)
-    return 0
+        _prefect(settings, args.debug)
+        from flows.nightly import overrides_from_args
+        from flows.serve import deployments, describe
+
+        print("\n".join(describe(deployments(settings, overrides_from_args(args), cron))))
+        return EXIT_OK
+    with job_lock(settings.prefect_home / "serve", "serve", 0, what="Prefect home"):
+        return _serve(settings, args, cron)
+
+
+def _serve(settings: Settings, args, cron: str) -> int:
+    from cartwatch.prefect_env import PrefectServer, PrefectServerError, base_environment, health
+
+    console = "DEBUG" if args.debug else "INFO"
+    server = None
+    url = settings.prefect_api_url or os.environ.get("PREFECT_API_URL", "")
+    if url:
+        where = _prefect(settings, args.debug, console)
+        eprint(f"cartwatch serve: using {where}")
+    else:
+        base_environment(settings, console)
+        server = PrefectServer(settings.prefect_home, settings.prefect_port, settings.prefect_startup_seconds)
+        eprint(f"cartwatch serve: starting a Prefect server on {server.url} (state in {settings.prefect_home}, "
+               f"log {server.log_path}); up to {settings.prefect_startup_seconds} s")
+        try:
+            server.start()
+        except PrefectServerError as exc:
+            raise as_input(exc) from None
+        os.environ["PREFECT_API_URL"] = server.api_url
+        eprint(f"cartwatch serve: Prefect UI at {server.url} (runs, logs, the digest artifact)")
+    try:
+        from flows.nightly import overrides_from_args
+        from flows.serve import serve
+
+        status = serve(settings, overrides_from_args(args), cron, announce=lambda m: eprint(f"cartwatch serve: {m}"))
+    finally:
+        if server is not None:
+            server.stop()
+    eprint("cartwatch serve: stopped" + ("" if server is None or not health(server.api_url, 1) else
+                                          " (the Prefect server did not stop)"))
+    return status
 
 
 def cmd_synth(args) -> int:
@@ -196,45 +411,77 @@ def cmd_synth(args) -> int:
     return synth_main(argv + (["--readme"] if args.readme else []))
 
 
+# ---------------------------------------------------------------------------------------------
+# arguments
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (exit 2) instead of a usage dump."""
+
+    def error(self, message: str):
+        self.exit(EXIT_INPUT, f"cartwatch: {message} (see {self.prog} --help)\n")
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", help="DuckDB file (default: the settings' database)")
-    parser.add_argument("--config", help="settings file (TOML, [cartwatch] table)")
+    parser.add_argument("--config", help="settings file (TOML, [cartwatch] table; docs/cartwatch.toml)")
     parser.add_argument("--site-tz", dest="site_tz", help="IANA time zone for naive times")
     parser.add_argument("--rules", help="clinical rules file (default: transforms/clinical_rules.yaml)")
-    parser.add_argument("--mask-ids", action="store_true", help="pseudonymize patient ids in output")
+    parser.add_argument("--mask-ids", action="store_true",
+                        help="pseudonymize patient and infusion ids in what is written (digest, export)")
+    parser.add_argument("--debug", action="store_true", help="on failure, show the traceback")
 
 
-def _as_of(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--as-of", dest="as_of", help="evaluate with only what was known then (ISO 8601)")
+def _as_of(parser: argparse.ArgumentParser, what: str = "evaluate with only what was known then") -> None:
+    parser.add_argument("--as-of", dest="as_of", help=f"{what} (ISO 8601; a date is 00:00 in the site zone)")
     parser.add_argument("--as-loaded", dest="as_loaded", action="store_true",
                         help="also require rows to have been loaded by --as-of (replays nightly runs)")
 
 
+def _stored(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stream", help="read a stored night: 'nightly' or 'backfill:<id>' (as backfill prints it)")
+    parser.add_argument("--night", help="the stored night to read (YYYY-MM-DD; default: the stream's latest)")
+
+
+def _progress_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--progress", choices=("auto", "lines", "none"), default="auto",
+                        help="auto: a live line on a terminal, nothing otherwise; lines: a line per step; none")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="cartwatch", description=__doc__.split("\n")[0])
-    sub = top.add_subparsers(dest="command", required=True)
+    top = Parser(prog="cartwatch", description=__doc__.split("\n")[0],
+                 epilog="Exit status: 0 done, 1 a run failed, 2 bad input, 3 database busy, "
+                        "4 some files not loaded (ingest).")
+    top.add_argument("--version", action="version", version=f"cartwatch {version()}")
+    top.add_argument("--debug", dest="debug_top", action="store_true", help="on failure, show the traceback")
+    sub = top.add_subparsers(dest="command", required=True, parser_class=Parser)
     p = sub.add_parser("ingest", help="load feed files or folders")
     _common(p)
+    _progress_option(p)
     p.add_argument("paths", nargs="+")
     p.set_defaults(run=cmd_ingest)
     p = sub.add_parser("nightly", help="the scheduled job: ingest the inbox, evaluate, write the digest")
     _common(p)
-    _as_of(p)
+    _as_of(p, "run as if at this moment: evaluate with what was known then, stamp loads with it")
+    _progress_option(p)
     p.add_argument("--inbox", help="folder of incoming feed files")
     p.add_argument("--digest-dir", dest="digest_dir", help="where digests are written")
     p.add_argument("--full", action="store_true", help="re-evaluate every patient (default: only what changed)")
     p.set_defaults(run=cmd_nightly)
-    p = sub.add_parser("digest", help="the on-call alert digest")
+    p = sub.add_parser("digest", help="the on-call alert digest (of the last evaluation, or a stored night)")
     _common(p)
-    _as_of(p)
+    _as_of(p, "evaluate as of this moment first (default: read the last evaluation, no rebuild)")
+    _stored(p)
     p.add_argument("--since", help="alerts new since this time (default: since the last nightly digest)")
     p.add_argument("--format", choices=("md", "html", "json"), default="md")
     p.add_argument("--out", help="file to write (default: standard output)")
     p.set_defaults(run=cmd_digest)
     p = sub.add_parser("backfill", help="re-evaluate a cohort as of each night in a range, in parallel")
     _common(p)
+    _progress_option(p)
     p.add_argument("--start", required=True, help="first night (YYYY-MM-DD)")
     p.add_argument("--end", required=True, help="last night (YYYY-MM-DD)")
+    p.add_argument("--as-of", dest="as_of", help="use only rows known by this moment (ISO 8601), for every night")
     p.add_argument("--patients", help="file of patient ids, one a line")
     p.add_argument("--product", help="only infusions of this product")
     p.add_argument("--infused-from", dest="infused_from", help="only infusions on or after this date")
@@ -254,18 +501,20 @@ def parser() -> argparse.ArgumentParser:
                    help="with --dask: patients a partition (default 500)")
     p.add_argument("--digest-dir", dest="digest_dir", help="where failure reports are written")
     p.set_defaults(run=cmd_backfill)
-    p = sub.add_parser("serve", help="run the Prefect deployments on their schedules")
+    p = sub.add_parser("serve", help="run the nightly job on its schedule (a Prefect server and runner)")
     _common(p)
     p.add_argument("--inbox", help="folder of incoming feed files")
     p.add_argument("--digest-dir", dest="digest_dir", help="where digests are written")
-    p.add_argument("--cron", help="nightly schedule, in the site time zone (default: 0 2 * * *)")
+    p.add_argument("--cron", help="nightly schedule, in the site time zone (default: setting nightly_cron)")
     p.add_argument("--dry-run", dest="dry_run", action="store_true", help="print the deployments and exit")
     p.set_defaults(run=cmd_serve)
-    p = sub.add_parser("export", help="tables for other tools (CONTRACT 3)")
+    p = sub.add_parser("export", help="tables for other tools (docs/contract.md)")
     _common(p)
-    _as_of(p)
+    _as_of(p, "evaluate as of this moment first (default: read the last evaluation, no rebuild)")
+    _stored(p)
     p.add_argument("table", choices=("windows", "timeline", "flags", "quarantine"))
-    p.add_argument("--format", choices=("csv", "parquet", "json"), default="csv")
+    p.add_argument("--format", choices=("csv", "parquet", "json"),
+                   help="default: from --out's extension (.csv, .parquet, .json)")
     p.add_argument("--out", required=True)
     p.set_defaults(run=cmd_export)
     p = sub.add_parser("synth", help="write a synthetic cohort (all four CSV feeds + ground truth)")
@@ -279,22 +528,75 @@ def parser() -> argparse.ArgumentParser:
                    help="a large benchmark cohort (vectorized: 10,000 patients in seconds; CSV, no ground truth)")
     p.add_argument("--next-day", dest="next_day",
                    help="with --cohort: folder for the following day's new results (a nightly inbox file)")
+    p.add_argument("--debug", action="store_true", help="on failure, show the traceback")
     p.set_defaults(run=cmd_synth)
     return top
 
 
+def _exit_status(exc: BaseException) -> tuple[int, str]:
+    """The exit status and the one line for an exception that ends a command."""
+    from cartwatch.prefect_env import PrefectServerError
+
+    store = sys.modules.get("cartwatch.store")
+    rules = sys.modules.get("transforms.rules")
+    streams = sys.modules.get("cartwatch.streams")
+    backfill = sys.modules.get("cartwatch.backfill")
+    if isinstance(exc, (InputError, SettingsError, PrefectServerError)):
+        return EXIT_INPUT, str(exc)
+    if store is not None and isinstance(exc, store.JobBusy):
+        return EXIT_BUSY, str(exc)
+    if store is not None and isinstance(exc, store.StoreError):
+        return EXIT_INPUT, str(exc)
+    if rules is not None and isinstance(exc, rules.RulesError):
+        return EXIT_INPUT, f"rules file: {exc}"
+    if streams is not None and isinstance(exc, streams.StreamError):
+        return EXIT_INPUT, str(exc)
+    if backfill is not None and isinstance(exc, backfill.BackfillError):
+        return EXIT_INPUT, f"backfill: {exc}"
+    text = " ".join(str(exc).split())
+    if "ephemeral Prefect API server" in text:
+        return EXIT_FAILED, ("Prefect's temporary server did not start in time (setting prefect_startup_seconds, "
+                             f"now {os.environ.get('PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS', '?')} s)")
+    if getattr(exc, "step", None):
+        return EXIT_FAILED, f"run failed: {text}"
+    return EXIT_FAILED, f"failed: {type(exc).__name__}: {text}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
+    args.debug = bool(getattr(args, "debug", False) or getattr(args, "debug_top", False)
+                      or os.environ.get("CARTWATCH_DEBUG"))
     try:
         return args.run(args)
-    except SettingsError as exc:
-        raise SystemExit(f"cartwatch: {exc}") from None
-    except Exception as exc:  # one line for the user; the traceback is for --debug runs
-        if os.environ.get("CARTWATCH_DEBUG"):
-            raise
-        raise SystemExit(f"cartwatch: {type(exc).__name__}: {exc}") from None
+    except KeyboardInterrupt:
+        eprint("cartwatch: interrupted")
+        return 130
+    except Exception as exc:   # one line for the user; the traceback with --debug
+        if args.debug:
+            traceback.print_exc()
+        status, line = _exit_status(exc)
+        if "\n" in line:
+            line = " ".join(line.split())
+        eprint(f"cartwatch: {line}")
+        return status
+
+
+def console() -> None:
+    """The `cartwatch` script. After a run that imported Prefect, end without the interpreter's
+    module teardown: exit handlers run (Prefect stops its temporary server, logs are flushed), but
+    the teardown would only add DuckDB's 'nanobind: leaked instances' dump after the one line."""
+    status = main()
+    if "prefect" not in sys.modules:
+        sys.exit(status)
+    import atexit
+    import threading
+
+    threading._shutdown()        # what interpreter exit does first: joins threads, drains Prefect's log worker
+    atexit._run_exitfuncs()      # then exit handlers: Prefect stops its temporary server
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

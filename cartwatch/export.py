@@ -1,10 +1,18 @@
-"""`cartwatch export`: the tables other tools read, with exactly the columns of CONTRACT 3."""
+"""`cartwatch export`: the tables other tools read, with exactly the columns of docs/contract.md.
+
+The format follows `--out`'s extension (.csv, .parquet, .json); `--format` may say it too, and a
+mismatch is refused (a .parquet file holding CSV text breaks the tool that reads it). With
+`mask_ids`, patient and infusion ids are replaced by the digest's pseudonyms, and a quarantined
+row's raw text (which holds the patient id) by "(masked)".
+"""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from cartwatch.store import scalar
 
@@ -29,32 +37,89 @@ EXPORT_QUERIES: dict[str, str] = {
     "flags": "SELECT {cols} FROM flags.daily ORDER BY patient_id, infusion_id, day",
     "quarantine": "SELECT {cols} FROM quarantine.rows ORDER BY loaded_at, source_file, line",
 }
+# one night of a stream (cartwatch/streams.py): windows and each infusion's latest day of flags
+NIGHT_QUERIES: dict[str, str] = {
+    "windows": "SELECT {cols} FROM flags.windows_by_night WHERE stream = $stream AND as_of = $as_of "
+               "ORDER BY patient_id, infusion_id, criteria_set, onset_at",
+    "flags": "SELECT {cols} FROM flags.daily_by_night WHERE stream = $stream AND as_of = $as_of "
+             "ORDER BY patient_id, infusion_id, day",
+}
 FORMATS = {"csv": "(FORMAT csv, HEADER true)", "parquet": "(FORMAT parquet)",
            "json": "(FORMAT json, ARRAY true)"}
+EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json"}
+MASKED_RAW = "(masked)"
 
 
 class ExportError(ValueError):
     """The export cannot be made (unknown table or format, table not built)."""
 
 
-def export_query(table: str) -> str:
+def export_format(out: Path, fmt: str | None) -> str:
+    """The format of an export: `--format`, or else `--out`'s extension; the two must agree."""
+    by_extension = EXTENSIONS.get(out.suffix.lower())
+    if fmt is not None and fmt not in FORMATS:
+        raise ExportError(f"--format {fmt!r}: one of {', '.join(FORMATS)}")
+    if fmt is None:
+        if by_extension is None:
+            raise ExportError(f"--out {out}: cannot tell the format from the extension "
+                              f"(name it .csv, .parquet or .json, or pass --format)")
+        return by_extension
+    if by_extension is not None and by_extension != fmt:
+        raise ExportError(f"--out {out}: the extension says {by_extension} but --format says {fmt}")
+    return fmt
+
+
+def export_query(table: str, night: bool = False) -> str:
     if table not in EXPORT_COLUMNS:
         raise ExportError(f"unknown export {table!r}; one of {', '.join(EXPORT_COLUMNS)}")
+    if night and table not in NIGHT_QUERIES:
+        raise ExportError(f"export {table}: not stored per night; --stream and --night apply to "
+                          f"{' and '.join(NIGHT_QUERIES)}")
     cols = ", ".join(f'"{c}"' for c in EXPORT_COLUMNS[table])
-    return EXPORT_QUERIES[table].format(cols=cols)
+    return (NIGHT_QUERIES if night else EXPORT_QUERIES)[table].format(cols=cols)
 
 
-def export_table(con: duckdb.DuckDBPyConnection, table: str, fmt: str, out: Path) -> int:
-    """Write one export; returns the number of rows written."""
+def export_table(con: duckdb.DuckDBPyConnection, table: str, fmt: str, out: Path, *,
+                 mask_ids: bool = False, night=None) -> int:
+    """Write one export (of the last evaluation, or of a stored `night`); returns the rows written."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
-    query = export_query(table)
+    query = export_query(table, night is not None)
+    params = {"stream": night.stream, "as_of": night.as_of} if night is not None else {}
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        con.execute(f"COPY ({query}) TO '{_sql_path(out)}' {FORMATS[fmt]}")
-        return scalar(con, f"SELECT count(*) FROM ({query})")
-    except duckdb.CatalogException as exc:
-        raise ExportError(f"export {table}: its table is not built yet ({exc})") from None
+        data = con.sql(query, params=params or None).to_arrow_table()
+    except duckdb.CatalogException:
+        raise ExportError(f"export {table}: nothing evaluated in this database yet: run `cartwatch nightly`, "
+                          "or pass --as-of to evaluate now") from None
+    if mask_ids:
+        data = masked_table(data)
+    name = f"export_{uuid.uuid4().hex[:8]}"
+    con.register(name, data)
+    try:
+        con.execute(f"COPY (SELECT * FROM {name}) TO '{_sql_path(out)}' {FORMATS[fmt]}")
+    finally:
+        con.unregister(name)
+    return data.num_rows
+
+
+def masked_table(data: pa.Table) -> pa.Table:
+    """Ids replaced by the digest's pseudonyms; a quarantined row's raw text and reason scrubbed."""
+    from cartwatch.digest.ids import mask
+    from cartwatch.notify import scrub
+
+    def replace(column: str, fn) -> None:
+        nonlocal data
+        if column in data.column_names:
+            values = [None if v is None else fn(v) for v in data.column(column).to_pylist()]
+            data = data.set_column(data.column_names.index(column), column,
+                                   pa.array(values, type=data.schema.field(column).type))
+
+    replace("patient_id", mask)
+    replace("infusion_id", lambda v: mask(v, prefix="inf-"))
+    replace("raw", lambda v: MASKED_RAW)
+    replace("reason", scrub)
+    return data
 
 
 def _sql_path(path: Path) -> str:

@@ -6,8 +6,8 @@
   separated by spaces or commas. Secrets stay in the environment: write `${NAME}` in the URL
   (`slack://${SLACK_TOKEN}/#oncall`) and it is filled from the variable at send time; a missing
   variable is an error, never an empty credential. The URL itself is never logged.
-- What is sent: the pager lines and the counts, with patient identifiers masked unless
-  `CARTWATCH_NOTIFY_UNMASKED=true` (the full digest, with identifiers, stays in the local file).
+- What is sent: the pager lines and the counts, with patient identifiers masked unless the setting
+  `notify_unmasked` is true (`CARTWATCH_NOTIFY_UNMASKED=true`); the full digest stays in the local file.
 - Failure reports carry the run, the failing step and the error's type and message with every
   token that contains a digit or is quoted replaced by '…' (values and identifiers do not leave).
 """
@@ -102,13 +102,12 @@ def digest_message(doc: dict, pager: list[str], path: Path | None) -> Message:
     silent = doc["data_quality"]["silent_feeds"]
     if silent:
         body.append("Silent feeds: " + ", ".join(s["feed"] for s in silent))
+    not_loaded = doc["data_quality"].get("not_loaded") or []
+    if not_loaded:
+        body.append(f"Files not loaded: {len(not_loaded)} (see the digest's data quality)")
     if path is not None:
         body.append(f"Digest: {path}")
     return Message(title, "\n".join(body))
-
-
-def unmasked_allowed() -> bool:
-    return os.environ.get("CARTWATCH_NOTIFY_UNMASKED", "").strip().lower() in ("1", "true", "yes")
 
 
 def report_failure(settings: Settings, *, run: str, step: str, error: BaseException | str) -> Message:

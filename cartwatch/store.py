@@ -2,14 +2,28 @@
 
 Migrations are the numbered files of sql/schema/ (`NNN_name.sql`); `meta.schema_version` records
 which have been applied, so a database made by an earlier release upgrades when it is opened.
+
+One job at a time: DuckDB lets one process hold the file, and refuses a second at once. A cartwatch
+job therefore takes `job_lock` first: an advisory lock on `<database>.lock` that records the job's
+kind, process id and start time. A second job waits for it (up to `lock_wait_seconds`), then stops
+with one line naming the job that holds the database. The operating system releases the lock when
+the holder exits, however it exits (a killed job never leaves a stale lock).
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import re
+import socket
+import sys
+import threading
+import time
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import duckdb
 
@@ -20,7 +34,11 @@ _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
 class StoreError(RuntimeError):
-    """The database cannot be opened or migrated."""
+    """The database cannot be opened or migrated (the message is one line naming it and why)."""
+
+
+class JobBusy(StoreError):
+    """Another cartwatch job held the database for longer than this job was willing to wait."""
 
 
 def migrations(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
@@ -58,7 +76,11 @@ def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | No
 def migrate(con: duckdb.DuckDBPyConnection, directory: Path = MIGRATIONS_DIR) -> int:
     """Apply every migration newer than the database, each in its own transaction."""
     current = schema_version(con)
-    for number, path in migrations(directory):
+    known = migrations(directory)
+    if known and current > known[-1][0]:
+        raise StoreError(f"database schema version {current} is newer than this cartwatch knows "
+                         f"({known[-1][0]}): upgrade cartwatch")
+    for number, path in known:
         if number <= current:
             continue
         with transaction(con):
@@ -84,19 +106,165 @@ def load_lab_codes(con: duckdb.DuckDBPyConnection, csv_path: Path = LAB_CODES_CS
 MEMORY_LIMIT = "1GB"
 
 
-def open_store(db_path: str | Path, memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) and migrate the database; times are handled in UTC inside."""
+def open_store(db_path: str | Path, *, create: bool = True,
+               memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
+    """Open (creating it when `create`) and migrate the database; times are handled in UTC inside.
+
+    Commands that only read (digest, export) pass create=False: a mistyped path is an error, not
+    a new empty database.
+    """
     if str(db_path) != ":memory:":
+        check_database(db_path, create=create)
         Path(db_path).parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(str(db_path))
-    except duckdb.IOException as exc:
-        raise StoreError(f"{db_path}: cannot open the database ({exc})") from None
+    except duckdb.Error as exc:
+        problem, busy = open_problem(db_path, exc)
+        raise (JobBusy if busy else StoreError)(f"database {db_path}: {problem}") from None
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET memory_limit = ?", [memory_limit])
     migrate(con)
     load_lab_codes(con)
     return con
+
+
+DUCKDB_MAGIC = b"DUCK"     # bytes 8-11 of every DuckDB database file
+
+
+def check_database(db_path: str | Path, *, create: bool) -> None:
+    """Refuse, in one line, a database path that cannot be what the command needs (no DuckDB call)."""
+    path = Path(db_path)
+    if path.is_dir():
+        raise StoreError(f"database {path}: is a folder, not a database file")
+    if not path.exists():
+        if not create:
+            raise StoreError(f"database {path}: no such file (digest and export read an existing "
+                             "database: run `cartwatch nightly` or `cartwatch ingest` first, or fix --db)")
+        parent = next((p for p in path.parents if p.exists()), None)
+        if parent is not None and not os.access(parent, os.W_OK):
+            raise StoreError(f"database {path}: cannot be created ({parent} is not writable)")
+        return
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError as exc:
+        raise StoreError(f"database {path}: cannot be read ({exc.strerror or exc})") from None
+    if len(head) and head[8:12] != DUCKDB_MAGIC:
+        raise StoreError(f"database {path}: not a DuckDB database file")
+
+
+def open_problem(db_path: str | Path, exc: Exception) -> tuple[str, bool]:
+    """DuckDB's reason for refusing to open a file, in one line, and whether another process holds it."""
+    text = " ".join(str(exc).split())
+    pid = re.search(r"\(PID (\d+)\)", text)
+    if "lock" in text.lower() and pid:
+        job = lock_holder(db_path)
+        if job and str(job.get("pid")) == pid.group(1):
+            return f"held by another cartwatch job: {describe_job(job)}", True
+        return f"held by another process (pid {pid.group(1)}), not a cartwatch job", True
+    return text, False
+
+
+# ---------------------------------------------------------------------------------------------
+# one job at a time
+
+_HELD: dict[str, list] = {}         # lock path -> [file, depth, job]: re-entrant within a process
+_HELD_GUARD = threading.Lock()
+
+
+def lock_path(db_path: str | Path) -> Path:
+    path = Path(db_path).expanduser().resolve()
+    return path.with_name(path.name + ".lock")
+
+
+def lock_holder(db_path: str | Path) -> dict | None:
+    """The job recorded in the lock file (kind, pid, started_at), if any."""
+    for _ in range(3):      # the holder truncates then writes: read again if caught in between
+        try:
+            text = lock_path(db_path).read_text(encoding="utf-8")
+        except OSError:
+            return None
+        if text.strip():
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                pass
+        time.sleep(0.05)
+    return None
+
+
+def describe_job(job: dict | None) -> str:
+    if not job:
+        return "a job that did not say what it is"
+    return f"{job.get('kind', '?')} (pid {job.get('pid', '?')}, started {job.get('started_at', '?')})"
+
+
+@contextmanager
+def job_lock(db_path: str | Path, kind: str, wait_seconds: float,
+             on_wait: Callable[[dict | None], None] | None = None, what: str = "database") -> Iterator[None]:
+    """Hold the database for one cartwatch job; wait up to `wait_seconds` for another to finish.
+
+    Re-entrant within a process (the command line takes it, then the flow it runs takes it again).
+    `on_wait` is called once, with the holder, when this job has to wait.
+    """
+    if str(db_path) == ":memory:":
+        yield
+        return
+    path = lock_path(db_path)
+    key = str(path)
+    with _HELD_GUARD:
+        if key in _HELD:
+            _HELD[key][1] += 1
+            entry = _HELD[key]
+        else:
+            entry = None
+    if entry is None:
+        entry = [_acquire(path, db_path, kind, wait_seconds, on_wait, what), 1, kind]
+        with _HELD_GUARD:
+            _HELD[key] = entry
+    try:
+        yield
+    finally:
+        with _HELD_GUARD:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _HELD[key]
+                entry[0].close()     # closing the file releases the lock
+
+
+def _acquire(path: Path, db_path: str | Path, kind: str, wait_seconds: float,
+             on_wait: Callable[[dict | None], None] | None, what: str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        handle = open(path, "a+", encoding="utf-8")
+    except OSError as exc:
+        raise StoreError(f"{what} {db_path}: cannot create its lock file {path} "
+                         f"({exc.strerror or exc})") from None
+    deadline = time.monotonic() + wait_seconds
+    told = False
+    while True:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            holder = lock_holder(db_path)
+            if time.monotonic() >= deadline:
+                handle.close()
+                waited = f"; waited {wait_seconds:g} s (setting lock_wait_seconds)" if wait_seconds else ""
+                raise JobBusy(f"{what} {db_path}: held by another cartwatch job: {describe_job(holder)}"
+                              f"{waited}") from None
+            if not told and on_wait is not None:
+                on_wait(holder)
+                told = True
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    job = {"kind": kind, "pid": os.getpid(), "host": socket.gethostname(),
+           "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "command": " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:2]))}
+    handle.seek(0)
+    handle.truncate()
+    handle.write(json.dumps(job))
+    handle.flush()
+    return handle
 
 
 @contextmanager

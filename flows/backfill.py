@@ -20,7 +20,7 @@ import shutil
 import time
 from contextlib import suppress
 from collections import deque
-from datetime import date
+from datetime import date, datetime
 from datetime import timedelta
 from typing import Callable
 
@@ -31,7 +31,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from cartwatch import backfill as bf
 from cartwatch.runs import finish_run, start_run, utc_now
 from cartwatch.store import open_store
-from flows.nightly import report_failure, settings_from
+from flows.nightly import holds_database, report_failure, settings_from
 from transforms.rules import load_rules
 
 _SOURCES: dict[str, bf.Sources] = {}     # token -> the cohort's rows (kept out of task parameters)
@@ -57,23 +57,29 @@ def print_progress(done: int, total: int, night: date, doc: dict, elapsed: float
 
 @flow(name="cartwatch-backfill", log_prints=False, on_failure=[report_failure],
       task_runner=ThreadPoolTaskRunner(max_workers=default_workers()))
+@holds_database("backfill")
 def backfill(start: date, end: date, patients: list[str] | None = None, product: str | None = None,
              infused_from: date | None = None, infused_to: date | None = None, as_loaded: bool = False,
              overrides: dict[str, str] | None = None, workers: int | None = None,
-             progress: bool = True) -> dict:
-    """Evaluate the cohort as of each night from start to end; resumes a killed run of the same backfill."""
+             progress: bool = True, patients_file: str | None = None, as_of: datetime | None = None) -> dict:
+    """Evaluate the cohort as of each night from start to end; resumes a killed run of the same backfill.
+
+    `patients_file` rather than `patients` keeps patient ids out of the run's parameters (Prefect stores
+    and shows them); `as_of` limits every night to the rows known by then."""
     started = time.perf_counter()
     settings = settings_from(overrides)
     rules = load_rules(settings.rules_path)
     logger = get_run_logger()
+    if patients_file:
+        patients = bf.read_patients_file(patients_file)
     con = open_store(settings.db_path)
     plan = bf.make_plan(con, rules, settings, start=start, end=end, patients=patients, product=product,
-                        infused_from=infused_from, infused_to=infused_to, as_loaded=as_loaded)
+                        infused_from=infused_from, infused_to=infused_to, as_loaded=as_loaded, known_by=as_of)
     run_id = start_run(con, "backfill", plan.nights[-1][1], rules.version)
     todo = plan.remaining
     logger.info("backfill %s: %d nights (%d already done), %d patients", plan.backfill_id, len(plan.nights),
                 len(plan.nights) - len(todo), len(plan.patients))
-    sources = bf.read_sources(con, plan.patients, rules, settings, as_loaded)
+    sources = bf.read_sources(con, plan.patients, rules, settings, as_loaded, known_by=as_of)
     _SOURCES[sources.token] = sources
     ahead = 2 * (workers or default_workers())
     queue, pending, alerts = deque(todo), deque(), 0
@@ -158,18 +164,23 @@ def dask_runner(address: str | None = None, workers: int | None = None):
 
 
 @flow(name="cartwatch-backfill-dask", log_prints=False, on_failure=[report_failure])
+@holds_database("backfill")
 def backfill_partitioned(start: date, end: date, patients: list[str] | None = None, product: str | None = None,
                          infused_from: date | None = None, infused_to: date | None = None,
                          as_loaded: bool = False, overrides: dict[str, str] | None = None,
                          partition_dir: str | None = None, partition_size: int = DEFAULT_PARTITION_SIZE,
-                         keep_partitions: bool = False, progress: bool = True) -> dict:
+                         keep_partitions: bool = False, progress: bool = True,
+                         patients_file: str | None = None) -> dict:
     """The backfill with patient partitions evaluated by the flow's task runner (Dask); same result
     as `backfill`. The partition folder is removed at the end unless `keep_partitions`; a failed run
-    leaves it, and the same backfill run again resumes from the nights its workers wrote."""
+    leaves it, and the same backfill run again resumes from the nights its workers wrote.
+    `patients_file` keeps patient ids out of the run's parameters, as for `backfill`."""
     started = time.perf_counter()
     settings = settings_from(overrides)
     rules = load_rules(settings.rules_path)
     logger = get_run_logger()
+    if patients_file:
+        patients = bf.read_patients_file(patients_file)
     con = open_store(settings.db_path)
     plan = bf.make_plan(con, rules, settings, start=start, end=end, patients=patients, product=product,
                         infused_from=infused_from, infused_to=infused_to, as_loaded=as_loaded)

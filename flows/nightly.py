@@ -9,10 +9,14 @@ Logs carry file names, counts and run ids, never a patient identifier.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import time
+import typing
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -23,17 +27,20 @@ from cartwatch.backfill import night_results, store_night_results
 from cartwatch.digest import make_digest, night_of, pager_lines, render
 from cartwatch.digest.ids import masked
 from cartwatch.incremental import BuildReport, evaluate
-from cartwatch.ingest import ingest_paths
+from cartwatch.ingest import ingest_paths, not_loaded
 from cartwatch.loader import FileReport
 from cartwatch.runs import finish_run, start_run, utc_now
 from cartwatch.settings import Settings, load_settings
-from cartwatch.store import open_store, transaction
+from cartwatch.store import job_lock, open_store, transaction
 from transforms.rules import Rules, load_rules
 from transforms.timestamps import zone
 
 STREAM = "nightly"
 FORMATS = ("md", "html", "json")
 log = logging.getLogger("cartwatch.nightly")
+# progress on a terminal (the command line sets these; a served run leaves them None)
+on_step: Callable[[str], None] | None = None
+on_file: Callable[[int, list[Path], FileReport | None], None] | None = None
 
 
 class StepFailed(RuntimeError):
@@ -60,6 +67,34 @@ def overrides_from_args(args) -> dict[str, str]:
     return out
 
 
+def holds_database(kind: str):
+    """The decorated flow holds its database (store.job_lock) for its whole run: a second job waits
+    up to `lock_wait_seconds`, then fails naming this one. Re-entrant: the command line already
+    holds it when it runs the flow in its own process; a served run takes it here."""
+    def wrap(fn):
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def holding(*args, **kwargs):
+            settings = settings_from(signature.bind_partial(*args, **kwargs).arguments.get("overrides"))
+            with job_lock(settings.db_path, kind, settings.lock_wait_seconds):
+                return fn(*args, **kwargs)
+
+        # Prefect validates parameters against the signature; give it the types resolved in the flow's
+        # own module (this wrapper's module may not import them)
+        hints = typing.get_type_hints(fn)
+        holding.__signature__ = signature.replace(
+            parameters=[p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()],
+            return_annotation=hints.get("return", signature.return_annotation))
+        return holding
+    return wrap
+
+
+def _step(name: str) -> None:
+    if on_step is not None:
+        on_step(name)
+
+
 def _retry_on_io_error(task, task_run, state) -> bool:
     try:
         state.result()
@@ -74,7 +109,7 @@ def _retry_on_io_error(task, task_run, state) -> bool:
 def ingest_inbox(con, inbox: Path, rules: Rules, site_tz: str, run_id: str,
                  loaded_at: datetime) -> list[FileReport]:
     return ingest_paths(con, [inbox], rules, site_tz=site_tz, now=utc_now(), run_id=run_id,
-                        loaded_at=loaded_at)
+                        loaded_at=loaded_at, on_file=on_file)
 
 
 @task(cache_policy=NO_CACHE)
@@ -98,21 +133,24 @@ def write_digest(settings: Settings, doc: dict, as_of: datetime) -> dict[str, Pa
     texts = {fmt: render(doc, fmt, mask_ids=settings.mask_ids) for fmt in FORMATS}
     local = as_of.astimezone(zone(settings.site_tz))
     paths = notify.write_digest_files(settings.digest_dir, f"{local:%Y-%m-%dT%H%M}", texts)
-    create_markdown_artifact(texts["md"], key="cartwatch-digest",
+    # the artifact is stored in Prefect's database and shown in its UI: masked unless asked otherwise
+    artifact = render(doc, "md", mask_ids=not settings.artifact_unmasked or settings.mask_ids)
+    create_markdown_artifact(artifact, key="cartwatch-digest",
                              description=f"cartwatch digest as of {doc['as_of']}")
     return paths
 
 
 @task(retries=2, retry_delay_seconds=30, retry_condition_fn=_retry_on_io_error, cache_policy=NO_CACHE)
 def deliver(settings: Settings, doc: dict, path: Path) -> bool:
-    shown = doc if notify.unmasked_allowed() else masked(doc, True)
+    shown = doc if settings.notify_unmasked and not settings.mask_ids else masked(doc, True)
     return notify.send(settings, notify.digest_message(shown, pager_lines(shown), path))
 
 
 def file_counts(reports: list[FileReport]) -> dict:
     keys = ("read", "accepted", "duplicate", "quarantined")
     return {k: sum(getattr(r, k) for r in reports) for k in keys} | {
-        "files_loaded": sum(r.status == "loaded" for r in reports)}
+        "files_loaded": sum(r.status == "loaded" for r in reports),
+        "files_not_loaded": sum(not_loaded(r) is not None for r in reports)}
 
 
 def report_failure(flow, flow_run, state) -> None:
@@ -131,6 +169,7 @@ def report_failure(flow, flow_run, state) -> None:
 
 
 @flow(name="cartwatch-nightly", log_prints=False, on_failure=[report_failure])
+@holds_database("nightly")
 def nightly(as_of: datetime | None = None, as_loaded: bool = False, full: bool = False,
             overrides: dict[str, str] | None = None) -> dict:
     """Ingest new files, evaluate as of `as_of` (default now), write and send the digest, record the run."""
@@ -144,14 +183,19 @@ def nightly(as_of: datetime | None = None, as_loaded: bool = False, full: bool =
     step, reports, timings = "ingest", [], {}
     try:
         t = time.perf_counter()
+        _step("ingest")
         reports = ingest_inbox(con, settings.inbox, rules, settings.site_tz, run_id, as_of)
         timings["ingest"], t, step = time.perf_counter() - t, time.perf_counter(), "evaluate"
+        _step("evaluate")
         build = evaluate_layers(con, rules, as_of, as_loaded, settings.site_tz, full)
         timings["evaluate"], t, step = time.perf_counter() - t, time.perf_counter(), "digest"
+        _step("digest")
         doc = record_night(con, rules, settings, as_of, as_loaded)
         timings["digest"], t, step = time.perf_counter() - t, time.perf_counter(), "write"
+        _step("write")
         paths = write_digest(settings, doc, as_of)
         timings["write"], t, step = time.perf_counter() - t, time.perf_counter(), "deliver"
+        _step("deliver")
         sent = deliver(settings, doc, paths["html"])
         timings["deliver"] = time.perf_counter() - t
     except Exception as exc:

@@ -59,7 +59,7 @@ WHERE e.observed_at >= i.infused_at
 
 
 def crs_rules(params: Mapping) -> CrsRules:
-    rules = load_rules()
+    rules = load_rules(params.get("rules_path"))
     if rules.version != params["rules_version"]:
         raise RulesError(f"rules file is {rules.version}, the build runs {params['rules_version']}")
     return CrsRules.from_params(params, rules)

@@ -3,10 +3,18 @@
 It validates the file into a frozen `Rules` object and refuses a broken file with a message that
 names the rule and what is wrong. SQL reads the values as named parameters (`Rules.sql_params`),
 Python through `Rules.value` / `Rules.analyte`.
+
+The version recorded on every row (`Rules.version`) identifies the content, not only the label: it
+is the declared `rules_version` when the file's content is the one released under that version
+(`RELEASED_RULES`), and `<declared>+<first 8 hex of the content hash>` otherwise. A site that edits
+a threshold and keeps the label therefore gets rows that say so. The content hash is taken over the
+parsed document (comments and layout do not count; every value, unit, source and note does).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +24,13 @@ from typing import Any, Mapping
 import yaml
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("clinical_rules.yaml")
+
+# Released rules versions and the sha256 of their content (`content_hash`). Releasing a new version:
+# bump `rules_version` in the file, add its changelog entry, and record its hash here (a test fails
+# until the shipped file is a released one).
+RELEASED_RULES: Mapping[str, str] = MappingProxyType({
+    "2026.11.0": "06c1a724cb0946988dea645e866e5fe6b6aa75f554c88de614791dd98ed3ea8f",
+})
 
 # Every scalar rule the code reads, with the unit it must carry. A file missing one is refused.
 REQUIRED_RULES: Mapping[str, str] = MappingProxyType({
@@ -128,7 +143,11 @@ class Analyte:
 
 @dataclass(frozen=True)
 class Rules:
-    """A validated, immutable rules file."""
+    """A validated, immutable rules file.
+
+    `version` is what rows record: `declared_version` alone for released content, else
+    `declared_version+<hash8>`.
+    """
 
     version: str
     effective_date: str
@@ -139,6 +158,13 @@ class Rules:
     o2_devices: Mapping[str, int]
     hscore: Mapping[str, Any]
     raw: Mapping[str, Any] = field(repr=False)
+    declared_version: str = ""
+    content_hash: str = ""
+
+    @property
+    def released(self) -> bool:
+        """True when the content is exactly the one released under the declared version."""
+        return RELEASED_RULES.get(self.declared_version) == self.content_hash
 
     def value(self, rule_id: str) -> float:
         try:
@@ -163,6 +189,17 @@ def sql_param_name(rule_id: str) -> str:
     return rule_id.replace(".", "__")
 
 
+def content_hash(doc: Any) -> str:
+    """sha256 of the parsed document in a canonical JSON form (keys sorted, no whitespace)."""
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def effective_version(declared: str, digest: str) -> str:
+    """The version rows record: the declared one for released content, else declared+hash8."""
+    return declared if RELEASED_RULES.get(declared) == digest else f"{declared}+{digest[:8]}"
+
+
 def load_rules(path: str | Path | None = None) -> Rules:
     """Read and validate a rules file; raise RulesError naming the first problem found."""
     path = Path(path) if path else DEFAULT_RULES_PATH
@@ -170,14 +207,21 @@ def load_rules(path: str | Path | None = None) -> Rules:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RulesError(f"{path}: rules file not found") from None
+    except IsADirectoryError:
+        raise RulesError(f"{path}: is a folder, not a rules file") from None
+    except OSError as exc:
+        raise RulesError(f"{path}: rules file cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise RulesError(f"{path}: rules file is not UTF-8 text") from None
     except yaml.YAMLError as exc:
-        raise RulesError(f"{path}: not valid YAML: {exc}") from None
+        raise RulesError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(doc, dict):
         raise RulesError(f"{path}: top level must be a mapping")
     _require(doc, ("rules_version", "effective_date", "changelog", "rules", "hscore", "analytes",
                    "vitals", "o2_devices"), path, "top level")
+    declared, digest = str(doc["rules_version"]), content_hash(doc)
     return Rules(
-        version=str(doc["rules_version"]),
+        version=effective_version(declared, digest),
         effective_date=str(doc["effective_date"]),
         path=path,
         values=MappingProxyType(_scalar_rules(doc["rules"], path)),
@@ -186,6 +230,8 @@ def load_rules(path: str | Path | None = None) -> Rules:
         o2_devices=MappingProxyType(_o2_devices(doc["o2_devices"], path)),
         hscore=MappingProxyType(_hscore(doc["hscore"], path)),
         raw=MappingProxyType(doc),
+        declared_version=declared,
+        content_hash=digest,
     )
 
 

@@ -12,7 +12,7 @@ from cartwatch.digest.ids import masked
 from cartwatch.digest.state import ALERT_RANK, rank
 from cartwatch.digest.plot import ferritin_png
 from cartwatch.digest.select import FILES_LISTED
-from cartwatch.digest.render_md import (SECTION_TITLES, day, fmt_threshold, fmt_value, local_time,
+from cartwatch.digest.render_md import (SECTION_TITLES, day, fmt_threshold, fmt_value, local_time, rules_note,
                                         statuses_line)
 
 STYLE = """
@@ -119,6 +119,10 @@ def _data_quality(dq: dict) -> str:
                  f"<th>accepted</th><th>duplicate</th><th>quarantined</th></tr>{rows}</table>")
     else:
         files = f'<p class="none">No files loaded{since}.</p>'
+    if dq.get("not_loaded"):
+        items = "".join(f"<li>{escape(f['source_file'])}: {escape(f['problem'])} ({escape(f['reason'])})</li>"
+                        for f in dq["not_loaded"])
+        files += f"<p>Files not loaded{since} ({len(dq['not_loaded'])}):</p><ul id=not-loaded>{items}</ul>"
     if dq["quarantined"]:
         rows = "".join(f"<tr><td>{escape(q['feed'])}</td><td>{escape(q['reason'])}</td><td class=num>{q['rows']}</td></tr>"
                        for q in dq["quarantined"])
@@ -143,7 +147,8 @@ def render_html(doc: dict, *, mask_ids: bool = False) -> str:
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>cartwatch digest {escape(doc['as_of'])}"
              f"</title><style>{STYLE}</style></head><body>",
              f"<h1>cartwatch digest as of {escape(doc['as_of'])}</h1>",
-             f'<p class="summary">Rules version {escape(doc["rules_version"])}; {doc["monitored_episodes"]} infusion '
+             f'<p class="summary">Rules version {escape(doc["rules_version"] + rules_note(doc["rules_version"]))}; '
+             f'{doc["monitored_episodes"]} infusion '
              f"episodes monitored; <b>{doc['alerts']} alerts</b>. New {c['new']}, escalated {c['escalated']}, "
              f"still open {c['still_open']}, resolved {c['resolved']}{since}.</p>"]
     pager = pager_lines(doc)

@@ -141,6 +141,10 @@ def data_quality_lines(dq: dict) -> list[str]:
     else:
         out.append(f"No files loaded{since}.")
     out.append("")
+    if dq.get("not_loaded"):
+        out += [f"Files not loaded{since} ({len(dq['not_loaded'])}):", ""]
+        out += [f"- {f['source_file']}: {f['problem']} ({f['reason']})" for f in dq["not_loaded"]]
+        out.append("")
     if dq["quarantined"]:
         out += ["Rows quarantined, by reason:", "", "| feed | reason | rows |", "|---|---|---:|"]
         out += [f"| {q['feed']} | {q['reason']} | {q['rows']} |" for q in dq["quarantined"]]
@@ -156,11 +160,18 @@ def data_quality_lines(dq: dict) -> list[str]:
     return out + [""]
 
 
+def rules_note(version: str) -> str:
+    """A rules version with a content hash is not the released content of its declared version."""
+    declared, plus, digest = version.partition("+")
+    return f" (rules content {digest}, not the released {declared})" if plus else ""
+
+
 def render_md(doc: dict, *, mask_ids: bool = False) -> str:
     doc = masked(doc, mask_ids)
     c = doc["counts"]
     lines = [f"# cartwatch digest as of {doc['as_of']}", "",
-             f"Rules version {doc['rules_version']}; {doc['monitored_episodes']} infusion episodes monitored; "
+             f"Rules version {doc['rules_version']}{rules_note(doc['rules_version'])}; "
+             f"{doc['monitored_episodes']} infusion episodes monitored; "
              f"{doc['alerts']} alerts. New {c['new']}, escalated {c['escalated']}, still open {c['still_open']}, "
              f"resolved {c['resolved']}" + (f" since {doc['since']}." if doc.get("since") else "."), ""]
     pager = pager_lines(doc)

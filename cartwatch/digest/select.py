@@ -301,6 +301,7 @@ def data_quality(con: duckdb.DuckDBPyConnection, *, as_of: datetime, since: date
         reasons[key] = reasons.get(key, 0) + n
     quarantined = [{"feed": k[0], "reason": k[1], "rows": n}
                    for k, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))]
+    not_loaded = files_not_loaded(con, files, window)
     limit_h = rules.value("operations.feed_silence_hours")
     silent = []
     for feed, (table, known_at) in SILENCE_FEEDS.items():
@@ -320,5 +321,27 @@ def data_quality(con: duckdb.DuckDBPyConnection, *, as_of: datetime, since: date
         for k in ("rows_read", "accepted", "duplicate", "quarantined"):
             agg[k] += f[k]
     return {"since": iso(since), "files": files, "file_totals": [totals[k] for k in sorted(totals)],
-            "quarantined": quarantined,
+            "quarantined": quarantined, "not_loaded": not_loaded,
             "silence_limit_hours": limit_h, "silent_feeds": silent}
+
+
+def files_not_loaded(con: duckdb.DuckDBPyConnection, files: list[dict], window: dict) -> list[dict]:
+    """Files skipped (meta.skipped_files), empty, or with every row rejected, in (since, as_of].
+
+    Names without their folder; a skip reason with its quoted text and digit-bearing tokens
+    replaced by '…' (a file without a header shows its first data row as the 'header').
+    """
+    from cartwatch.notify import scrub
+
+    seen = "seen_at <= $as_of::TIMESTAMPTZ AND ($since::TIMESTAMPTZ IS NULL OR seen_at > $since::TIMESTAMPTZ)"
+    out = [{"source_file": PurePath(name).name, "problem": "skipped", "reason": scrub(reason)}
+           for name, reason in con.execute(f"SELECT source_file, arg_max(reason, seen_at) FROM meta.skipped_files "
+                                           f"WHERE {seen} GROUP BY source_file ORDER BY source_file",
+                                           window).fetchall()]
+    for f in files:
+        if f["rows_read"] == 0:
+            out.append({"source_file": f["source_file"], "problem": "empty", "reason": "no rows"})
+        elif f["accepted"] == 0 and f["duplicate"] == 0:
+            out.append({"source_file": f["source_file"], "problem": "rejected",
+                        "reason": f"every row quarantined ({f['quarantined']})"})
+    return out
