@@ -341,7 +341,7 @@ class Bench:
             for name in COHORT_STEPS[1:]:
                 self.step(name, n, None, skip="no cohort: synth did not finish")
             return
-        info = json.loads((history / "cohort.json").read_text())
+        info = json.loads((history / "COHORT_INFO").read_text())
         self.cohorts[n] = info
         rows = sum(info["files"].values())
         labs = info["files"]["labs.csv"]
@@ -351,7 +351,8 @@ class Bench:
                                          "--out", base / "reference.parquet"],
                         rows=labs + info["files"]["infusions.csv"], runs=3)
         ref.extra = _last_json(ref) | ref.extra
-        ingest = self.step("ingest", n, self.cli("ingest", "--db", db, "--site-tz", SITE_TZ, history), rows=rows)
+        feeds = [history / name for name in info["files"]]    # the feeds only: COHORT_INFO is no feed
+        ingest = self.step("ingest", n, self.cli("ingest", "--db", db, "--site-tz", SITE_TZ, *feeds), rows=rows)
         ingest.extra = _ingest_totals(ingest)
         as_of, next_as_of = info["as_of"], info["next_as_of"]
         after = (datetime.fromisoformat(next_as_of.replace("Z", "+00:00")) + timedelta(days=1)).strftime(
@@ -403,7 +404,8 @@ class Bench:
         rows = sum(info["files"].values())
         results = {}
         for name, args, skip in (
-                ("profile_ingest", ("ingest", "--db", db, "--site-tz", SITE_TZ, base / "history"), ""),
+                ("profile_ingest", ("ingest", "--db", db, "--site-tz", SITE_TZ,
+                                    *(base / "history" / name for name in info["files"])), ""),
                 ("profile_build", ("export", "windows", "--db", db, "--site-tz", SITE_TZ, "--as-of", info["as_of"],
                                    "--out", base / "profile-windows.csv"), None)):
             session = self.work / f"{name}.pyisession"

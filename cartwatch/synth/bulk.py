@@ -19,7 +19,7 @@ corrected later (status C) and low IL-6 values are written censored (`<3.0`).
 
 The files are cut at the as-of moment `as_of` (02:00 in New York on the day after the infusion
 window): everything known by then goes to `out_dir` (labs.csv, vitals.csv, infusions.csv,
-events.csv, AS_OF, cohort.json); with `next_day_dir`, what becomes known in the following 24 hours
+events.csv, AS_OF, COHORT_INFO: JSON without a feed extension, so an inbox ignores it); with `next_day_dir`, what becomes known in the following 24 hours
 (the active patients' next day) goes there as `labs_<date>.csv`, `vitals_<date>.csv`,
 `events_<date>.csv`: the file a nightly run would find in its inbox.
 """
@@ -64,7 +64,7 @@ DEVICE = {name: i for i, name in enumerate(units.O2_DEVICES)}
 
 @dataclass
 class CohortInfo:
-    """What was written (cohort.json): the parameters, the as-of moments and the rows per file."""
+    """What was written (COHORT_INFO): the parameters, the as-of moments and the rows per file."""
 
     patients: int
     seed: int
@@ -509,5 +509,5 @@ def write_cohort(patients: int, seed: int, out_dir: Path, next_day_dir: Path | N
                       {s.path.name: s.rows for s in upcoming.values()}, active)
     info.seconds = round(time.perf_counter() - started, 3)
     (out_dir / "AS_OF").write_text(info.as_of + "\n", encoding="utf-8")
-    (out_dir / "cohort.json").write_text(json.dumps(asdict(info), indent=2) + "\n", encoding="utf-8")
+    (out_dir / "COHORT_INFO").write_text(json.dumps(asdict(info), indent=2) + "\n", encoding="utf-8")
     return info

@@ -40,7 +40,7 @@ def test_same_arguments_same_bytes(cohort, tmp_path, monkeypatch):
     bulk.write_cohort(40, 7, tmp_path / "history", next_day_dir=tmp_path / "inbox", span_days=60)
     for folder in ("history", "inbox"):
         for path in sorted((out / folder).iterdir()):
-            if path.name != "cohort.json":      # holds the seconds it took
+            if path.name != "COHORT_INFO":      # holds the seconds it took
                 assert path.read_bytes() == (tmp_path / folder / path.name).read_bytes(), path.name
 
 
@@ -52,7 +52,7 @@ def test_columns_are_the_samples(cohort):
 
 def test_volume_per_patient_and_counts_recorded(cohort):
     info, out = cohort
-    recorded = json.loads((out / "history" / "cohort.json").read_text())
+    recorded = json.loads((out / "history" / "COHORT_INFO").read_text())
     assert recorded["files"] == {f"{feed}.csv": len(_rows(out / "history" / f"{feed}.csv")) for feed in FEEDS}
     assert (out / "history" / "AS_OF").read_text().strip() == info.as_of
     labs = _rows(out / "history" / "labs.csv")
@@ -85,9 +85,9 @@ def test_the_loader_accepts_every_row(cohort, tmp_path, capsys):
     assert main(["ingest", "--db", str(tmp_path / "c.duckdb"), str(out / "history"), str(out / "inbox")]) == 0
     total = capsys.readouterr().out.split("\ntotal")[1].split("\n")[0].split()
     read, accepted, quarantined, duplicate = map(int, total)
-    expected = sum(json.loads((out / "history" / "cohort.json").read_text())[key][name]
+    expected = sum(json.loads((out / "history" / "COHORT_INFO").read_text())[key][name]
                    for key in ("files", "next_day_files")
-                   for name in json.loads((out / "history" / "cohort.json").read_text())[key])
+                   for name in json.loads((out / "history" / "COHORT_INFO").read_text())[key])
     assert (read, accepted, quarantined, duplicate) == (expected, expected, 0, 0)
 
 
@@ -95,4 +95,4 @@ def test_cli_cohort_mode(tmp_path, capsys):
     assert main(["synth", "--cohort", "--patients", "5", "--seed", "3", "--out", str(tmp_path / "c")]) == 0
     assert "wrote a cohort of 5 patients" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [
-        "AS_OF", "cohort.json", "events.csv", "infusions.csv", "labs.csv", "vitals.csv"]
+        "AS_OF", "COHORT_INFO", "events.csv", "infusions.csv", "labs.csv", "vitals.csv"]

@@ -70,7 +70,7 @@ def _header(data: bytes) -> list[str]:
     try:
         text = data.decode("utf-8").rstrip("\r")
     except UnicodeDecodeError:
-        raise NotAFeed("header is not UTF-8 text") from None
+        raise NotAFeed("header is not readable text") from None   # neither UTF-8 nor UTF-16 with a BOM
     header = [h.strip().lower() for h in next(csv.reader([text]), [])]
     repeated = sorted({h for h in header if h and header.count(h) > 1})
     if repeated:
