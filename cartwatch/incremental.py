@@ -14,18 +14,18 @@ Every other patient's rows are carried over. The build runs the run order with `
 the touched patients (the four base derived files read only them, and everything downstream follows),
 then merges: each output table gets back the untouched patients' rows of the previous build. All
 of it in one transaction. A full build happens instead on the first build, when the rules file,
-sql/ or the site zone changed (fingerprint), when `as_loaded` changed, when as-of moves back, or
+the code (sql/, transforms/) or the site zone changed (fingerprint), when `as_loaded` changed, when as-of moves back, or
 when asked.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import duckdb
 
@@ -33,6 +33,12 @@ from cartwatch import build as builder
 from cartwatch.store import SQL_DIR, transaction
 from transforms.rules import Rules
 
+TRANSFORMS_DIR = Path(__file__).resolve().parent.parent / "transforms"
+
+# The code a build depends on: (folder, file suffixes hashed). transforms/ holds the polars steps and
+# everything they import; sql/ the SQL steps, macros and run order (migrations are the store's, not
+# the evaluation's).
+CODE_HASHED = ((SQL_DIR, (".sql", ".txt", ".csv")), (TRANSFORMS_DIR, (".py", ".yaml", ".csv")))
 HORIZON_MARGIN_HOURS = 48      # calendar-day rounding and DST on top of the longest rule window
 STATE_COLUMNS = ("fingerprint", "as_of", "as_loaded", "load_seq", "tables", "stamp", "mode", "patients",
                  "built_at")
@@ -61,17 +67,15 @@ def horizon(rules: Rules) -> timedelta:
 
 
 def fingerprint(rules: Rules, site_tz: str) -> str:
-    """What the evaluation is a function of besides the data: rules, SQL, Python steps, site zone."""
+    """What the evaluation is a function of besides the data: the rules file, the site zone, and all
+    the code a build can run: every file under sql/ (migrations aside) and every module under
+    transforms/, so a change in logic a step imports (crs_grading, ferritin_signal) is seen too."""
     digest = hashlib.sha256(rules.path.read_bytes())
     digest.update(site_tz.encode())
-    for path in sorted(SQL_DIR.rglob("*")):
-        if path.is_file() and path.suffix in (".sql", ".txt") and "schema" not in path.parts:
-            digest.update(str(path.relative_to(SQL_DIR)).encode() + path.read_bytes())
-    for step in builder.steps():
-        if step.startswith("py:"):
-            spec = importlib.util.find_spec(step.split(":")[1])
-            if spec and spec.origin:
-                digest.update(open(spec.origin, "rb").read())
+    for root, suffixes in CODE_HASHED:
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and path.suffix in suffixes and "schema" not in path.relative_to(root).parts:
+                digest.update(str(path.relative_to(root.parent)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
@@ -105,12 +109,10 @@ def _table_oids(con) -> dict[str, int]:
         "WHERE database_name = current_database() AND schema_name IN ('derived', 'flags')").fetchall()}
 
 
-def _run_steps(con, rules: Rules, params: dict) -> list[str]:
+def _run_steps(con, ctx: builder.BuildContext) -> list[str]:
     """The build's steps inside the caller's transaction; returns the tables they (re)created."""
     before = _table_oids(con)
-    builder.write_reference_tables(con, rules)
-    for step in builder.steps():
-        builder.run_step(con, step, params)
+    builder.run_steps(con, ctx)
     after = _table_oids(con)
     return sorted(t for t, oid in after.items() if before.get(t) != oid)
 
@@ -130,7 +132,7 @@ def _full_reason(con, state: dict | None, fp: str, as_of: datetime, as_loaded: b
     if state is None:
         return "first build"
     if state["fingerprint"] != fp:
-        return "rules, SQL or site zone changed"
+        return "rules, code (sql/, transforms/) or site zone changed"
     if state["as_loaded"] != as_loaded:
         return "as-loaded changed"
     if as_of < state["as_of"]:
@@ -151,13 +153,13 @@ def evaluate(con: duckdb.DuckDBPyConnection, rules: Rules, *, as_of: datetime, a
     """Bring derived/flags to `as_of`, incrementally when it gives the same result as a full build."""
     started = time.perf_counter()
     fp = fingerprint(rules, site_tz)
-    params = builder.build_parameters(rules, as_of=as_of, as_loaded=as_loaded, site_tz=site_tz)
+    ctx = builder.build_context(rules, as_of=as_of, as_loaded=as_loaded, site_tz=site_tz)
     state = read_state(con)
     reason = "requested" if full else _full_reason(con, state, fp, as_of, as_loaded)
     if reason is not None:
         with transaction(con):
             con.execute("DELETE FROM ref.scope")
-            tables = _run_steps(con, rules, params)
+            tables = _run_steps(con, ctx)
             _write_state(con, fp=fp, as_of=as_of, as_loaded=as_loaded, tables=tables, mode="full", patients=None)
         return BuildReport("full", reason, None, time.perf_counter() - started)
     patients = touched_patients(con, since=state["as_of"], as_of=as_of, as_loaded=as_loaded,
@@ -165,20 +167,20 @@ def evaluate(con: duckdb.DuckDBPyConnection, rules: Rules, *, as_of: datetime, a
     tables = list(state["tables"])
     with transaction(con):
         if patients:
-            _scoped_build(con, rules, params, patients, tables)
+            _scoped_build(con, ctx, patients, tables)
         _write_state(con, fp=fp, as_of=as_of, as_loaded=as_loaded, tables=tables,
                      mode="incremental" if patients else "unchanged", patients=len(patients))
     return BuildReport("incremental" if patients else "unchanged",
                        f"{len(patients)} patients touched", len(patients), time.perf_counter() - started)
 
 
-def _scoped_build(con, rules: Rules, params: dict, patients: list[str], tables: list[str]) -> None:
+def _scoped_build(con, ctx: builder.BuildContext, patients: list[str], tables: list[str]) -> None:
     """Inside the caller's transaction: build the scope, then merge back the untouched patients."""
     con.execute("DELETE FROM ref.scope")
     con.execute("INSERT INTO ref.scope SELECT unnest(?)", [patients])
     for table in tables:
         con.execute(f"ALTER TABLE {table} RENAME TO {table.split('.')[1]}__previous")
-    rebuilt = _run_steps(con, rules, params)
+    rebuilt = _run_steps(con, ctx)
     if sorted(rebuilt) != sorted(tables):
         raise RuntimeError(f"the build wrote {rebuilt}, the last full build {tables}: run a full build")
     for table in tables:

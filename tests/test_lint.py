@@ -76,5 +76,22 @@ def test_every_sql_file_has_the_header_the_style_guide_asks_for():
 def test_run_order_names_only_existing_steps():
     from cartwatch.build import steps
     for step in steps():
-        if not step.startswith("py:"):
-            assert (SQL_DIR / step).is_file(), step
+        home = REPO / "transforms" / step if step.endswith(".py") else SQL_DIR / step
+        assert home.is_file(), step
+
+
+def test_each_table_has_one_home_named_after_it():
+    """A derived or flags file builds the table of its name, and no two files build one table."""
+    from cartwatch.build import steps
+    homes = {}
+    for step in steps():
+        if step.startswith("macros/"):
+            continue
+        layer, name = step.split("/")
+        path = REPO / "transforms" / step if step.endswith(".py") else SQL_DIR / step
+        table = f"{layer}.{name.rsplit('.', 1)[0]}"
+        assert table in path.read_text(encoding="utf-8"), f"{step} does not build {table}"
+        assert homes.setdefault(table, step) == step, f"{table}: {homes[table]} and {step}"
+    for layer in ("derived", "flags"):
+        for path in (REPO / "transforms" / layer).glob("[!_]*.py"):
+            assert f"{layer}/{path.name}" in steps(), f"{path} is in no build step"

@@ -1,7 +1,7 @@
 """HLH-94 and HLH-2004 evaluated per day post-infusion, from the day's worst values.
 
 Pure polars: frames in, frames out (STYLE 4). The step that reads and writes the store is
-`transforms.criteria_steps.hlh_criteria_daily`. The building blocks (one criterion item per day,
+`transforms/derived/hlh_criteria_daily.py`. The building blocks (one criterion item per day,
 "at least k of n") are shared with `transforms.hscore`.
 
 Inputs (CONTRACT 3: the day's worst values and the events known by the end of that day):

@@ -233,15 +233,15 @@ GROUP BY ALL;
 """
 
 
-def fake_engine(con, params: dict) -> None:
+def fake_engine(con, ctx) -> None:
     for statement in FAKE_SQL.split(";\n"):
         if statement.strip():
             names = {n for n in ("as_of", "rules_version") if f"${n}" in statement}
-            con.execute(statement, {n: params[n] for n in names})
+            con.execute(statement, {n: ctx.params[n] for n in names})
 
 
-def fake_steps() -> list[str]:
-    return [*BASE_STEPS, "py:opsdata:fake_engine"]
+def fake_steps() -> list:
+    return [*BASE_STEPS, fake_engine]
 
 
 def use_engine(monkeypatch) -> None:

@@ -1,4 +1,4 @@
-"""transforms.ferritin_trajectory: elevated, re-rise, rapid rise, new high, timing (CLINICAL_RULES 3),
+"""transforms.ferritin_signal: elevated, re-rise, rapid rise, new high, timing (CLINICAL_RULES 3),
 on tiny frames, with the boundaries of each rule."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from transforms.ferritin_trajectory import FerritinRules, ferritin_elevated, ferritin_trajectory
+from transforms.ferritin_signal import FerritinRules, ferritin_elevated, ferritin_trajectory
 from transforms.rules import load_rules
 
 INFUSED = datetime(2026, 3, 1, 0, 0, tzinfo=timezone.utc)

@@ -1,18 +1,13 @@
-"""Build steps (sql/run_order.txt `py:` lines) for the CRS course: read DuckDB, call the pure
-functions of crs_grading / crs_milestones, write one table each. Also the shared readers that
-the ferritin and IEC-HS steps use, so every step sees the same course.
-"""
+"""derived.crs_daily: read the timelines, grade the course (transforms.crs_grading), write the table."""
 
 from __future__ import annotations
-
-from typing import Mapping
 
 import duckdb
 import polars as pl
 
+from transforms.build_context import BuildContext
 from transforms.crs_grading import CrsRules, crs_intraday, crs_readings, day_inputs, grade_course
-from transforms.crs_milestones import crs_episodes, crs_milestones
-from transforms.rules import RulesError, load_rules
+from transforms.tables import read_frame, write_table
 
 # Days 0 .. the last day with any data (labs, vitals, events) of each infusion, with the site-zone
 # midnights that bound each calendar day (23 or 25 h long across a DST change).
@@ -58,11 +53,8 @@ WHERE e.observed_at >= i.infused_at
 """
 
 
-def crs_rules(params: Mapping) -> CrsRules:
-    rules = load_rules()
-    if rules.version != params["rules_version"]:
-        raise RulesError(f"rules file is {rules.version}, the build runs {params['rules_version']}")
-    return CrsRules.from_params(params, rules)
+def crs_rules(ctx: BuildContext) -> CrsRules:
+    return CrsRules.from_params(ctx.params, ctx.rules)
 
 
 def read_course(con: duckdb.DuckDBPyConnection, r: CrsRules) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -72,21 +64,7 @@ def read_course(con: duckdb.DuckDBPyConnection, r: CrsRules) -> tuple[pl.DataFra
     return grade_course(calendar, day_inputs(intraday), r), intraday
 
 
-def read_frame(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping | None = None) -> pl.DataFrame:
-    """A query's result as a polars frame (TIMESTAMPTZ as UTC datetimes; an empty result keeps its schema)."""
-    return con.sql(sql, params=dict(params) if params else None).pl()
-
-
-def write_table(con: duckdb.DuckDBPyConnection, table: str, df: pl.DataFrame) -> None:
-    """CREATE OR REPLACE `table` from a frame (tz-aware datetimes become TIMESTAMPTZ)."""
-    con.register("_cartwatch_frame", df.to_arrow())
-    try:
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _cartwatch_frame")
-    finally:
-        con.unregister("_cartwatch_frame")
-
-
-def build_crs_daily(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
+def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
     """derived.crs_daily: the ASTCT 2019 CRS grade of each calendar day post-infusion.
 
     Grain: one row per patient, infusion and calendar day post-infusion, day 0 to the last day with
@@ -98,30 +76,8 @@ def build_crs_daily(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
     Upstream tables: derived.infusion_episodes, derived.timeline, derived.vitals_timeline,
     derived.events_timeline.
     """
-    course, _ = read_course(con, crs_rules(params))
+    course, _ = read_course(con, crs_rules(ctx))
     write_table(con, "derived.crs_daily", course.select(
         "patient_id", "infusion_id", "day", "day_start_at", "day_end_at", "grade", "grade_source", "febrile",
-        "max_temp_c", "hypotension_grade", "hypoxia_grade", pl.lit(params["rules_version"]).alias("rules_version")))
+        "max_temp_c", "hypotension_grade", "hypoxia_grade", pl.lit(ctx.rules.version).alias("rules_version")))
 
-
-def build_crs_episodes(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
-    """derived.crs_episodes: the CRS milestones of each infusion as of $as_of.
-
-    Grain: one row per patient and infusion (CRS or not); columns patient_id, infusion_id,
-    onset_day/at, peak_grade, peak_day/at, improvement_at/day, reescalated_at/day, resolved_at/day,
-    ferritin_window_end_at, duration_days, had_crs, rules_version. Day-level milestones are stamped
-    00:00 of their day (resolution: the end of its day).
-    Source criterion: CLINICAL_RULES 2 (onset, peak, improvement, re-escalation, resolution) and 3
-    (ferritin CRS-phase window = resolution + lag).
-    Parameters: $as_of, $crs__resolution_clear_hours, $iec_hs__ferritin_lag_hours.
-    Upstream tables: derived.crs_daily.
-    """
-    r = crs_rules(params)
-    days = read_frame(con, "SELECT patient_id, infusion_id, day, grade, febrile, day_start_at, day_end_at, "
-                      "CAST($as_of AS TIMESTAMPTZ) AS cutoff FROM derived.crs_daily", {"as_of": params["as_of"]})
-    episodes = crs_episodes(crs_milestones(days, ["patient_id", "infusion_id"], r.resolution_days),
-                            params["iec_hs__ferritin_lag_hours"])
-    write_table(con, "derived.crs_episodes", episodes.select(
-        "patient_id", "infusion_id", "onset_day", "onset_at", "peak_grade", "peak_day", "peak_at",
-        "improvement_at", "improvement_day", "reescalated_at", "reescalated_day", "resolved_at", "resolved_day",
-        "ferritin_window_end_at", "duration_days", "had_crs", pl.lit(params["rules_version"]).alias("rules_version")))

@@ -1,17 +1,17 @@
-"""Build step (sql/run_order.txt `py:` line) for derived.ferritin_trajectory: read DuckDB, judge
-each ferritin result with the CRS course as known at its collection time, write the table."""
+"""derived.ferritin_trajectory: each ferritin result judged (transforms.ferritin_signal) with the CRS
+course as known at its collection time."""
 
 from __future__ import annotations
-
-from typing import Mapping
 
 import duckdb
 import polars as pl
 
+from transforms.build_context import BuildContext
 from transforms.crs_grading import course_known_at, grade_partial_days
 from transforms.crs_milestones import crs_milestones
-from transforms.crs_step import crs_rules, read_course, read_frame, write_table
-from transforms.ferritin_trajectory import FerritinRules, ferritin_trajectory
+from transforms.derived.crs_daily import crs_rules, read_course
+from transforms.ferritin_signal import FerritinRules, ferritin_trajectory
+from transforms.tables import read_frame, write_table
 
 FERRITIN_SQL = """
 SELECT
@@ -28,9 +28,9 @@ COLUMNS = ["patient_id", "infusion_id", "observed_at", "day", "value", "unit", "
            "new_high", "signal", "timing_holds", "status", "source"]
 
 
-def ferritin_points_with_crs(con: duckdb.DuckDBPyConnection, params: Mapping) -> tuple[pl.DataFrame, pl.DataFrame]:
+def ferritin_points_with_crs(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Every ferritin result, and the CRS milestones as known at each post-infusion one."""
-    r = crs_rules(params)
+    r = crs_rules(ctx)
     course, intraday = read_course(con, r)
     ferritin = read_frame(con, FERRITIN_SQL)
     points = (ferritin.filter(pl.col("observed_at") >= pl.col("infused_at"))
@@ -39,7 +39,7 @@ def ferritin_points_with_crs(con: duckdb.DuckDBPyConnection, params: Mapping) ->
     return ferritin, crs_milestones(known, ["point_id"], r.resolution_days)
 
 
-def build_ferritin_trajectory(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
+def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
     """derived.ferritin_trajectory: each ferritin result judged with what was known at its collection.
 
     Grain: one row per ferritin result in force as of $as_of (results before the infusion get
@@ -51,7 +51,7 @@ def build_ferritin_trajectory(con: duckdb.DuckDBPyConnection, params: Mapping) -
     Upstream tables: derived.timeline, derived.infusion_episodes, derived.vitals_timeline,
     derived.events_timeline.
     """
-    ferritin, crs_at = ferritin_points_with_crs(con, params)
-    trajectory = ferritin_trajectory(ferritin, crs_at, FerritinRules.from_params(params))
+    ferritin, crs_at = ferritin_points_with_crs(con, ctx)
+    trajectory = ferritin_trajectory(ferritin, crs_at, FerritinRules.from_params(ctx.params))
     write_table(con, "derived.ferritin_trajectory", trajectory.select(
-        *COLUMNS, pl.lit(params["rules_version"]).alias("rules_version")))
+        *COLUMNS, pl.lit(ctx.rules.version).alias("rules_version")))

@@ -1,5 +1,4 @@
-"""Build steps (sql/run_order.txt `py:` lines) for the ASTCT 2023 IEC-HS flags: read DuckDB, call
-the pure functions of iec_hs_windows, write one table each."""
+"""flags.windows_astct_iec_hs_2023: the IEC-HS onset windows (transforms.iec_hs_windows)."""
 
 from __future__ import annotations
 
@@ -9,8 +8,9 @@ from typing import Mapping
 import duckdb
 import polars as pl
 
-from transforms.crs_step import read_frame, write_table
+from transforms.build_context import BuildContext
 from transforms.iec_hs_windows import (COMMON, IecHsRules, evaluation_points, onset_windows, window_rows)
+from transforms.tables import read_frame
 
 TRAJECTORY_SQL = """
 SELECT f.*, f.observed_at AS at
@@ -54,27 +54,7 @@ def iec_hs_frames(con: duckdb.DuckDBPyConnection, params: Mapping):
     return r, manifestations, windows, points
 
 
-def build_points(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
-    """flags.astct_iec_hs_2023_points: the IEC-HS status at each evaluation point.
-
-    Grain: one row per post-infusion ferritin result, and per positive manifestation result
-    collected within $iec_hs__manifestation_window_hours after a suspected one; with the status
-    then (watch / suspected / criteria_met / NULL), the window it belongs to, the most-common
-    manifestations found by then and the evidence (JSON).
-    Source criterion: ASTCT consensus on IEC-HS (Hines et al., TCT 2023); CLINICAL_RULES 3 (statuses).
-    Parameters: $as_of, $iec_hs__manifestation_window_hours, $iec_hs__window_close_quiet_hours.
-    Upstream tables: derived.ferritin_trajectory, derived.infusion_episodes,
-    flags.astct_iec_hs_2023_manifestations.
-    """
-    _, _, _, points = iec_hs_frames(con, params)
-    write_table(con, "flags.astct_iec_hs_2023_points", points.select(
-        "patient_id", "infusion_id", pl.col("at").alias("observed_at"), "day", "point_kind", "rule", "analyte",
-        "value", "unit", "detail",
-        "source", "status", "ferritin_signal", "timing_holds", "window_kind", "window_onset_at", "manifestations",
-        "evidence", pl.lit(params["rules_version"]).alias("rules_version")))
-
-
-def build_windows(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
+def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
     """flags.windows_astct_iec_hs_2023: the IEC-HS onset windows (CONTRACT 3 `export windows`).
 
     Grain: one row per onset window per infusion (status suspected or criteria_met), plus one
@@ -86,6 +66,7 @@ def build_windows(con: duckdb.DuckDBPyConnection, params: Mapping) -> None:
     Upstream tables: derived.ferritin_trajectory, derived.crs_episodes, derived.lab_results,
     derived.infusion_episodes, flags.astct_iec_hs_2023_manifestations.
     """
+    params = ctx.params
     r, manifestations, windows, points = iec_hs_frames(con, params)
     crs = read_frame(con, "SELECT * FROM derived.crs_episodes")
     baselines = read_frame(con, BASELINES_SQL, {"time_axis__baseline_lookback_hours":
