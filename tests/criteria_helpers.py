@@ -24,10 +24,9 @@ from transforms.rules import load_rules
 
 SITE_TZ = "America/New_York"
 INFUSION_DATE = date(2026, 3, 2)
-# The table macros the flags files call (sql/macros/), first in sql/run_order.txt.
-MACRO_STEPS = tuple(s for s in steps() if s.startswith("macros/"))
-BASE_STEPS = (*MACRO_STEPS, "derived/infusion_episodes.sql", "derived/lab_results.sql", "derived/timeline.sql",
-              "derived/vitals_timeline.sql", "derived/events_timeline.sql")
+# The table macros the flags files call (sql/macros/), then the base derived layer (labs, vitals
+# and events on their episodes, baselines, episode days): sql/run_order.txt up to episode_days.
+BASE_STEPS = tuple(steps()[:steps().index("derived/episode_days.sql") + 1])
 # Every step of this part of the engine, in build order (as sql/run_order.txt lists them).
 CRITERIA_STEPS = (
     "derived/organ_toxicity_daily.sql",

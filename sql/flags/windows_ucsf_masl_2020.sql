@@ -20,7 +20,8 @@ Source criterion: Kennedy VE et al., UCSF MAS-L criteria, ASH 2020 (Blood 136 Su
   - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, CLINICAL_RULES 3).
 Parameters: $ucsf__rise_ng_ml_per_hour, $ucsf__rise_window_hours, $ucsf__fibrinogen_lt_mg_dl,
   $ucsf__ldh_x_uln, $ucsf__companion_window_hours, $iec_hs__late_onset_day, $as_of, $rules_version
-Upstream tables: derived.timeline, derived.infusion_episodes, derived.crs_episodes (the last
+Upstream tables: derived.timeline, derived.infusion_episodes, derived.day_start_at (macro),
+  derived.crs_episodes (the last
   read through the table macros flags.met_day_windows and flags.criteria_set_windows, sql/macros/)
 */
 CREATE OR REPLACE TABLE flags.windows_ucsf_masl_2020 AS
@@ -119,10 +120,7 @@ met_days AS ( -- noqa: ST03
         'met' AS status,
         day_post_infusion(i.site_tz, m.held_at, i.infused_at)::INTEGER AS day,
         min(m.held_at) AS held_at,
-        timezone(
-            any_value(i.site_tz),
-            (timezone(any_value(i.site_tz), any_value(i.infused_at))::DATE + day + 1)::TIMESTAMP
-        ) AS day_end_at,
+        derived.day_start_at(any_value(i.site_tz), any_value(i.infused_at), day + 1) AS day_end_at,
         -- ties (fibrinogen and LDH drawn together) broken by the evidence text: one answer every run
         arg_min(m.evidence, (m.held_at, m.evidence::VARCHAR)) AS evidence
     FROM moments AS m

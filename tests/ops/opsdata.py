@@ -22,9 +22,7 @@ from cartwatch.build import steps
 
 NY = ZoneInfo("America/New_York")
 # the macros of sql/macros/ (first in sql/run_order.txt), then the base derived layer
-BASE_STEPS = (*(s for s in steps() if s.startswith("macros/")),
-              "derived/infusion_episodes.sql", "derived/lab_results.sql", "derived/timeline.sql",
-              "derived/vitals_timeline.sql", "derived/events_timeline.sql")
+BASE_STEPS = tuple(steps()[:steps().index("derived/episode_days.sql") + 1])
 PRODUCTS = ("axi-cel", "tisa-cel", "liso-cel", "cilta-cel")
 
 

@@ -7,7 +7,7 @@ import polars as pl
 
 from transforms.build_context import BuildContext
 from transforms.crs_milestones import crs_episodes, crs_milestones
-from transforms.derived.crs_daily import crs_rules
+from transforms.derived.crs_intraday import crs_rules
 from transforms.tables import read_frame, write_table
 
 COURSE_SQL = """

@@ -9,7 +9,7 @@ import polars as pl
 from transforms.build_context import BuildContext
 from transforms.crs_grading import course_known_at, grade_partial_days
 from transforms.crs_milestones import crs_milestones
-from transforms.derived.crs_daily import crs_rules, read_course
+from transforms.derived.crs_intraday import READ_SQL as INTRADAY_SQL, crs_rules
 from transforms.ferritin_signal import FerritinRules, ferritin_trajectory
 from transforms.tables import read_frame, write_table
 
@@ -23,6 +23,8 @@ JOIN derived.infusion_episodes AS i ON t.patient_id = i.patient_id AND t.infusio
 WHERE t.analyte = 'ferritin' AND t.value IS NOT NULL
 """
 
+COURSE_SQL = "SELECT * EXCLUDE (rules_version) FROM derived.crs_daily ORDER BY patient_id, infusion_id, day"
+
 COLUMNS = ["patient_id", "infusion_id", "observed_at", "day", "value", "unit", "uln", "baseline", "elevated",
            "crs_phase_peak", "crs_phase_peak_at", "post_peak_nadir", "max_rate_ng_ml_h", "re_rise", "rapid_rise",
            "new_high", "signal", "timing_holds", "status", "source"]
@@ -31,7 +33,7 @@ COLUMNS = ["patient_id", "infusion_id", "observed_at", "day", "value", "unit", "
 def ferritin_points_with_crs(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Every ferritin result, and the CRS milestones as known at each post-infusion one."""
     r = crs_rules(ctx)
-    course, intraday = read_course(con, r)
+    course, intraday = read_frame(con, COURSE_SQL), read_frame(con, INTRADAY_SQL)
     ferritin = read_frame(con, FERRITIN_SQL)
     points = (ferritin.filter(pl.col("observed_at") >= pl.col("infused_at"))
               .select("point_id", "patient_id", "infusion_id", "day", pl.col("observed_at").alias("at")))
@@ -48,8 +50,8 @@ def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
     CLINICAL_RULES 3 (elevated, re-rise, rapid rise, new high, timing, watch / suspected).
     Parameters: $iec_hs__ferritin_*, $iec_hs__re_rise_factor, $iec_hs__rapid_rise_*,
     $iec_hs__timing_after_improvement_hours, $iec_hs__no_crs_timing_day, and the CRS ones.
-    Upstream tables: derived.timeline, derived.infusion_episodes, derived.vitals_timeline,
-    derived.events_timeline.
+    Upstream tables: derived.timeline, derived.infusion_episodes, derived.crs_daily,
+    derived.crs_intraday.
     """
     ferritin, crs_at = ferritin_points_with_crs(con, ctx)
     trajectory = ferritin_trajectory(ferritin, crs_at, FerritinRules.from_params(ctx.params))

@@ -1,57 +1,22 @@
-"""flags.windows_astct_iec_hs_2023: the IEC-HS onset windows (transforms.iec_hs_windows)."""
+"""flags.windows_astct_iec_hs_2023: the IEC-HS onset windows with their statuses and evidence
+(transforms.iec_hs_windows.window_rows)."""
 
 from __future__ import annotations
 
-from datetime import timezone
-from typing import Mapping
-
 import duckdb
-import polars as pl
 
 from transforms.build_context import BuildContext
-from transforms.iec_hs_windows import (COMMON, IecHsRules, evaluation_points, onset_windows, window_rows)
+from transforms.iec_hs_inputs import ONSET_WINDOWS_SQL, as_of_utc, iec_hs_inputs
+from transforms.iec_hs_windows import IecHsRules, window_rows
 from transforms.tables import read_frame
 
-TRAJECTORY_SQL = """
-SELECT f.*, f.observed_at AS at
-FROM derived.ferritin_trajectory AS f
-JOIN derived.infusion_episodes AS i ON f.patient_id = i.patient_id AND f.infusion_id = i.infusion_id
-WHERE f.observed_at >= i.infused_at
-"""
-
-MANIFESTATIONS_SQL = """
-SELECT row_number() OVER (ORDER BY patient_id, observed_at, rule, analyte, source) AS m_id, *,
-    observed_at AS at
-FROM flags.astct_iec_hs_2023_manifestations
-"""
-
-# the baseline ferritin result of each infusion (the one derived.timeline took as baseline)
+POINTS_SQL = "SELECT * EXCLUDE (rules_version), observed_at AS at FROM flags.astct_iec_hs_2023_points"
 BASELINES_SQL = """
-SELECT i.patient_id, i.infusion_id, arg_max(l.value, l.observed_at) AS value,
-    arg_max(coalesce(l.ref_high, r.default_high), l.observed_at) AS uln, max(l.observed_at) AS at,
-    arg_max(l.source_file || ':' || l.source_line, l.observed_at) AS source, any_value(l.unit) AS unit
-FROM derived.infusion_episodes AS i
-JOIN derived.lab_results AS l
-    ON l.patient_id = i.patient_id AND l.analyte = 'ferritin' AND l.observed_at < i.infused_at
-    AND l.observed_at >= i.infused_at - to_hours(CAST($time_axis__baseline_lookback_hours AS BIGINT))
-LEFT JOIN ref.analytes AS r ON r.analyte = l.analyte
-GROUP BY ALL
+SELECT patient_id, infusion_id, value, uln, observed_at AS at, source, unit
+FROM derived.baselines
+WHERE analyte = 'ferritin'
 """
-
-
-def _utc(params: Mapping):
-    return params["as_of"].astimezone(timezone.utc)
-
-
-def iec_hs_frames(con: duckdb.DuckDBPyConnection, params: Mapping):
-    """Trajectory, manifestations, onset windows and evaluation points, as of $as_of."""
-    r = IecHsRules.from_params(params)
-    trajectory = read_frame(con, TRAJECTORY_SQL)
-    manifestations = read_frame(con, MANIFESTATIONS_SQL)
-    common = manifestations.filter(pl.col("manifestation_class") == COMMON)
-    windows = onset_windows(trajectory, common, r, _utc(params))
-    points = evaluation_points(trajectory, manifestations, windows, r)
-    return r, manifestations, windows, points
+CRS_SQL = "SELECT * FROM derived.crs_episodes"
 
 
 def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
@@ -61,17 +26,15 @@ def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
     `watch` row per run of CRS-associated hyperferritinemia that never reached suspected.
     Source criterion: ASTCT consensus on IEC-HS (Hines et al., TCT 2023); CLINICAL_RULES 3 (onset
     window, late onset).
-    Parameters: $as_of, $iec_hs__manifestation_window_hours, $iec_hs__window_close_quiet_hours,
-    $iec_hs__late_onset_day, $time_axis__baseline_lookback_hours, $rules_version.
-    Upstream tables: derived.ferritin_trajectory, derived.crs_episodes, derived.lab_results,
-    derived.infusion_episodes, flags.astct_iec_hs_2023_manifestations.
+    Parameters: $as_of, $iec_hs__manifestation_window_hours, $iec_hs__late_onset_day, $rules_version.
+    Upstream tables: flags.astct_iec_hs_2023_onset_windows, flags.astct_iec_hs_2023_points,
+    flags.astct_iec_hs_2023_manifestations, derived.crs_episodes, derived.baselines,
+    derived.infusion_episodes.
     """
-    params = ctx.params
-    r, manifestations, windows, points = iec_hs_frames(con, params)
-    crs = read_frame(con, "SELECT * FROM derived.crs_episodes")
-    baselines = read_frame(con, BASELINES_SQL, {"time_axis__baseline_lookback_hours":
-                                                params["time_axis__baseline_lookback_hours"]})
-    rows = window_rows(windows, points, manifestations, crs, baselines, r, _utc(params))
+    _, manifestations = iec_hs_inputs(con, ctx)
+    rows = window_rows(read_frame(con, ONSET_WINDOWS_SQL), read_frame(con, POINTS_SQL), manifestations,
+                       read_frame(con, CRS_SQL), read_frame(con, BASELINES_SQL), IecHsRules.from_params(ctx.params),
+                       as_of_utc(ctx))
     con.register("_cartwatch_windows", rows.to_arrow())
     try:
         con.execute("""
@@ -83,6 +46,6 @@ def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
             FROM _cartwatch_windows AS w
             JOIN derived.infusion_episodes AS i ON w.patient_id = i.patient_id AND w.infusion_id = i.infusion_id
             ORDER BY w.patient_id, w.infusion_id, w.onset_at
-        """, {"rules_version": params["rules_version"]})
+        """, {"rules_version": ctx.rules.version})
     finally:
         con.unregister("_cartwatch_windows")
