@@ -15,17 +15,9 @@ CRITERIA_ANALYTES = ("ferritin", "triglycerides", "ast", "scd25", "hemoglobin", 
 CRITERIA_EVENTS = ("splenomegaly", "hepatomegaly", "hemophagocytosis", "immunosuppression")
 
 GRID_SQL = """
-WITH days AS (
-    SELECT patient_id, infusion_id, day FROM derived.timeline WHERE day >= 0
-    UNION SELECT patient_id, infusion_id, day FROM derived.vitals_timeline WHERE day >= 0
-    UNION SELECT patient_id, infusion_id, day FROM derived.events_timeline WHERE day >= 0
-)
-SELECT d.patient_id, d.infusion_id, d.day::INTEGER AS day,
-    timezone(i.site_tz, (timezone(i.site_tz, i.infused_at)::DATE + d.day::INTEGER)::TIMESTAMP) AS day_start_at,
-    timezone(i.site_tz, (timezone(i.site_tz, i.infused_at)::DATE + d.day::INTEGER + 1)::TIMESTAMP)
-        AS day_end_at
-FROM days AS d
-INNER JOIN derived.infusion_episodes AS i USING (patient_id, infusion_id)
+SELECT patient_id, infusion_id, day, day_start_at, day_end_at
+FROM derived.episode_days
+WHERE has_data
 """
 OBS_SQL = """
 SELECT patient_id, infusion_id, day::INTEGER AS day, analyte, value, unit, observed_at, source

@@ -12,7 +12,7 @@ from transforms.tables import write_table
 
 def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
     """Grain: one row per patient, infusion and day post-infusion (>= 0) with any data.
-    Upstream tables: derived.timeline, derived.vitals_timeline, derived.events_timeline,
-    derived.infusion_episodes."""
+    Upstream tables: derived.episode_days, derived.timeline, derived.vitals_timeline,
+    derived.events_timeline."""
     grid, obs, events = criteria_inputs(con, ctx)
     write_table(con, "derived.hscore_daily", hscore_daily(grid, obs, events, ctx.rules, ctx.converter))
