@@ -3,7 +3,7 @@
 
 Each post-infusion ferritin result at time t is judged with what was known at t: the ferritin
 results collected at or before t, and the CRS course as known at t (`crs_at`, from
-transforms.crs_milestones applied to transforms.crs_grading.course_known_at).
+transforms.crs_milestones.milestones_known_at).
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ import duckdb
 import polars as pl
 
 from transforms.build_context import BuildContext
-from transforms.crs_grading import course_known_at, grade_partial_days
-from transforms.crs_milestones import crs_milestones
+from transforms.crs_grading import grade_partial_days
+from transforms.crs_milestones import milestones_known_at
 from transforms.derived.crs_intraday import READ_SQL as INTRADAY_SQL, crs_rules
 from transforms.ferritin_signal import FerritinRules, ferritin_trajectory
 from transforms.tables import read_frame, write_table
@@ -37,8 +37,8 @@ def ferritin_points_with_crs(con: duckdb.DuckDBPyConnection, ctx: BuildContext) 
     ferritin = read_frame(con, FERRITIN_SQL)
     points = (ferritin.filter(pl.col("observed_at") >= pl.col("infused_at"))
               .select("point_id", "patient_id", "infusion_id", "day", pl.col("observed_at").alias("at")))
-    known = course_known_at(points, course, grade_partial_days(points, course, intraday, r))
-    return ferritin, crs_milestones(known, ["point_id"], r.resolution_days)
+    probes = grade_partial_days(points, course, intraday, r).join(points.select("point_id", "at"), on="point_id")
+    return ferritin, milestones_known_at(course, probes, r.resolution_days)
 
 
 def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
