@@ -9,12 +9,13 @@ transforms.crs_milestones.milestones_known_at).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Mapping
 
 import polars as pl
 
 KEYS = ["patient_id", "infusion_id"]
+EARLIEST = datetime(1, 1, 1, tzinfo=timezone.utc)   # "since the infusion": every result of the episode
 SECONDS_PER_HOUR = 3600
 SIGNALS = ("re_rise", "rapid_rise", "new_high")   # CR 3 (a), (b), (c): the first that fires is named
 WATCH, SUSPECTED = "watch", "suspected"
@@ -53,68 +54,113 @@ def ferritin_elevated(r: FerritinRules) -> pl.Expr:
     return ((value > r.elevated_x_uln * uln) & above_baseline).fill_null(False)
 
 
-def crs_phase_peaks(pairs: pl.DataFrame, r: FerritinRules) -> pl.DataFrame:
+def _running(asked: pl.DataFrame, results: pl.DataFrame, how: str) -> pl.DataFrame:
+    """For each lower bound asked (KEYS, _from, _inclusive), the running `how` ("max" / "min") of the
+    infusion's results collected from it on, at each collection time, and the earliest time at which
+    it took its value (`_reached_at`). results: KEYS + o_at, o_value."""
+    group = [*KEYS, "_from", "_inclusive"]
+    after = (pl.col("o_at") > pl.col("_from")) | (pl.col("_inclusive") & (pl.col("o_at") == pl.col("_from")))
+    per_time = (asked.select(group).unique().join(results, on=KEYS).filter(after)
+                .group_by([*group, "o_at"]).agg(getattr(pl.col("o_value"), how)()).sort([*group, "o_at"]))
+    running = getattr(pl.col("o_value"), f"cum_{how}")().over(group)
+    moved = pl.col("_running").shift(1).over(group)
+    return per_time.with_columns(running.alias("_running")).with_columns(
+        pl.when(moved.is_null() | (pl.col("_running") != moved)).then(pl.col("o_at")).forward_fill().over(group)
+        .alias("_reached_at"))
+
+
+def _as_of(asked: pl.DataFrame, running: pl.DataFrame, at: str, strictly_before: bool) -> pl.DataFrame:
+    """Each asked row + the running value (`_running`, `_reached_at`) at its moment `at`."""
+    return asked.sort(at).join_asof(running.sort("o_at"), left_on=at, right_on="o_at",
+                                    by=[*KEYS, "_from", "_inclusive"], strategy="backward",
+                                    allow_exact_matches=not strictly_before, check_sortedness=False)
+
+
+def crs_phase_peaks(post: pl.DataFrame, r: FerritinRules) -> pl.DataFrame:
     """Highest ferritin from CRS onset to resolution + lag (inclusive), among results known at t.
 
-    pairs: point_id, t, onset_at, resolved_at, o_at, o_value (earlier-or-same results of the
-    infusion). Output: point_id, crs_phase_peak, crs_phase_peak_at. Rule: iec_hs.ferritin_lag_hours.
+    post: point_id, patient_id, infusion_id, t, value, onset_at, resolved_at (the CRS course as known
+    at t). Output: point_id, crs_phase_peak, crs_phase_peak_at (the earliest result at that value).
+    A running maximum from each onset an infusion's points know, read at each point's window end:
+    no pairing of every result with every earlier one. Rule: iec_hs.ferritin_lag_hours.
     """
-    window_end = pl.coalesce(pl.col("resolved_at") + r.lag, pl.col("t"))
-    in_phase = pl.col("onset_at").is_not_null() & pl.col("o_at").is_between(pl.col("onset_at"), window_end)
-    return pairs.filter(in_phase).group_by("point_id").agg(
-        pl.col("o_value").max().alias("crs_phase_peak"),
-        pl.col("o_at").filter(pl.col("o_value") == pl.col("o_value").max()).min().alias("crs_phase_peak_at"),
-    )
+    window_end = pl.min_horizontal("t", pl.coalesce(pl.col("resolved_at") + r.lag, pl.col("t")))
+    asked = post.filter(pl.col("onset_at").is_not_null()).select(
+        "point_id", *KEYS, pl.col("onset_at").alias("_from"), pl.lit(True).alias("_inclusive"), window_end.alias("_to"))
+    results = post.select(*KEYS, pl.col("t").alias("o_at"), pl.col("value").alias("o_value"))
+    return (_as_of(asked, _running(asked, results, "max"), "_to", strictly_before=False)
+            .filter(pl.col("_running").is_not_null())
+            .select("point_id", pl.col("_running").alias("crs_phase_peak"), pl.col("_reached_at").alias("crs_phase_peak_at")))
 
 
-def post_peak_nadirs(pairs: pl.DataFrame) -> pl.DataFrame:
+def post_peak_nadirs(post: pl.DataFrame) -> pl.DataFrame:
     """Lowest ferritin after the CRS-phase peak and before t (no CRS: lowest since the infusion;
     CRS without a ferritin in its phase: lowest since CRS onset).
 
-    pairs: point_id, t, onset_at, o_at, o_value, crs_phase_peak_at. Output: point_id, post_peak_nadir.
+    post: point_id, patient_id, infusion_id, t, value, onset_at, crs_phase_peak_at.
+    Output: point_id, post_peak_nadir (a running minimum from each point's lower bound, read just
+    before t).
     """
-    after_peak = (pl.when(pl.col("crs_phase_peak_at").is_not_null()).then(pl.col("o_at") > pl.col("crs_phase_peak_at"))
-                  .when(pl.col("onset_at").is_not_null()).then(pl.col("o_at") >= pl.col("onset_at"))
-                  .otherwise(True))
-    return (pairs.filter((pl.col("o_at") < pl.col("t")) & after_peak)
-            .group_by("point_id").agg(pl.col("o_value").min().alias("post_peak_nadir")))
+    peak_at, onset_at = pl.col("crs_phase_peak_at"), pl.col("onset_at")
+    asked = post.select("point_id", *KEYS, "t",
+                        pl.coalesce(peak_at, onset_at, pl.lit(EARLIEST)).alias("_from"),       # after the peak,
+                        (peak_at.is_null() & onset_at.is_not_null()).alias("_inclusive"))     # or from onset on
+    results = post.select(*KEYS, pl.col("t").alias("o_at"), pl.col("value").alias("o_value"))
+    return (_as_of(asked, _running(asked, results, "min"), "t", strictly_before=True)
+            .filter(pl.col("_running").is_not_null())
+            .select("point_id", pl.col("_running").alias("post_peak_nadir")))
 
 
-def rise_rates(points: pl.DataFrame, results: pl.DataFrame, r: FerritinRules) -> pl.DataFrame:
-    """Steepest rise to each point from any earlier result of the patient with 0 < gap <= window.
+def rise_pairs(points: pl.DataFrame, results: pl.DataFrame, window: timedelta) -> pl.DataFrame:
+    """Each point with every earlier result of the patient with 0 < gap <= window (a rise rule's
+    window): results are bucketed by window, so a point meets only its own and the previous bucket,
+    not the patient's whole history.
 
-    points: point_id, patient_id, t, value. results: patient_id, o_at, o_value (all results,
-    before the infusion too). Output: point_id, max_rate_ng_ml_h, rapid_rise.
-    Rules: iec_hs.rapid_rise_ng_ml_per_hour, iec_hs.rapid_rise_window_hours.
+    points: point_id, patient_id, t. results: patient_id, o_at + any o_ columns. Output: point_id, t
+    + the results' columns.
+    """
+    width = max(int(window / timedelta(microseconds=1)), 1)
+    bucket = lambda at: pl.col(at).dt.epoch("us") // width   # noqa: E731
+    return (points.select("point_id", "patient_id", "t", pl.concat_list(bucket("t") - 1, bucket("t")).alias("_bucket"))
+            .explode("_bucket").join(results.with_columns(bucket("o_at").alias("_bucket")), on=["patient_id", "_bucket"])
+            .filter((pl.col("o_at") < pl.col("t")) & (pl.col("o_at") >= pl.col("t") - window)).drop("_bucket"))
+
+
+def rise_rates(pairs: pl.DataFrame, r: FerritinRules) -> pl.DataFrame:
+    """Steepest rise to each point from an earlier result with 0 < gap <= the rapid-rise window.
+
+    pairs: rise_pairs output with value (the point's) and o_value. Output: point_id,
+    max_rate_ng_ml_h, rapid_rise. Rules: iec_hs.rapid_rise_ng_ml_per_hour,
+    iec_hs.rapid_rise_window_hours.
     """
     gap_s = (pl.col("t") - pl.col("o_at")).dt.total_microseconds() / 1e6
     rise = pl.col("value") - pl.col("o_value")
-    return (points.join(results, on="patient_id")
-            .filter((pl.col("o_at") < pl.col("t")) & (pl.col("o_at") >= pl.col("t") - r.rapid_window))
+    return (pairs.filter(pl.col("o_at") >= pl.col("t") - r.rapid_window)
             .group_by("point_id").agg(
                 (rise * SECONDS_PER_HOUR / gap_s).max().alias("max_rate_ng_ml_h"),
                 (rise * SECONDS_PER_HOUR >= r.rapid_rate * gap_s).any().alias("rapid_rise")))   # CR 3 (b)
 
 
-def ferritin_trajectory(ferritin: pl.DataFrame, crs_at: pl.DataFrame, r: FerritinRules) -> pl.DataFrame:
+def ferritin_trajectory(ferritin: pl.DataFrame, crs_at: pl.DataFrame, r: FerritinRules,
+                        rises: pl.DataFrame | None = None) -> pl.DataFrame:
     """One row per ferritin result with its signal, timing and status (watch / suspected / NULL).
 
     ferritin: point_id, patient_id, infusion_id, observed_at, day, value, uln, baseline, infused_at,
     + any pass-through columns (source, unit). crs_at: point_id, onset_at, improvement_at,
-    reescalated_at, resolved_at (the CRS course as known at each point). Results before the
-    infusion get `elevated` only. Rules: iec_hs.* of FerritinRules.
+    reescalated_at, resolved_at (the CRS course as known at each point). rises: point_id, t, o_at,
+    o_value (derived.ferritin_rises; made from `ferritin` by rise_pairs when not given). Results
+    before the infusion get `elevated` only. Rules: iec_hs.* of FerritinRules.
     """
     f = ferritin.with_columns(ferritin_elevated(r).alias("elevated"),
                               (pl.col("observed_at") >= pl.col("infused_at")).alias("_post"))
     post = f.filter("_post").join(crs_at, on="point_id", how="left").rename({"observed_at": "t"})
-    others = post.select(*KEYS, pl.col("t").alias("o_at"), pl.col("value").alias("o_value"))
-    pairs = post.select("point_id", *KEYS, "t", "onset_at", "resolved_at").join(others, on=KEYS) \
-        .filter(pl.col("o_at") <= pl.col("t"))
-    peaks = crs_phase_peaks(pairs, r)
-    nadirs = post_peak_nadirs(pairs.join(peaks, on="point_id", how="left"))
-    rates = rise_rates(post.select("point_id", "patient_id", "t", "value"),
-                       f.select("patient_id", pl.col("observed_at").alias("o_at"), pl.col("value").alias("o_value")),
-                       r)
+    peaks = crs_phase_peaks(post, r)
+    nadirs = post_peak_nadirs(post.join(peaks, on="point_id", how="left"))
+    if rises is None:
+        rises = rise_pairs(post.select("point_id", "patient_id", "t"),
+                           f.select("patient_id", pl.col("observed_at").alias("o_at"), pl.col("value").alias("o_value")),
+                           r.rapid_window)
+    rates = rise_rates(rises.join(post.select("point_id", "value"), on="point_id"), r)
     judged = (post.join(peaks, on="point_id", how="left").join(nadirs, on="point_id", how="left")
               .join(rates, on="point_id", how="left").pipe(_signal_and_status, r))
     return (f.join(judged.select("point_id", *JUDGED), on="point_id", how="left")

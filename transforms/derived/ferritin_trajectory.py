@@ -17,12 +17,16 @@ FERRITIN_SQL = """
 SELECT
     row_number() OVER (ORDER BY t.patient_id, t.observed_at, t.load_seq) AS point_id,
     t.patient_id, t.infusion_id, t.observed_at, t.day, t.value, t.unit, t.uln, t.baseline, t.source,
-    i.infused_at
+    t.load_seq, i.infused_at
 FROM derived.timeline AS t
 JOIN derived.infusion_episodes AS i ON t.patient_id = i.patient_id AND t.infusion_id = i.infusion_id
 WHERE t.analyte = 'ferritin' AND t.value IS NOT NULL
 """
 
+RISES_SQL = """
+SELECT patient_id, observed_at, load_seq, earlier_at AS o_at, earlier_value AS o_value
+FROM derived.ferritin_rises
+"""
 COURSE_SQL = "SELECT * EXCLUDE (rules_version) FROM derived.crs_daily ORDER BY patient_id, infusion_id, day"
 
 COLUMNS = ["patient_id", "infusion_id", "observed_at", "day", "value", "unit", "uln", "baseline", "elevated",
@@ -51,9 +55,11 @@ def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
     Parameters: $iec_hs__ferritin_*, $iec_hs__re_rise_factor, $iec_hs__rapid_rise_*,
     $iec_hs__timing_after_improvement_hours, $iec_hs__no_crs_timing_day, and the CRS ones.
     Upstream tables: derived.timeline, derived.infusion_episodes, derived.crs_daily,
-    derived.crs_intraday.
+    derived.crs_intraday, derived.ferritin_rises.
     """
     ferritin, crs_at = ferritin_points_with_crs(con, ctx)
-    trajectory = ferritin_trajectory(ferritin, crs_at, FerritinRules.from_params(ctx.params))
+    rises = read_frame(con, RISES_SQL).join(ferritin.select("point_id", "patient_id", "observed_at", "load_seq"),
+                                            on=["patient_id", "observed_at", "load_seq"]).rename({"observed_at": "t"})
+    trajectory = ferritin_trajectory(ferritin, crs_at, FerritinRules.from_params(ctx.params), rises)
     write_table(con, "derived.ferritin_trajectory", trajectory.select(
         *COLUMNS, pl.lit(ctx.rules.version).alias("rules_version")))
