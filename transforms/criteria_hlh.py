@@ -90,12 +90,18 @@ def unknown_evidence(rule: str, analyte: str) -> pl.Expr:
     return evidence_item(rule, analyte, pl.lit(None), pl.lit(None), pl.lit(None), pl.lit("unknown"))
 
 
+def worst_first(highest: bool) -> dict:
+    """sort_by arguments putting the day's worst result first: highest (or lowest) value, and on a
+    tie the earliest reading, then the source, so the evidence is the same every run."""
+    return {"by": ["value", "observed_at", "source"], "descending": [highest, False, False]}
+
+
 def worst_of_day(obs: pl.DataFrame, analyte: str, highest: bool) -> pl.DataFrame:
     """The day's worst result of one analyte: `KEYS, value, unit, observed_at, source`."""
     return (obs.filter(pl.col("analyte") == analyte)
             .sort("observed_at")
             .group_by(KEYS)
-            .agg(pl.all().exclude(KEYS).sort_by("value", descending=highest).first())
+            .agg(pl.all().exclude(KEYS).sort_by(**worst_first(highest)).first())
             .select(*KEYS, "value", "unit", "observed_at", "source"))
 
 
@@ -106,8 +112,7 @@ def lab_member(obs: pl.DataFrame, test: LabTest) -> pl.DataFrame:
     from then on; the day's worst can only get worse), the evidence is the day's worst result.
     """
     ok = passes(pl.col("value"), test.op, test.threshold)
-    worst = pl.struct("value", "unit", "observed_at", "source").sort_by(
-        "value", descending=test.worst_is_highest).first()
+    worst = pl.struct("value", "unit", "observed_at", "source").sort_by(**worst_first(test.worst_is_highest)).first()
     return (obs.filter(pl.col("analyte") == test.analyte)
             .group_by(KEYS)
             .agg(state=ok.any(), at=pl.col("observed_at").filter(ok).min(), worst=worst)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from transforms.criteria_hlh import (EVIDENCE, KEYS, LabTest, concat_items, evidence_item, event_member,
-                                     lab_member, passes, unknown_evidence)
+                                     lab_member, passes, unknown_evidence, worst_first)
 from transforms.rules import Rules
 from transforms.units import UnitConverter
 
@@ -73,8 +73,7 @@ def lab_item(grid, obs, item: str, analyte: str, base: float, levels: list[Level
     reached = [pl.col("observed_at").filter(passes(pl.col("value"), lv.op, lv.threshold)).min()
                .alias(f"level_{i}") for i, lv in enumerate(levels)]
     highest = levels[0].op in (">", ">=")
-    worst = pl.struct("value", "unit", "observed_at", "source").sort_by(
-        "value", descending=highest).first().alias("worst")
+    worst = pl.struct("value", "unit", "observed_at", "source").sort_by(**worst_first(highest)).first().alias("worst")
     points = pl.lit(base)
     for i, lv in enumerate(levels):
         points = pl.when(pl.col(f"level_{i}").is_not_null()).then(pl.lit(lv.points)).otherwise(points)
