@@ -13,7 +13,6 @@ engine) stood in by hand-written rows with exactly their columns.
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import date, datetime, time, timedelta, timezone
 from itertools import count
 from zoneinfo import ZoneInfo
@@ -67,7 +66,8 @@ STAND_INS = {
         "patient_id VARCHAR, infusion_id VARCHAR, criteria_set VARCHAR, status VARCHAR, "
         "onset_at TIMESTAMPTZ, onset_day INTEGER, end_at TIMESTAMPTZ, end_day INTEGER, "
         "crs_onset_day INTEGER, crs_peak_day INTEGER, crs_resolved_day INTEGER, "
-        "late_onset BOOLEAN, evidence VARCHAR, rules_version VARCHAR"),
+        "late_onset BOOLEAN, evidence STRUCT(rule VARCHAR, analyte VARCHAR, value DOUBLE, unit VARCHAR, "
+        "\"at\" VARCHAR, source VARCHAR, status VARCHAR, detail VARCHAR)[], rules_version VARCHAR"),
 }
 
 
@@ -195,6 +195,4 @@ class Case:
 
     def windows(self, criteria_set: str) -> list[dict]:
         rows = self.rows(f"SELECT * FROM flags.windows_{criteria_set} ORDER BY patient_id, onset_at")
-        for r in rows:
-            r["evidence"] = json.loads(r["evidence"]) if r["evidence"] else None
         return rows
