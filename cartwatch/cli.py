@@ -13,16 +13,8 @@ import sys
 from datetime import datetime, time, timezone
 from pathlib import Path
 
-from cartwatch.settings import REPO_ROOT, Settings, SettingsError, load_settings
+from cartwatch.settings import Settings, SettingsError, load_settings
 from transforms.timestamps import TimestampError, parse_timestamp, zone
-
-
-def _prefect_environment() -> None:
-    """Quiet, local Prefect: no telemetry, state kept beside the database, not in $HOME."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_HOME", str(REPO_ROOT / "var" / "prefect"))
-    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
 def parse_as_of(text: str | None, site_tz: str) -> datetime | None:
@@ -39,7 +31,7 @@ def parse_as_of(text: str | None, site_tz: str) -> datetime | None:
     return at
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(config_file=args.config, db_path=args.db,
                          inbox=getattr(args, "inbox", None), site_tz=args.site_tz,
                          digest_dir=getattr(args, "digest_dir", None), rules_path=args.rules,
@@ -52,7 +44,7 @@ def cmd_ingest(args) -> int:
     from cartwatch.store import open_store
     from transforms.rules import load_rules
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     con = open_store(settings.db_path)
     try:
         reports = ingest_paths(con, [Path(p) for p in args.paths], load_rules(settings.rules_path),
@@ -63,23 +55,6 @@ def cmd_ingest(args) -> int:
     return 0
 
 
-def cmd_nightly(args) -> int:
-    _prefect_environment()
-    from flows.nightly import nightly, overrides_from_args
-
-    settings = _settings(args)
-    result = nightly(as_of=parse_as_of(args.as_of, settings.site_tz), as_loaded=args.as_loaded,
-                     full=args.full, overrides=overrides_from_args(args))
-    c = result["counts"]
-    print(f"nightly run {result['run_id']}: {len(result['files'])} files, {c['files_loaded']} new; "
-          f"rows read {c['read']}, accepted {c['accepted']}, duplicate {c['duplicate']}, "
-          f"quarantined {c['quarantined']}")
-    print(f"evaluation: {c['build']['mode']} ({c['build']['reason']}), {c['build']['seconds']:.2f} s; "
-          f"{result['alerts']} alerts")
-    print(f"digest: {result['digest']['md']} (+ .html, .json)")
-    return 0
-
-
 def cmd_export(args) -> int:
     from cartwatch.build import build
     from cartwatch.export import ExportError, export_table
@@ -87,7 +62,7 @@ def cmd_export(args) -> int:
     from cartwatch.store import open_store
     from transforms.rules import load_rules
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     con = open_store(settings.db_path)
     if args.table != "quarantine":
         build(con, load_rules(settings.rules_path),
@@ -108,7 +83,7 @@ def cmd_digest(args) -> int:
     from cartwatch.store import open_store
     from transforms.rules import load_rules
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     rules = load_rules(settings.rules_path)
     as_of = parse_as_of(args.as_of, settings.site_tz) or utc_now()
     since = parse_as_of(args.since, settings.site_tz)
@@ -129,7 +104,7 @@ def cmd_digest(args) -> int:
     return 0
 
 
-def _date(text: str | None, option: str):
+def parse_date(text: str | None, option: str):
     from datetime import date
 
     if text is None:
@@ -138,41 +113,6 @@ def _date(text: str | None, option: str):
         return date.fromisoformat(text.strip())
     except ValueError:
         raise SystemExit(f"cartwatch: {option}: {text!r} is not a date (YYYY-MM-DD)") from None
-
-
-def cmd_backfill(args) -> int:
-    _prefect_environment()
-    from cartwatch.backfill import BackfillError, read_patients_file
-    from flows.backfill import with_workers
-    from flows.nightly import overrides_from_args
-
-    _settings(args)     # refuse bad settings before Prefect starts
-    start, end = _date(args.start, "--start"), _date(args.end, "--end")
-    try:
-        patients = read_patients_file(args.patients) if args.patients else None
-        result = with_workers(args.workers)(
-            start=start, end=end, patients=patients, product=args.product,
-            infused_from=_date(args.infused_from, "--infused-from"), infused_to=_date(args.infused_to, "--infused-to"),
-            as_loaded=args.as_loaded, overrides=overrides_from_args(args), workers=args.workers)
-    except BackfillError as exc:
-        raise SystemExit(f"cartwatch: {exc}") from None
-    print(f"backfill {result['backfill_id']}: {result['nights']} nights ({result['nights_run']} run now), "
-          f"{result['patients']} patients, {result['alerts']} alerts, {result['seconds']:.1f} s; "
-          f"results under stream '{result['stream']}'")
-    return 0
-
-
-def cmd_serve(args) -> int:
-    _prefect_environment()
-    from flows.nightly import overrides_from_args
-    from flows.serve import deployments, describe, serve
-
-    settings = _settings(args)
-    if args.dry_run:
-        print("\n".join(describe(deployments(settings, overrides_from_args(args), args.cron))))
-        return 0
-    serve(settings, overrides_from_args(args), args.cron)
-    return 0
 
 
 def cmd_synth(args) -> int:
@@ -211,7 +151,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--inbox", help="folder of incoming feed files")
     p.add_argument("--digest-dir", dest="digest_dir", help="where digests are written")
     p.add_argument("--full", action="store_true", help="re-evaluate every patient (default: only what changed)")
-    p.set_defaults(run=cmd_nightly)
+    p.set_defaults(run=None)
     p = sub.add_parser("digest", help="the on-call alert digest")
     _common(p)
     _as_of(p)
@@ -231,14 +171,14 @@ def parser() -> argparse.ArgumentParser:
                    help="each night sees only rows loaded by then (replays the nightly runs)")
     p.add_argument("--workers", type=int, help="parallel nights (default: CPU count, at most 4)")
     p.add_argument("--digest-dir", dest="digest_dir", help="where failure reports are written")
-    p.set_defaults(run=cmd_backfill)
+    p.set_defaults(run=None)
     p = sub.add_parser("serve", help="run the Prefect deployments on their schedules")
     _common(p)
     p.add_argument("--inbox", help="folder of incoming feed files")
     p.add_argument("--digest-dir", dest="digest_dir", help="where digests are written")
     p.add_argument("--cron", help="nightly schedule, in the site time zone (default: 0 2 * * *)")
     p.add_argument("--dry-run", dest="dry_run", action="store_true", help="print the deployments and exit")
-    p.set_defaults(run=cmd_serve)
+    p.set_defaults(run=None)
     p = sub.add_parser("export", help="tables for other tools (CONTRACT 3)")
     _common(p)
     _as_of(p)
@@ -257,11 +197,18 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, flow_commands: dict | None = None) -> int:
+    """Run one sub-command. The ones that run a Prefect flow (nightly, backfill, serve) are given
+    by the caller, flows/cli.py (the `cartwatch` program): the flows call this package, not the
+    other way round."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
+    run = args.run or (flow_commands or {}).get(args.command)
+    if run is None:
+        raise SystemExit(f"cartwatch: {args.command} runs a Prefect flow: use the cartwatch program "
+                         "(python -m flows.cli)")
     try:
-        return args.run(args)
+        return run(args)
     except SettingsError as exc:
         raise SystemExit(f"cartwatch: {exc}") from None
     except Exception as exc:  # one line for the user; the traceback is for --debug runs

@@ -95,3 +95,13 @@ def test_each_table_has_one_home_named_after_it():
     for layer in ("derived", "flags"):
         for path in (REPO / "transforms" / layer).glob("[!_]*.py"):
             assert f"{layer}/{path.name}" in steps(), f"{path} is in no build step"
+
+
+def test_the_package_does_not_import_the_flows():
+    """The flows call cartwatch/ and transforms/, never the other way round (transforms/ does not
+    import cartwatch/ either: the build steps get what they need from their BuildContext)."""
+    importing = re.compile(r"^\s*(?:from|import)\s+(\w+)", re.M)
+    for folder, forbidden in ((REPO / "cartwatch", {"flows"}), (REPO / "transforms", {"flows", "cartwatch"})):
+        for path in sorted(folder.rglob("*.py")):
+            found = set(importing.findall(path.read_text(encoding="utf-8"))) & forbidden
+            assert not found, f"{path.relative_to(REPO)} imports {', '.join(sorted(found))}"

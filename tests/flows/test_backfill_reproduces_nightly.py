@@ -69,7 +69,7 @@ def test_backfill_reproduces_the_nightly_runs_with_the_real_engine(tmp_path, pre
 
 
 def _backfill_command(db: str, nights: list[date]) -> list[str]:
-    return [sys.executable, "-m", "cartwatch.cli", "backfill", "--db", db, "--start", nights[0].isoformat(),
+    return [sys.executable, "-m", "flows.cli", "backfill", "--db", db, "--start", nights[0].isoformat(),
             "--end", nights[-1].isoformat(), "--workers", "1", "--digest-dir", os.path.dirname(db)]
 
 
