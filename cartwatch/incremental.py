@@ -11,8 +11,9 @@ only if:
   enough that a time window may still close.
 
 Every other patient's rows are carried over. The build runs the run order with `ref.scope` holding
-the touched patients (the four base derived files read only them, and everything downstream follows),
-then merges: each output table gets back the untouched patients' rows of the previous build. All
+the touched patients (the four base derived files read only their staged rows, so every later step
+reads only theirs), then merges: in each table the touched patients' rows are replaced, the others
+are left where they are, so a night costs what its patients cost, not what the history holds. All
 of it in one transaction. A full build happens instead on the first build, when the rules file,
 the code (sql/, transforms/) or the site zone changed (fingerprint), when `as_loaded` changed, when as-of moves back, or
 when asked.
@@ -175,7 +176,8 @@ def evaluate(con: duckdb.DuckDBPyConnection, rules: Rules, *, as_of: datetime, a
 
 
 def _scoped_build(con, ctx: builder.BuildContext, patients: list[str], tables: list[str]) -> None:
-    """Inside the caller's transaction: build the scope, then merge back the untouched patients."""
+    """Inside the caller's transaction: build the scope's patients alone, then put their rows in
+    place of theirs in the last build's tables (the other patients' rows are not touched)."""
     con.execute("DELETE FROM ref.scope")
     con.execute("INSERT INTO ref.scope SELECT unnest(?)", [patients])
     for table in tables:
@@ -184,7 +186,31 @@ def _scoped_build(con, ctx: builder.BuildContext, patients: list[str], tables: l
     if sorted(rebuilt) != sorted(tables):
         raise RuntimeError(f"the build wrote {rebuilt}, the last full build {tables}: run a full build")
     for table in tables:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {table}__previous "
-                    "WHERE patient_id NOT IN (SELECT patient_id FROM ref.scope)")
-        con.execute(f"DROP TABLE {table}__previous")
+        _merge(con, table)
     con.execute("DELETE FROM ref.scope")
+
+
+def _merge(con, table: str) -> None:
+    """`table` (the scope's rows) into `<table>__previous` (everyone's, as last built), renamed back.
+
+    The cost follows the scope, not the history: the scope's old rows are deleted and its new ones
+    appended. A column the scope typed differently (all NULL there, say) cannot be appended to: then
+    the other patients' rows are copied into the new table instead, as a full merge.
+    """
+    schema, name = table.split(".")
+    previous = f"{schema}.{name}__previous"
+    if _column_types(con, table) == _column_types(con, previous):
+        con.execute(f"DELETE FROM {previous} WHERE patient_id IN (SELECT patient_id FROM ref.scope)")
+        con.execute(f"INSERT INTO {previous} BY NAME SELECT * FROM {table}")
+        con.execute(f"DROP TABLE {table}")
+        con.execute(f"ALTER TABLE {previous} RENAME TO {name}")
+    else:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {previous} "
+                    "WHERE patient_id NOT IN (SELECT patient_id FROM ref.scope)")
+        con.execute(f"DROP TABLE {previous}")
+
+
+def _column_types(con, table: str) -> list[tuple[str, str]]:
+    schema, name = table.split(".")
+    return con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+                       "AND schema_name = ? AND table_name = ? ORDER BY column_index", [schema, name]).fetchall()
