@@ -22,7 +22,7 @@ Source criterion: Kennedy VE et al., UCSF MAS-L criteria, ASH 2020 (Blood 136 Su
 Parameters: $ucsf__rise_ng_ml_per_hour, $ucsf__rise_window_hours, $ucsf__fibrinogen_lt_mg_dl,
   $ucsf__ldh_x_uln, $ucsf__companion_window_hours, $iec_hs__late_onset_day, $as_of, $rules_version
 Upstream tables: derived.ferritin_rises, derived.timeline, derived.infusion_episodes,
-  derived.day_start_at (macro), derived.crs_episodes (read through the table macros
+  derived.day_start_at and flags.evidence_item (macros), derived.crs_episodes (read through the table macros
   flags.met_day_windows and flags.criteria_set_windows, sql/macros/)
 */
 CREATE OR REPLACE TABLE flags.windows_ucsf_masl_2020 AS
@@ -36,14 +36,7 @@ results AS (
         t.*,
         round(t.value, g.decimals) AS value_r,
         round(t.x_uln, g.decimals) AS x_uln_r,
-        struct_pack(
-            rule := NULL::VARCHAR,
-            analyte := t.analyte,
-            value := t.value,
-            unit := t.unit,
-            at := strftime(timezone('UTC', t.observed_at), '%Y-%m-%dT%H:%M:%S+00:00'),
-            source := t.source
-        ) AS shown
+        flags.evidence_item(NULL::VARCHAR, t.analyte, t.value, t.unit, t.observed_at, t.source) AS shown
     FROM derived.timeline AS t
     CROSS JOIN float_guard AS g
     WHERE t.value IS NOT NULL
@@ -56,22 +49,11 @@ rises AS (
         r.infusion_id,
         r.observed_at AS rise_at,
         [
-            struct_pack(
-                rule := 'ucsf.rise_ng_ml_per_hour',
-                analyte := 'ferritin',
-                value := r.earlier_value,
-                unit := r.earlier_unit,
-                at := strftime(timezone('UTC', r.earlier_at), '%Y-%m-%dT%H:%M:%S+00:00'),
-                source := r.earlier_source
+            flags.evidence_item(
+                'ucsf.rise_ng_ml_per_hour', 'ferritin', r.earlier_value, r.earlier_unit, r.earlier_at,
+                r.earlier_source
             ),
-            struct_pack(
-                rule := 'ucsf.rise_ng_ml_per_hour',
-                analyte := 'ferritin',
-                value := r.value,
-                unit := r.unit,
-                at := strftime(timezone('UTC', r.observed_at), '%Y-%m-%dT%H:%M:%S+00:00'),
-                source := r.source
-            )
+            flags.evidence_item('ucsf.rise_ng_ml_per_hour', 'ferritin', r.value, r.unit, r.observed_at, r.source)
         ] AS evidence
     FROM derived.ferritin_rises AS r
     CROSS JOIN float_guard AS g
