@@ -185,12 +185,14 @@ def _scoped_build(con, ctx: builder.BuildContext, patients: list[str], tables: l
     rebuilt = _run_steps(con, ctx)
     if sorted(rebuilt) != sorted(tables):
         raise RuntimeError(f"the build wrote {rebuilt}, the last full build {tables}: run a full build")
+    types = _column_types(con)
     for table in tables:
-        _merge(con, table)
+        schema, name = table.split(".")
+        _merge(con, table, same_columns=types[table] == types[f"{schema}.{name}__previous"])
     con.execute("DELETE FROM ref.scope")
 
 
-def _merge(con, table: str) -> None:
+def _merge(con, table: str, same_columns: bool) -> None:
     """`table` (the scope's rows) into `<table>__previous` (everyone's, as last built), renamed back.
 
     The cost follows the scope, not the history: the scope's old rows are deleted and its new ones
@@ -199,7 +201,7 @@ def _merge(con, table: str) -> None:
     """
     schema, name = table.split(".")
     previous = f"{schema}.{name}__previous"
-    if _column_types(con, table) == _column_types(con, previous):
+    if same_columns:
         con.execute(f"DELETE FROM {previous} WHERE patient_id IN (SELECT patient_id FROM ref.scope)")
         con.execute(f"INSERT INTO {previous} BY NAME SELECT * FROM {table}")
         con.execute(f"DROP TABLE {table}")
@@ -210,7 +212,12 @@ def _merge(con, table: str) -> None:
         con.execute(f"DROP TABLE {previous}")
 
 
-def _column_types(con, table: str) -> list[tuple[str, str]]:
-    schema, name = table.split(".")
-    return con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
-                       "AND schema_name = ? AND table_name = ? ORDER BY column_index", [schema, name]).fetchall()
+def _column_types(con) -> dict[str, list[tuple[str, str]]]:
+    """Every derived and flags table's (column, type) list, in column order."""
+    types: dict[str, list[tuple[str, str]]] = {}
+    for schema, table, column, kind in con.execute(
+            "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name IN ('derived', 'flags') "
+            "ORDER BY schema_name, table_name, column_index").fetchall():
+        types.setdefault(f"{schema}.{table}", []).append((column, kind))
+    return types
