@@ -86,11 +86,13 @@ def crs_phase_peaks(post: pl.DataFrame, r: FerritinRules) -> pl.DataFrame:
     """
     window_end = pl.min_horizontal("t", pl.coalesce(pl.col("resolved_at") + r.lag, pl.col("t")))
     asked = post.filter(pl.col("onset_at").is_not_null()).select(
-        "point_id", *KEYS, pl.col("onset_at").alias("_from"), pl.lit(True).alias("_inclusive"), window_end.alias("_to"))
+        "point_id", *KEYS, pl.col("onset_at").alias("_from"), pl.lit(True).alias("_inclusive"),
+        window_end.alias("_to"))
     results = post.select(*KEYS, pl.col("t").alias("o_at"), pl.col("value").alias("o_value"))
     return (_as_of(asked, _running(asked, results, "max"), "_to", strictly_before=False)
             .filter(pl.col("_running").is_not_null())
-            .select("point_id", pl.col("_running").alias("crs_phase_peak"), pl.col("_reached_at").alias("crs_phase_peak_at")))
+            .select("point_id", pl.col("_running").alias("crs_phase_peak"),
+                    pl.col("_reached_at").alias("crs_phase_peak_at")))
 
 
 def post_peak_nadirs(post: pl.DataFrame) -> pl.DataFrame:
@@ -121,8 +123,9 @@ def rise_pairs(points: pl.DataFrame, results: pl.DataFrame, window: timedelta) -
     """
     width = max(int(window / timedelta(microseconds=1)), 1)
     bucket = lambda at: pl.col(at).dt.epoch("us") // width   # noqa: E731
-    return (points.select("point_id", "patient_id", "t", pl.concat_list(bucket("t") - 1, bucket("t")).alias("_bucket"))
-            .explode("_bucket").join(results.with_columns(bucket("o_at").alias("_bucket")), on=["patient_id", "_bucket"])
+    near = pl.concat_list(bucket("t") - 1, bucket("t")).alias("_bucket")       # this bucket and the one before
+    return (points.select("point_id", "patient_id", "t", near).explode("_bucket")
+            .join(results.with_columns(bucket("o_at").alias("_bucket")), on=["patient_id", "_bucket"])
             .filter((pl.col("o_at") < pl.col("t")) & (pl.col("o_at") >= pl.col("t") - window)).drop("_bucket"))
 
 
@@ -158,7 +161,8 @@ def ferritin_trajectory(ferritin: pl.DataFrame, crs_at: pl.DataFrame, r: Ferriti
     nadirs = post_peak_nadirs(post.join(peaks, on="point_id", how="left"))
     if rises is None:
         rises = rise_pairs(post.select("point_id", "patient_id", "t"),
-                           f.select("patient_id", pl.col("observed_at").alias("o_at"), pl.col("value").alias("o_value")),
+                           f.select("patient_id", pl.col("observed_at").alias("o_at"),
+                                    pl.col("value").alias("o_value")),
                            r.rapid_window)
     rates = rise_rates(rises.join(post.select("point_id", "value"), on="point_id"), r)
     judged = (post.join(peaks, on="point_id", how="left").join(nadirs, on="point_id", how="left")

@@ -118,7 +118,8 @@ def test_plots_are_drawn_for_the_most_severe_cards_only(cohort_db, rules, engine
 
     from cartwatch.digest.state import rank
 
-    render_html = importlib.import_module("cartwatch.digest.render_html")   # the package exports a function of that name
+    # the module: the package exports a function of the same name
+    render_html = importlib.import_module("cartwatch.digest.render_html")
 
     con = open_store(cohort_db)
     as_of = at(date(2026, 4, 10), 2)          # every window of the cohort is new in this first digest

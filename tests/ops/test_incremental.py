@@ -111,7 +111,8 @@ def test_the_merge_replaces_the_scope_rows_and_keeps_the_others(scope_type):
     from cartwatch.incremental import _column_types, _merge
 
     con = open_store(":memory:")
-    con.execute("CREATE TABLE derived.t__previous AS SELECT * FROM (VALUES ('A', 1), ('B', 2), ('B', 3)) v(patient_id, x)")
+    con.execute("CREATE TABLE derived.t__previous AS "
+                "SELECT * FROM (VALUES ('A', 1), ('B', 2), ('B', 3)) v(patient_id, x)")
     con.execute(f"CREATE TABLE derived.t AS SELECT 'B' AS patient_id, CAST(NULL AS {scope_type}) AS x")
     con.execute("INSERT INTO ref.scope VALUES ('B')")
     types = _column_types(con)

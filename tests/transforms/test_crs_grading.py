@@ -96,7 +96,8 @@ def test_grade_course_grades_every_infusion_as_the_one_day_rule_does_day_after_d
         if row["infusion_id"] != previous:
             state, previous = DayState(), row["infusion_id"]
         assert (row["state_prev_grade"], row["state_waiver"], row["state_held_grade"], row["state_held_day"]) == state
-        grade, source, state = grade_step(row["day"], row["febrile"], max(row["hypotension_grade"], row["hypoxia_grade"]),
-                                          row["dose"], row["doc_max"], row["doc_last"], state, R)
+        organ = max(row["hypotension_grade"], row["hypoxia_grade"])
+        grade, source, state = grade_step(row["day"], row["febrile"], organ, row["dose"], row["doc_max"],
+                                          row["doc_last"], state, R)
         expected.append((grade, source))
     assert list(zip(course["grade"], course["grade_source"])) == expected

@@ -140,13 +140,15 @@ def test_peaks_nadirs_and_rise_pairs_match_the_definitions_over_every_pair():
             rows.append({"point_id": len(rows), "patient_id": "P", "infusion_id": infusion, "t": h(t),
                          "value": float(rng.choice([300, 900, 2500, 2500, 6000, 12000])),
                          "onset_at": h(known_onset) if known_onset is not None else None,
-                         "resolved_at": h(resolved) if known_onset is not None and resolved and t > resolved else None})
+                         "resolved_at": (h(resolved) if known_onset is not None and resolved and t > resolved
+                                         else None)})
     post = pl.DataFrame(rows, schema_overrides={"onset_at": pl.Datetime("us", "UTC"),
                                                  "resolved_at": pl.Datetime("us", "UTC")})
-    pairs = post.join(post.select("patient_id", "infusion_id", pl.col("t").alias("o_at"), pl.col("value").alias("o_value")),
-                      on=["patient_id", "infusion_id"]).filter(pl.col("o_at") <= pl.col("t"))
+    earlier = post.select("patient_id", "infusion_id", pl.col("t").alias("o_at"), pl.col("value").alias("o_value"))
+    pairs = post.join(earlier, on=["patient_id", "infusion_id"]).filter(pl.col("o_at") <= pl.col("t"))
     end = pl.coalesce(pl.col("resolved_at") + RULES.lag, pl.col("t"))
-    expected_peaks = pairs.filter(pl.col("onset_at").is_not_null() & pl.col("o_at").is_between(pl.col("onset_at"), end)) \
+    in_phase = pl.col("onset_at").is_not_null() & pl.col("o_at").is_between(pl.col("onset_at"), end)
+    expected_peaks = pairs.filter(in_phase) \
         .group_by("point_id").agg(pl.col("o_value").max().alias("crs_phase_peak"),
                                   pl.col("o_at").filter(pl.col("o_value") == pl.col("o_value").max()).min()
                                   .alias("crs_phase_peak_at"))
@@ -158,7 +160,7 @@ def test_peaks_nadirs_and_rise_pairs_match_the_definitions_over_every_pair():
         .group_by("point_id").agg(pl.col("o_value").min().alias("post_peak_nadir"))
     nadirs = post_peak_nadirs(post.join(peaks, on="point_id", how="left"))
     assert nadirs.sort("point_id").equals(expected_nadirs.sort("point_id"))
-    earlier = post.select("patient_id", pl.col("t").alias("o_at"), pl.col("value").alias("o_value"))
+    earlier = earlier.drop("infusion_id")
     every = post.select("point_id", "patient_id", "t").join(earlier, on="patient_id").filter(
         (pl.col("o_at") < pl.col("t")) & (pl.col("o_at") >= pl.col("t") - RULES.rapid_window))
     found = rise_pairs(post.select("point_id", "patient_id", "t"), earlier, RULES.rapid_window)

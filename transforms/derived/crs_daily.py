@@ -6,8 +6,8 @@ import duckdb
 import polars as pl
 
 from transforms.build_context import BuildContext
-from transforms.crs_grading import day_inputs, grade_course
-from transforms.derived.crs_intraday import READ_SQL as INTRADAY_SQL, crs_rules
+from transforms.crs_grading import CrsRules, day_inputs, grade_course
+from transforms.derived.crs_intraday import READ_SQL as INTRADAY_SQL
 from transforms.tables import read_frame, write_table
 
 CALENDAR_SQL = "SELECT patient_id, infusion_id, day, day_start_at, day_end_at FROM derived.episode_days"
@@ -29,5 +29,6 @@ def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
     Parameters: $crs__* (fever, hypotension, hypoxia, grades, hold days, resolution), o2_devices.
     Upstream tables: derived.episode_days, derived.crs_intraday.
     """
-    course = grade_course(read_frame(con, CALENDAR_SQL), day_inputs(read_frame(con, INTRADAY_SQL)), crs_rules(ctx))
+    course = grade_course(read_frame(con, CALENDAR_SQL), day_inputs(read_frame(con, INTRADAY_SQL)),
+                          CrsRules.from_params(ctx.params, ctx.rules))
     write_table(con, "derived.crs_daily", course.select(*COLUMNS, pl.lit(ctx.rules.version).alias("rules_version")))

@@ -6,8 +6,8 @@ import duckdb
 import polars as pl
 
 from transforms.build_context import BuildContext
+from transforms.crs_grading import CrsRules
 from transforms.crs_milestones import crs_episodes, crs_milestones
-from transforms.derived.crs_intraday import crs_rules
 from transforms.tables import read_frame, write_table
 
 COURSE_SQL = """
@@ -29,7 +29,8 @@ def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
     Upstream tables: derived.crs_daily.
     """
     days = read_frame(con, COURSE_SQL, {"as_of": ctx.params["as_of"]})
-    episodes = crs_episodes(crs_milestones(days, ["patient_id", "infusion_id"], crs_rules(ctx).resolution_days),
+    resolution_days = CrsRules.from_params(ctx.params, ctx.rules).resolution_days
+    episodes = crs_episodes(crs_milestones(days, ["patient_id", "infusion_id"], resolution_days),
                             ctx.params["iec_hs__ferritin_lag_hours"])
     write_table(con, "derived.crs_episodes", episodes.select(
         "patient_id", "infusion_id", "onset_day", "onset_at", "peak_grade", "peak_day", "peak_at",

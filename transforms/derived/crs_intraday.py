@@ -35,10 +35,6 @@ ORDER BY patient_id, infusion_id, day, reading_at
 """
 
 
-def crs_rules(ctx: BuildContext) -> CrsRules:
-    return CrsRules.from_params(ctx.params, ctx.rules)
-
-
 def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
     """derived.crs_intraday: what the post-infusion vitals and documented events of a calendar day
     said about CRS by each reading time.
@@ -50,7 +46,8 @@ def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
     Parameters: $crs__* (hypotension, hypoxia, grades, vasopressors), o2_devices.
     Upstream tables: derived.vitals_timeline, derived.events_timeline, derived.infusion_episodes.
     """
-    readings = crs_readings(read_frame(con, VITALS_SQL), read_frame(con, EVENTS_SQL), crs_rules(ctx))
+    readings = crs_readings(read_frame(con, VITALS_SQL), read_frame(con, EVENTS_SQL),
+                            CrsRules.from_params(ctx.params, ctx.rules))
     write_table(con, "derived.crs_intraday",
                 crs_intraday(readings).rename({"at": "reading_at"})
                 .with_columns(pl.lit(ctx.rules.version).alias("rules_version")))

@@ -7,9 +7,9 @@ import duckdb
 import polars as pl
 
 from transforms.build_context import BuildContext
-from transforms.crs_grading import grade_partial_days
+from transforms.crs_grading import CrsRules, grade_partial_days
 from transforms.crs_milestones import milestones_known_at
-from transforms.derived.crs_intraday import READ_SQL as INTRADAY_SQL, crs_rules
+from transforms.derived.crs_intraday import READ_SQL as INTRADAY_SQL
 from transforms.ferritin_signal import FerritinRules, ferritin_trajectory
 from transforms.tables import read_frame, write_table
 
@@ -34,9 +34,10 @@ COLUMNS = ["patient_id", "infusion_id", "observed_at", "day", "value", "unit", "
            "new_high", "signal", "timing_holds", "status", "source"]
 
 
-def ferritin_points_with_crs(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> tuple[pl.DataFrame, pl.DataFrame]:
+def ferritin_points_with_crs(con: duckdb.DuckDBPyConnection,
+                             ctx: BuildContext) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Every ferritin result, and the CRS milestones as known at each post-infusion one."""
-    r = crs_rules(ctx)
+    r = CrsRules.from_params(ctx.params, ctx.rules)
     course, intraday = read_frame(con, COURSE_SQL), read_frame(con, INTRADAY_SQL)
     ferritin = read_frame(con, FERRITIN_SQL)
     points = (ferritin.filter(pl.col("observed_at") >= pl.col("infused_at"))
