@@ -296,7 +296,7 @@ class Bench:
         self.py = sys.executable
 
     def cli(self, *args) -> list:
-        return [self.py, "-m", "cartwatch.cli", *args]
+        return [self.py, "-m", "flows.cli", *args]
 
     def step(self, name: str, size: int | None, argv: list | None, rows: int | None = None,
              skip: str = "", runs: int = 1) -> Step:
@@ -411,7 +411,7 @@ class Bench:
             session = self.work / f"{name}.pyisession"
             if skip is None:
                 skip = "" if results.get("profile_ingest") else "not run: the profiled ingest did not finish"
-            step = self.step(name, n, pyinstrument + ["-o", session, "-m", "cartwatch.cli", *args], rows=rows,
+            step = self.step(name, n, pyinstrument + ["-o", session, "-m", "flows.cli", *args], rows=rows,
                              skip=skip)
             results[name] = step.ok
             if step.ok and session.exists():

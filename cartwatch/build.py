@@ -1,9 +1,11 @@
 """Build the derived and flags layers as of a moment, in the order of sql/run_order.txt.
 
-Each line of run_order.txt is either a SQL file under sql/ (one file builds one table) or
-`py:<module>:<function>` for a step that reads better in polars; such a function receives the
-connection and the same named parameters. Parameters: `as_of`, `as_loaded`, `site_tz`,
-`rules_version` and every rule as `<rule id with . -> __>` (transforms/rules.py).
+Each line of run_order.txt names the one file that builds one table: `<layer>/<table>.sql` under
+sql/, or `<layer>/<table>.py` under transforms/ for a table that reads better in polars (that
+module's `build(con, ctx)`). A step receives the connection and the build's `BuildContext`: the
+rules (parsed once per build), the named SQL parameters (`as_of`, `as_loaded`, `site_tz`,
+`rules_version` and every rule as `<rule id with . -> __>`, transforms/rules.py) and the frames
+that several steps read (read once per build).
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import importlib
 import re
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 
 from cartwatch.store import SQL_DIR, transaction
+from transforms.build_context import BuildContext
+from transforms.easix_units import easix_unit_params
 from transforms.rules import Rules
 
 RUN_ORDER = SQL_DIR / "run_order.txt"
@@ -24,9 +29,12 @@ _COMMENT = re.compile(r"/\*.*?\*/|--[^\n]*", re.S)
 
 
 def build_parameters(rules: Rules, *, as_of: datetime, as_loaded: bool, site_tz: str) -> dict:
-    # rules_path: the polars steps read the same file the build runs with (not the default one)
-    return {"as_of": as_of, "as_loaded": as_loaded, "site_tz": site_tz, "rules_path": str(rules.path),
-            "rules_version": rules.version, **rules.sql_params()}
+    return {"as_of": as_of, "as_loaded": as_loaded, "site_tz": site_tz, "rules_version": rules.version,
+            **rules.sql_params(), **easix_unit_params(rules)}
+
+
+def build_context(rules: Rules, *, as_of: datetime, as_loaded: bool, site_tz: str) -> BuildContext:
+    return BuildContext(rules, build_parameters(rules, as_of=as_of, as_loaded=as_loaded, site_tz=site_tz))
 
 
 def steps(run_order: Path = RUN_ORDER) -> list[str]:
@@ -53,12 +61,19 @@ def run_sql_file(con: duckdb.DuckDBPyConnection, path: Path, params: dict) -> No
     con.execute(sql, named_parameters(sql, params, path))
 
 
-def run_step(con: duckdb.DuckDBPyConnection, step: str, params: dict) -> None:
-    if step.startswith("py:"):
-        _, module, function = step.split(":")
-        getattr(importlib.import_module(module), function)(con, params)
+def step_module(step: str) -> str:
+    """`derived/crs_daily.py` -> `transforms.derived.crs_daily`."""
+    return "transforms." + step.removesuffix(".py").replace("/", ".")
+
+
+def run_step(con: duckdb.DuckDBPyConnection, step: str | Callable, ctx: BuildContext) -> None:
+    """One line of the run order (or, in tests, a callable standing in for several)."""
+    if callable(step):
+        step(con, ctx)
+    elif step.endswith(".py"):
+        importlib.import_module(step_module(step)).build(con, ctx)
     else:
-        run_sql_file(con, SQL_DIR / step, params)
+        run_sql_file(con, SQL_DIR / step, ctx.params)
 
 
 def write_reference_tables(con: duckdb.DuckDBPyConnection, rules: Rules) -> None:
@@ -70,18 +85,19 @@ def write_reference_tables(con: duckdb.DuckDBPyConnection, rules: Rules) -> None
                      for a in rules.analytes.values()])
 
 
+def run_steps(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
+    """Every step, inside the caller's transaction."""
+    write_reference_tables(con, ctx.rules)
+    for step in steps():
+        run_step(con, step, ctx)
+
+
 def build(con: duckdb.DuckDBPyConnection, rules: Rules, *, as_of: datetime, as_loaded: bool,
-          site_tz: str) -> list[str]:
-    """Rebuild every derived and flags table as of `as_of`; returns the steps run.
+          site_tz: str) -> None:
+    """Rebuild every derived and flags table as of `as_of`.
 
     One transaction: readers never see a half-rebuilt layer, and a failing step leaves the
     previous build in place.
     """
-    params = build_parameters(rules, as_of=as_of, as_loaded=as_loaded, site_tz=site_tz)
-    done = []
     with transaction(con):
-        write_reference_tables(con, rules)
-        for step in steps():
-            run_step(con, step, params)
-            done.append(step)
-    return done
+        run_steps(con, build_context(rules, as_of=as_of, as_loaded=as_loaded, site_tz=site_tz))

@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 
 from cartwatch.preflight import InputError
-from cartwatch.settings import Settings, SettingsError, cron_problem, load_settings
+from cartwatch.settings import Settings, SettingsError, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_BUSY, EXIT_NOT_LOADED = 0, 1, 2, 3, 4
 
@@ -44,7 +44,7 @@ def as_input(exc: Exception) -> InputError:
     return InputError(thing, reason) if reason else InputError("input", thing)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(config_file=args.config, db_path=args.db,
                          inbox=getattr(args, "inbox", None), site_tz=args.site_tz,
                          digest_dir=getattr(args, "digest_dir", None), rules_path=args.rules,
@@ -58,7 +58,7 @@ def parse_as_of(text: str | None, site_tz: str, option: str = "--as-of"):
     return preflight.timestamp(text, option, site_tz)
 
 
-def _lock(settings: Settings, kind: str):
+def database_lock(settings: Settings, kind: str):
     from cartwatch.store import describe_job, job_lock
 
     def waiting(holder: dict | None) -> None:      # said on a terminal; a log gets only the outcome
@@ -69,13 +69,13 @@ def _lock(settings: Settings, kind: str):
     return job_lock(settings.db_path, kind, settings.lock_wait_seconds, on_wait=waiting)
 
 
-def _progress(args, label: str):
+def progress_for(args, label: str):
     from cartwatch.progress import Progress
 
     return Progress(getattr(args, "progress", "auto"), label=label)
 
 
-def _prefect(settings: Settings, debug: bool, console: str = "CRITICAL") -> str:
+def start_prefect(settings: Settings, debug: bool, console: str = "CRITICAL") -> str:
     """Point Prefect at its server (before it is imported); CRITICAL keeps its console quiet."""
     from cartwatch.prefect_env import PrefectServerError, choose_server
 
@@ -92,17 +92,17 @@ def _prefect(settings: Settings, debug: bool, console: str = "CRITICAL") -> str:
 def cmd_ingest(args) -> int:
     from cartwatch import preflight
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     paths = preflight.feed_paths(args.paths)
     rules = preflight.rules(settings.rules_path)
-    with _lock(settings, "ingest"):
+    with database_lock(settings, "ingest"):
         from cartwatch.ingest import format_reports, ingest_paths, not_loaded
         from cartwatch.runs import utc_now
         from cartwatch.store import open_store
 
         con = open_store(settings.db_path)
         try:
-            with _progress(args, "ingest") as progress:
+            with progress_for(args, "ingest") as progress:
                 reports = ingest_paths(con, paths, rules, site_tz=settings.site_tz, now=utc_now(),
                                        on_file=progress.file if progress.enabled else None)
         finally:
@@ -113,41 +113,6 @@ def cmd_ingest(args) -> int:
         eprint(f"cartwatch: {len(bad)} of {len(reports)} files not loaded: "
                + "; ".join(f"{Path(r.source_file).name} {why}" for r, why in bad))
         return EXIT_NOT_LOADED
-    return EXIT_OK
-
-
-def cmd_nightly(args) -> int:
-    from cartwatch import preflight
-
-    settings = _settings(args)
-    as_of = parse_as_of(args.as_of, settings.site_tz)
-    preflight.folder(settings.inbox, "inbox")
-    preflight.output_folder(settings.digest_dir, "digest_dir")
-    preflight.rules(settings.rules_path)
-    preflight.notifier(settings)
-    with _lock(settings, "nightly"), _progress(args, "nightly") as progress:
-        preflight.database(settings.db_path, create=True)
-        where = _prefect(settings, args.debug)
-        progress.step(f"starting Prefect ({where})")
-        import flows.nightly as nightly_flow
-
-        if progress.enabled:
-            nightly_flow.on_step = lambda step: progress.step(f"step {step}")
-            nightly_flow.on_file = progress.file
-        try:
-            result = nightly_flow.nightly(as_of=as_of, as_loaded=args.as_loaded, full=args.full,
-                                          overrides=nightly_flow.overrides_from_args(args))
-        finally:
-            nightly_flow.on_step = nightly_flow.on_file = None
-    c = result["counts"]
-    print(f"nightly run {result['run_id']}: {len(result['files'])} files, {c['files_loaded']} new; "
-          f"rows read {c['read']}, accepted {c['accepted']}, duplicate {c['duplicate']}, "
-          f"quarantined {c['quarantined']}")
-    if c.get("files_not_loaded"):
-        print(f"files not loaded: {c['files_not_loaded']} (listed in the digest's data quality)")
-    print(f"evaluation: {c['build']['mode']} ({c['build']['reason']}), {c['build']['seconds']:.2f} s; "
-          f"{result['alerts']} alerts")
-    print(f"digest: {result['digest']['md']} (+ .html, .json)")
     return EXIT_OK
 
 
@@ -188,7 +153,7 @@ def cmd_export(args) -> int:
     from cartwatch import preflight
     from cartwatch.export import ExportError, export_format
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     out = Path(args.out)
     try:
         fmt = export_format(out, args.format)
@@ -199,7 +164,7 @@ def cmd_export(args) -> int:
     if stored and args.table not in ("windows", "flags"):
         raise InputError(f"export {args.table}", "not stored per night; --stream and --night apply to windows and flags")
     rules = preflight.rules(settings.rules_path)
-    with _lock(settings, "export"):
+    with database_lock(settings, "export"):
         from cartwatch.export import export_table
         from cartwatch.store import open_store
         from cartwatch.streams import find_night
@@ -229,12 +194,12 @@ def cmd_export(args) -> int:
 def cmd_digest(args) -> int:
     from cartwatch import preflight
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     as_of, since, night, stored = _read_options(args, settings)
     if args.out:
         preflight.output_file(Path(args.out), "--out")
     rules = preflight.rules(settings.rules_path)
-    with _lock(settings, "digest"):
+    with database_lock(settings, "digest"):
         from cartwatch.store import open_store
 
         con = open_store(settings.db_path, create=False)
@@ -270,134 +235,8 @@ def cmd_digest(args) -> int:
     return EXIT_OK
 
 
-def cmd_backfill(args) -> int:
-    from cartwatch import preflight
-
-    settings = _settings(args)
-    start, end = preflight.day(args.start, "--start"), preflight.day(args.end, "--end")
-    if end < start:
-        raise InputError("--end", f"{end} is before --start {start}")
-    as_of = parse_as_of(args.as_of, settings.site_tz)
-    infused_from = preflight.day(args.infused_from, "--infused-from")
-    infused_to = preflight.day(args.infused_to, "--infused-to")
-    if args.workers is not None and args.workers < 1:
-        raise InputError("--workers", f"{args.workers} is not a positive number")
-    patients_file = str(preflight.input_file(args.patients, "--patients")) if args.patients else None
-    preflight.output_folder(settings.digest_dir, "digest_dir")
-    rules = preflight.rules(settings.rules_path)
-    on_dask = args.dask or args.dask_address
-    if (args.partition_dir or args.partition_size) and not on_dask:
-        raise InputError("--partition-dir", "--partition-dir and --partition-size need --dask or --dask-address")
-    if on_dask and as_of is not None:
-        raise InputError("--as-of", "not supported with --dask yet: run the backfill without --dask")
-    with _lock(settings, "backfill"), _progress(args, "backfill") as progress:
-        _check_backfill(settings, rules, patients_file, args, infused_from, infused_to)
-        where = _prefect(settings, args.debug)
-        progress.step(f"starting Prefect ({where})")
-        import flows.backfill as backfill_flow
-        from flows.nightly import overrides_from_args
-
-        if progress.live:      # a live line; `--progress lines` keeps the flow's own line per night
-            backfill_flow.on_night = lambda done, total, night, doc, elapsed: progress.step(
-                f"night {done}/{total} {night}: {doc['alerts']} alerts"
-                + (f", about {elapsed / done * (total - done):.0f} s left" if done < total else ""))
-        common = dict(start=start, end=end, patients_file=patients_file, product=args.product,
-                      infused_from=infused_from, infused_to=infused_to, as_loaded=args.as_loaded,
-                      overrides=overrides_from_args(args), progress=progress.lines)
-        try:
-            if on_dask:
-                result = backfill_flow.on_dask(args.dask_address, args.workers)(
-                    **common, partition_dir=args.partition_dir,
-                    partition_size=args.partition_size or backfill_flow.DEFAULT_PARTITION_SIZE)
-            else:
-                result = backfill_flow.with_workers(args.workers)(**common, as_of=as_of, workers=args.workers)
-        finally:
-            backfill_flow.on_night = None
-    print(f"backfill {result['backfill_id']}: {result['nights']} nights ({result['nights_run']} run now), "
-          f"{result['patients']} patients, {result['alerts']} alerts, {result['seconds']:.1f} s; "
-          f"results under stream '{result['stream']}': cartwatch digest --stream {result['stream']} "
-          f"--night {end}; cartwatch export windows --stream {result['stream']} --night {end} --out FILE")
-    return EXIT_OK
-
-
-def _check_backfill(settings: Settings, rules, patients_file, args, infused_from, infused_to) -> None:
-    """The schedule gives a nightly time, and the cohort is not empty (before Prefect starts)."""
-    from cartwatch.backfill import BackfillError, cohort, nightly_cron, nightly_time, read_patients_file
-    from cartwatch.store import open_store
-
-    try:
-        nightly_time(nightly_cron(settings))
-        patients = read_patients_file(patients_file) if patients_file else None
-    except BackfillError as exc:
-        raise as_input(exc) from None
-    con = open_store(settings.db_path, create=False)
-    try:
-        members = cohort(con, site_tz=settings.site_tz, patients=patients, product=args.product,
-                         infused_from=infused_from, infused_to=infused_to)
-    finally:
-        con.close()
-    if not members:
-        raise InputError("backfill", "no patient with an infusion matches the cohort filters")
-
-
-def cmd_serve(args) -> int:
-    from cartwatch import preflight
-    from cartwatch.store import job_lock
-
-    settings = _settings(args)
-    cron = args.cron or settings.nightly_cron
-    problem = cron_problem(cron)
-    if problem:
-        raise InputError(f"--cron {cron!r}", problem)
-    preflight.folder(settings.inbox, "inbox")
-    preflight.output_folder(settings.digest_dir, "digest_dir")
-    preflight.rules(settings.rules_path)
-    preflight.notifier(settings)
-    from cartwatch.store import check_database
-
-    check_database(settings.db_path, create=True)
-    if args.dry_run:
-        _prefect(settings, args.debug)
-        from flows.nightly import overrides_from_args
-        from flows.serve import deployments, describe
-
-        print("\n".join(describe(deployments(settings, overrides_from_args(args), cron))))
-        return EXIT_OK
-    with job_lock(settings.prefect_home / "serve", "serve", 0, what="Prefect home"):
-        return _serve(settings, args, cron)
-
-
-def _serve(settings: Settings, args, cron: str) -> int:
-    from cartwatch.prefect_env import PrefectServer, PrefectServerError, base_environment, health
-
-    console = "DEBUG" if args.debug else "INFO"
-    server = None
-    url = settings.prefect_api_url or os.environ.get("PREFECT_API_URL", "")
-    if url:
-        where = _prefect(settings, args.debug, console)
-        eprint(f"cartwatch serve: using {where}")
-    else:
-        base_environment(settings, console)
-        server = PrefectServer(settings.prefect_home, settings.prefect_port, settings.prefect_startup_seconds)
-        eprint(f"cartwatch serve: starting a Prefect server on {server.url} (state in {settings.prefect_home}, "
-               f"log {server.log_path}); up to {settings.prefect_startup_seconds} s")
-        try:
-            server.start()
-        except PrefectServerError as exc:
-            raise as_input(exc) from None
-        os.environ["PREFECT_API_URL"] = server.api_url
-        eprint(f"cartwatch serve: Prefect UI at {server.url} (runs, logs, the digest artifact)")
-    try:
-        from flows.nightly import overrides_from_args
-        from flows.serve import serve
-
-        status = serve(settings, overrides_from_args(args), cron, announce=lambda m: eprint(f"cartwatch serve: {m}"))
-    finally:
-        if server is not None:
-            server.stop()
-    eprint("cartwatch serve: stopped" + ("" if server is None or not health(server.api_url, 1) else
-                                          " (the Prefect server did not stop)"))
-    return status
+def _needs_flows(args) -> int:
+    raise InputError(args.command, "runs a Prefect flow: use the cartwatch program (python -m flows.cli)")
 
 
 def cmd_synth(args) -> int:
@@ -448,7 +287,10 @@ def _progress_option(parser: argparse.ArgumentParser) -> None:
                         help="auto: a live line on a terminal, nothing otherwise; lines: a line per step; none")
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(commands: dict | None = None) -> argparse.ArgumentParser:
+    """The command line; `commands` runs the sub-commands that start a Prefect flow (nightly,
+    backfill, serve: flows/cli.py), since the flows call this package and not the other way round."""
+    commands = commands or {}
     top = Parser(prog="cartwatch", description=__doc__.split("\n")[0],
                  epilog="Exit status: 0 done, 1 a run failed, 2 bad input, 3 database busy, "
                         "4 some files not loaded (ingest).")
@@ -467,7 +309,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--inbox", help="folder of incoming feed files")
     p.add_argument("--digest-dir", dest="digest_dir", help="where digests are written")
     p.add_argument("--full", action="store_true", help="re-evaluate every patient (default: only what changed)")
-    p.set_defaults(run=cmd_nightly)
+    p.set_defaults(run=commands.get("nightly", _needs_flows))
     p = sub.add_parser("digest", help="the on-call alert digest (of the last evaluation, or a stored night)")
     _common(p)
     _as_of(p, "evaluate as of this moment first (default: read the last evaluation, no rebuild)")
@@ -500,14 +342,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--partition-size", dest="partition_size", type=int,
                    help="with --dask: patients a partition (default 500)")
     p.add_argument("--digest-dir", dest="digest_dir", help="where failure reports are written")
-    p.set_defaults(run=cmd_backfill)
+    p.set_defaults(run=commands.get("backfill", _needs_flows))
     p = sub.add_parser("serve", help="run the nightly job on its schedule (a Prefect server and runner)")
     _common(p)
     p.add_argument("--inbox", help="folder of incoming feed files")
     p.add_argument("--digest-dir", dest="digest_dir", help="where digests are written")
     p.add_argument("--cron", help="nightly schedule, in the site time zone (default: setting nightly_cron)")
     p.add_argument("--dry-run", dest="dry_run", action="store_true", help="print the deployments and exit")
-    p.set_defaults(run=cmd_serve)
+    p.set_defaults(run=commands.get("serve", _needs_flows))
     p = sub.add_parser("export", help="tables for other tools (docs/contract.md)")
     _common(p)
     _as_of(p, "evaluate as of this moment first (default: read the last evaluation, no rebuild)")
@@ -562,8 +404,8 @@ def _exit_status(exc: BaseException) -> tuple[int, str]:
     return EXIT_FAILED, f"failed: {type(exc).__name__}: {text}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: list[str] | None = None, commands: dict | None = None) -> int:
+    args = parser(commands).parse_args(argv)
     args.debug = bool(getattr(args, "debug", False) or getattr(args, "debug_top", False)
                       or os.environ.get("CARTWATCH_DEBUG"))
     try:
@@ -581,11 +423,12 @@ def main(argv: list[str] | None = None) -> int:
         return status
 
 
-def console() -> None:
-    """The `cartwatch` script. After a run that imported Prefect, end without the interpreter's
-    module teardown: exit handlers run (Prefect stops its temporary server, logs are flushed), but
-    the teardown would only add DuckDB's 'nanobind: leaked instances' dump after the one line."""
-    status = main()
+def console(commands: dict | None = None) -> None:
+    """The `cartwatch` script (flows/cli.py passes the flow commands). After a run that imported
+    Prefect, end without the interpreter's module teardown: exit handlers run (Prefect stops its
+    temporary server, logs are flushed), but the teardown would only add DuckDB's 'nanobind: leaked
+    instances' dump after the one line."""
+    status = main(None, commands)
     if "prefect" not in sys.modules:
         sys.exit(status)
     import atexit

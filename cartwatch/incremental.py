@@ -11,21 +11,22 @@ only if:
   enough that a time window may still close.
 
 Every other patient's rows are carried over. The build runs the run order with `ref.scope` holding
-the touched patients (the four base derived files read only them, and everything downstream follows),
-then merges: each output table gets back the untouched patients' rows of the previous build. All
+the touched patients (the four base derived files read only their staged rows, so every later step
+reads only theirs), then merges: in each table the touched patients' rows are replaced, the others
+are left where they are, so a night costs what its patients cost, not what the history holds. All
 of it in one transaction. A full build happens instead on the first build, when the rules file,
-sql/ or the site zone changed (fingerprint), when `as_loaded` changed, when as-of moves back, or
+the code (sql/, transforms/) or the site zone changed (fingerprint), when `as_loaded` changed, when as-of moves back, or
 when asked.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import duckdb
 
@@ -33,6 +34,12 @@ from cartwatch import build as builder
 from cartwatch.store import SQL_DIR, transaction
 from transforms.rules import Rules
 
+TRANSFORMS_DIR = Path(__file__).resolve().parent.parent / "transforms"
+
+# The code a build depends on: (folder, file suffixes hashed). transforms/ holds the polars steps and
+# everything they import; sql/ the SQL steps, macros and run order (migrations are the store's, not
+# the evaluation's).
+CODE_HASHED = ((SQL_DIR, (".sql", ".txt", ".csv")), (TRANSFORMS_DIR, (".py", ".yaml", ".csv")))
 HORIZON_MARGIN_HOURS = 48      # calendar-day rounding and DST on top of the longest rule window
 STATE_COLUMNS = ("fingerprint", "as_of", "as_loaded", "load_seq", "tables", "stamp", "mode", "patients",
                  "built_at")
@@ -61,17 +68,15 @@ def horizon(rules: Rules) -> timedelta:
 
 
 def fingerprint(rules: Rules, site_tz: str) -> str:
-    """What the evaluation is a function of besides the data: rules, SQL, Python steps, site zone."""
+    """What the evaluation is a function of besides the data: the rules file, the site zone, and all
+    the code a build can run: every file under sql/ (migrations aside) and every module under
+    transforms/, so a change in logic a step imports (crs_grading, ferritin_signal) is seen too."""
     digest = hashlib.sha256(rules.path.read_bytes())
     digest.update(site_tz.encode())
-    for path in sorted(SQL_DIR.rglob("*")):
-        if path.is_file() and path.suffix in (".sql", ".txt") and "schema" not in path.parts:
-            digest.update(str(path.relative_to(SQL_DIR)).encode() + path.read_bytes())
-    for step in builder.steps():
-        if step.startswith("py:"):
-            spec = importlib.util.find_spec(step.split(":")[1])
-            if spec and spec.origin:
-                digest.update(open(spec.origin, "rb").read())
+    for root, suffixes in CODE_HASHED:
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and path.suffix in suffixes and "schema" not in path.relative_to(root).parts:
+                digest.update(str(path.relative_to(root.parent)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
@@ -105,12 +110,10 @@ def _table_oids(con) -> dict[str, int]:
         "WHERE database_name = current_database() AND schema_name IN ('derived', 'flags')").fetchall()}
 
 
-def _run_steps(con, rules: Rules, params: dict) -> list[str]:
+def _run_steps(con, ctx: builder.BuildContext) -> list[str]:
     """The build's steps inside the caller's transaction; returns the tables they (re)created."""
     before = _table_oids(con)
-    builder.write_reference_tables(con, rules)
-    for step in builder.steps():
-        builder.run_step(con, step, params)
+    builder.run_steps(con, ctx)
     after = _table_oids(con)
     return sorted(t for t, oid in after.items() if before.get(t) != oid)
 
@@ -130,7 +133,7 @@ def _full_reason(con, state: dict | None, fp: str, as_of: datetime, as_loaded: b
     if state is None:
         return "first build"
     if state["fingerprint"] != fp:
-        return "rules, SQL or site zone changed"
+        return "rules, code (sql/, transforms/) or site zone changed"
     if state["as_loaded"] != as_loaded:
         return "as-loaded changed"
     if as_of < state["as_of"]:
@@ -151,13 +154,13 @@ def evaluate(con: duckdb.DuckDBPyConnection, rules: Rules, *, as_of: datetime, a
     """Bring derived/flags to `as_of`, incrementally when it gives the same result as a full build."""
     started = time.perf_counter()
     fp = fingerprint(rules, site_tz)
-    params = builder.build_parameters(rules, as_of=as_of, as_loaded=as_loaded, site_tz=site_tz)
+    ctx = builder.build_context(rules, as_of=as_of, as_loaded=as_loaded, site_tz=site_tz)
     state = read_state(con)
     reason = "requested" if full else _full_reason(con, state, fp, as_of, as_loaded)
     if reason is not None:
         with transaction(con):
             con.execute("DELETE FROM ref.scope")
-            tables = _run_steps(con, rules, params)
+            tables = _run_steps(con, ctx)
             _write_state(con, fp=fp, as_of=as_of, as_loaded=as_loaded, tables=tables, mode="full", patients=None)
         return BuildReport("full", reason, None, time.perf_counter() - started)
     patients = touched_patients(con, since=state["as_of"], as_of=as_of, as_loaded=as_loaded,
@@ -165,24 +168,56 @@ def evaluate(con: duckdb.DuckDBPyConnection, rules: Rules, *, as_of: datetime, a
     tables = list(state["tables"])
     with transaction(con):
         if patients:
-            _scoped_build(con, rules, params, patients, tables)
+            _scoped_build(con, ctx, patients, tables)
         _write_state(con, fp=fp, as_of=as_of, as_loaded=as_loaded, tables=tables,
                      mode="incremental" if patients else "unchanged", patients=len(patients))
     return BuildReport("incremental" if patients else "unchanged",
                        f"{len(patients)} patients touched", len(patients), time.perf_counter() - started)
 
 
-def _scoped_build(con, rules: Rules, params: dict, patients: list[str], tables: list[str]) -> None:
-    """Inside the caller's transaction: build the scope, then merge back the untouched patients."""
+def _scoped_build(con, ctx: builder.BuildContext, patients: list[str], tables: list[str]) -> None:
+    """Inside the caller's transaction: build the scope's patients alone, then put their rows in
+    place of theirs in the last build's tables (the other patients' rows are not touched)."""
     con.execute("DELETE FROM ref.scope")
     con.execute("INSERT INTO ref.scope SELECT unnest(?)", [patients])
     for table in tables:
         con.execute(f"ALTER TABLE {table} RENAME TO {table.split('.')[1]}__previous")
-    rebuilt = _run_steps(con, rules, params)
+    rebuilt = _run_steps(con, ctx)
     if sorted(rebuilt) != sorted(tables):
         raise RuntimeError(f"the build wrote {rebuilt}, the last full build {tables}: run a full build")
+    types = _column_types(con)
     for table in tables:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {table}__previous "
-                    "WHERE patient_id NOT IN (SELECT patient_id FROM ref.scope)")
-        con.execute(f"DROP TABLE {table}__previous")
+        schema, name = table.split(".")
+        _merge(con, table, same_columns=types[table] == types[f"{schema}.{name}__previous"])
     con.execute("DELETE FROM ref.scope")
+
+
+def _merge(con, table: str, same_columns: bool) -> None:
+    """`table` (the scope's rows) into `<table>__previous` (everyone's, as last built), renamed back.
+
+    The cost follows the scope, not the history: the scope's old rows are deleted and its new ones
+    appended. A column the scope typed differently (all NULL there, say) cannot be appended to: then
+    the other patients' rows are copied into the new table instead, as a full merge.
+    """
+    schema, name = table.split(".")
+    previous = f"{schema}.{name}__previous"
+    if same_columns:
+        con.execute(f"DELETE FROM {previous} WHERE patient_id IN (SELECT patient_id FROM ref.scope)")
+        con.execute(f"INSERT INTO {previous} BY NAME SELECT * FROM {table}")
+        con.execute(f"DROP TABLE {table}")
+        con.execute(f"ALTER TABLE {previous} RENAME TO {name}")
+    else:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {previous} "
+                    "WHERE patient_id NOT IN (SELECT patient_id FROM ref.scope)")
+        con.execute(f"DROP TABLE {previous}")
+
+
+def _column_types(con) -> dict[str, list[tuple[str, str]]]:
+    """Every derived and flags table's (column, type) list, in column order."""
+    types: dict[str, list[tuple[str, str]]] = {}
+    for schema, table, column, kind in con.execute(
+            "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name IN ('derived', 'flags') "
+            "ORDER BY schema_name, table_name, column_index").fetchall():
+        types.setdefault(f"{schema}.{table}", []).append((column, kind))
+    return types

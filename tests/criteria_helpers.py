@@ -6,40 +6,38 @@ engine) stood in by hand-written rows with exactly their columns.
     case.infusion("P1")                                   # day 0 = 2026-03-02, 10:00 New York
     case.lab("P1", "ferritin", case.at(5, "08:00"), 12000)
     case.crs("P1", onset_day=1, peak_day=2, resolved_day=4)
-    case.build("derived/organ_toxicity_daily.sql", "flags/cartox_2017.sql")
+    case.build("derived/organ_toxicity_daily.sql", "flags/windows_cartox_2017.sql")
     case.rows("SELECT * FROM flags.windows_cartox_2017")
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import date, datetime, time, timedelta, timezone
 from itertools import count
 from zoneinfo import ZoneInfo
 
-from cartwatch.build import build_parameters, run_step, steps, write_reference_tables
+from cartwatch.build import build_context, run_step, steps, write_reference_tables
 from cartwatch.store import open_store
 from transforms.rules import load_rules
 
 SITE_TZ = "America/New_York"
 INFUSION_DATE = date(2026, 3, 2)
-# The table macros the flags files call (sql/macros/), first in sql/run_order.txt.
-MACRO_STEPS = tuple(s for s in steps() if s.startswith("macros/"))
-BASE_STEPS = (*MACRO_STEPS, "derived/infusion_episodes.sql", "derived/lab_results.sql", "derived/timeline.sql",
-              "derived/vitals_timeline.sql", "derived/events_timeline.sql")
+# The table macros the flags files call (sql/macros/), then the base derived layer (labs, vitals
+# and events on their episodes, baselines, episode days): sql/run_order.txt up to episode_days.
+BASE_STEPS = tuple(steps()[:steps().index("derived/episode_days.sql") + 1])
 # Every step of this part of the engine, in build order (as sql/run_order.txt lists them).
 CRITERIA_STEPS = (
     "derived/organ_toxicity_daily.sql",
-    "py:transforms.criteria_steps:easix_daily",
-    "py:transforms.criteria_steps:hlh_criteria_daily",
-    "py:transforms.criteria_steps:hscore_daily",
-    "flags/cartox_2017.sql",
-    "flags/shah_2020.sql",
-    "flags/ucsf_masl_2020.sql",
-    "flags/hlh_94.sql",
-    "flags/hlh_2004.sql",
-    "flags/hscore.sql",
+    "derived/easix_daily.sql",
+    "derived/hlh_criteria_daily.py",
+    "derived/hscore_daily.py",
+    "flags/windows_cartox_2017.sql",
+    "flags/windows_shah_2020.sql",
+    "flags/windows_ucsf_masl_2020.sql",
+    "flags/windows_hlh_94.sql",
+    "flags/windows_hlh_2004.sql",
+    "flags/windows_hscore.sql",
     "flags/windows.sql",
     "flags/daily.sql",
 )
@@ -68,7 +66,8 @@ STAND_INS = {
         "patient_id VARCHAR, infusion_id VARCHAR, criteria_set VARCHAR, status VARCHAR, "
         "onset_at TIMESTAMPTZ, onset_day INTEGER, end_at TIMESTAMPTZ, end_day INTEGER, "
         "crs_onset_day INTEGER, crs_peak_day INTEGER, crs_resolved_day INTEGER, "
-        "late_onset BOOLEAN, evidence VARCHAR, rules_version VARCHAR"),
+        "late_onset BOOLEAN, evidence STRUCT(rule VARCHAR, analyte VARCHAR, value DOUBLE, unit VARCHAR, "
+        "\"at\" VARCHAR, source VARCHAR, status VARCHAR, detail VARCHAR)[], rules_version VARCHAR"),
 }
 
 
@@ -169,19 +168,19 @@ class Case:
                 self._insert(table, row)
 
     # --- build -------------------------------------------------------------------------------------
-    def params(self, as_of: datetime | None = None) -> dict:
-        return build_parameters(self.rules, as_of=as_of or datetime(2027, 1, 1, tzinfo=timezone.utc),
-                                as_loaded=False, site_tz=self.site_tz)
+    def context(self, as_of: datetime | None = None):
+        return build_context(self.rules, as_of=as_of or datetime(2027, 1, 1, tzinfo=timezone.utc),
+                             as_loaded=False, site_tz=self.site_tz)
 
     def build(self, *steps: str, as_of: datetime | None = None) -> "Case":
         """Run the base derived steps, write the stand-ins, then `steps` (default: all of ours)."""
-        params = self.params(as_of)
+        ctx = self.context(as_of)
         write_reference_tables(self.con, self.rules)
         for step in BASE_STEPS:
-            run_step(self.con, step, params)
+            run_step(self.con, step, ctx)
         self._write_stand_ins()
         for step in steps or CRITERIA_STEPS:
-            run_step(self.con, step, params)
+            run_step(self.con, step, ctx)
         return self
 
     def rows(self, sql: str, params: list | None = None) -> list[dict]:
@@ -196,6 +195,4 @@ class Case:
 
     def windows(self, criteria_set: str) -> list[dict]:
         rows = self.rows(f"SELECT * FROM flags.windows_{criteria_set} ORDER BY patient_id, onset_at")
-        for r in rows:
-            r["evidence"] = json.loads(r["evidence"]) if r["evidence"] else None
         return rows

@@ -12,7 +12,6 @@ then `cartwatch.build.build` as of a moment. Times are written in the site's loc
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from itertools import count
 from zoneinfo import ZoneInfo
@@ -114,8 +113,6 @@ class Scenario:
                          [patient])
 
     def windows(self, patient: str) -> list[dict]:
-        found = self.rows("SELECT * FROM flags.windows_astct_iec_hs_2023 WHERE patient_id = ? ORDER BY onset_at",
-                          [patient])
-        for w in found:
-            w["evidence"] = json.loads(w["evidence"])
-        return found
+        """The patient's IEC-HS windows; evidence as a list of dicts (structured until the export)."""
+        return self.rows("SELECT * FROM flags.windows_astct_iec_hs_2023 WHERE patient_id = ? ORDER BY onset_at",
+                         [patient])

@@ -76,5 +76,32 @@ def test_every_sql_file_has_the_header_the_style_guide_asks_for():
 def test_run_order_names_only_existing_steps():
     from cartwatch.build import steps
     for step in steps():
-        if not step.startswith("py:"):
-            assert (SQL_DIR / step).is_file(), step
+        home = REPO / "transforms" / step if step.endswith(".py") else SQL_DIR / step
+        assert home.is_file(), step
+
+
+def test_each_table_has_one_home_named_after_it():
+    """A derived or flags file builds the table of its name, and no two files build one table."""
+    from cartwatch.build import steps
+    homes = {}
+    for step in steps():
+        if step.startswith("macros/"):
+            continue
+        layer, name = step.split("/")
+        path = REPO / "transforms" / step if step.endswith(".py") else SQL_DIR / step
+        table = f"{layer}.{name.rsplit('.', 1)[0]}"
+        assert table in path.read_text(encoding="utf-8"), f"{step} does not build {table}"
+        assert homes.setdefault(table, step) == step, f"{table}: {homes[table]} and {step}"
+    for layer in ("derived", "flags"):
+        for path in (REPO / "transforms" / layer).glob("[!_]*.py"):
+            assert f"{layer}/{path.name}" in steps(), f"{path} is in no build step"
+
+
+def test_the_package_does_not_import_the_flows():
+    """The flows call cartwatch/ and transforms/, never the other way round (transforms/ does not
+    import cartwatch/ either: the build steps get what they need from their BuildContext)."""
+    importing = re.compile(r"^\s*(?:from|import)\s+(\w+)", re.M)
+    for folder, forbidden in ((REPO / "cartwatch", {"flows"}), (REPO / "transforms", {"flows", "cartwatch"})):
+        for path in sorted(folder.rglob("*.py")):
+            found = set(importing.findall(path.read_text(encoding="utf-8"))) & forbidden
+            assert not found, f"{path.relative_to(REPO)} imports {', '.join(sorted(found))}"

@@ -4,10 +4,11 @@ Readings (vitals and documented events) become cumulative inputs of each calenda
 at each reading time (`crs_intraday`: the day as known at that moment); the last of them is the
 day's input. A day's grade depends on the day before: an episode opened by fever goes on without
 fever until a grade-0 day, the tocilizumab/corticosteroid waiver lasts until the episode resolves,
-and documented grades are carried forward. That recursion is `grade_step`, applied once per day of
-each infusion by `grade_course` and to a day as known at a moment inside it by
-`grade_partial_days`, so both read the same rule. It is a plain loop over days on purpose: the
-state is three small values carried from one day to the next, which a loop states exactly and a
+and documented grades are carried forward. That recursion is `grade_days`, written once on arrays:
+`grade_course` applies it to the n-th day of every infusion at once, for n = 0, 1, ... (a loop as
+long as the longest course, not the cohort), and `grade_partial_days` to every ferritin result's
+own day as known at its moment, in one call; `grade_step` is the same rule for one day. The state
+is a few small values carried from one day to the next, which this recursion states exactly and a
 chain of window expressions would only imitate.
 """
 
@@ -17,6 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, NamedTuple
 
+import numpy as np
 import polars as pl
 
 from transforms.rules import Rules
@@ -153,7 +155,8 @@ def with_day_components(df: pl.DataFrame, r: CrsRules) -> pl.DataFrame:
 
 
 class DayState(NamedTuple):
-    """What a day inherits from the day before."""
+    """What a day inherits from the day before: scalars for one day, or arrays (one element per day
+    graded, NO_VALUE for an absent grade or day) for many."""
 
     prev_grade: int = 0
     waiver: bool = False            # a tocilizumab/corticosteroid dose waives fever until resolution
@@ -161,23 +164,58 @@ class DayState(NamedTuple):
     held_day: int | None = None
 
 
+STATE_TYPES = (pl.Int32, pl.Boolean, pl.Int32, pl.Int32)
+NO_VALUE = -1     # an absent grade or day inside the integer arrays (grades and days are >= 0)
+
+
+def grade_days(day, febrile, organ, dose, doc_max, doc_last, state: DayState, r: CrsRules):
+    """The grade of each day, whether it is documented, and the state the next day inherits.
+
+    Arguments are numpy arrays, one element per day graded (absent grades and days: NO_VALUE).
+    CLINICAL_RULES 2.
+    """
+    waiver = state.waiver | dose
+    held = (state.held_grade != NO_VALUE) & ((r.hold_days == 0) | (day - state.held_day <= r.hold_days))
+    documented = (doc_max != NO_VALUE) | held
+    grade = np.where(doc_max != NO_VALUE, doc_max,                  # documented grades win
+                     np.where(held, state.held_grade,              # held until the next documented grade
+                              np.where(febrile, np.maximum(r.grade_fever, organ),   # fever opens an episode
+                                       np.where((state.prev_grade > 0) | waiver, organ, 0))))  # open episode,
+    resolved = (grade == 0) & (state.prev_grade > 0)                # or after tocilizumab/steroid
+    has_doc = doc_last != NO_VALUE
+    return grade, documented, DayState(grade, waiver & ~resolved, np.where(has_doc, doc_last, state.held_grade),
+                                       np.where(has_doc, day, state.held_day))
+
+
 def grade_step(day: int, febrile: bool, organ_grade: int, dose: bool, doc_max: int | None,
                doc_last: int | None, state: DayState, r: CrsRules) -> tuple[int, str, DayState]:
-    """One day's grade and source, and the state the next day inherits (CLINICAL_RULES 2)."""
-    waiver = state.waiver or dose
-    if doc_max is not None:                                   # documented grades win
-        grade, source = doc_max, DOCUMENTED
-    elif state.held_grade is not None and (r.hold_days == 0 or day - state.held_day <= r.hold_days):
-        grade, source = state.held_grade, DOCUMENTED          # held until the next documented grade
-    elif febrile:                                             # fever opens (or continues) an episode
-        grade, source = max(r.grade_fever, organ_grade), DERIVED
-    elif state.prev_grade > 0 or waiver:                      # open episode, or after tocilizumab/steroid
-        grade, source = organ_grade, DERIVED
-    else:
-        grade, source = 0, DERIVED
-    resolved = grade == 0 and state.prev_grade > 0
-    held = (doc_last, day) if doc_last is not None else (state.held_grade, state.held_day)
-    return grade, source, DayState(grade, waiver and not resolved, *held)
+    """One day's grade and source, and the state the next day inherits (grade_days for one day)."""
+    def absent(v):
+        return np.array([NO_VALUE if v is None else v])
+
+    def given(v):
+        return None if v[0] == NO_VALUE else int(v[0])
+
+    grade, documented, nxt = grade_days(
+        np.array([day]), np.array([febrile]), np.array([organ_grade]), np.array([dose]), absent(doc_max),
+        absent(doc_last), DayState(np.array([state.prev_grade]), np.array([state.waiver]),
+                                   absent(state.held_grade), absent(state.held_day)), r)
+    return (int(grade[0]), DOCUMENTED if documented[0] else DERIVED,
+            DayState(int(nxt.prev_grade[0]), bool(nxt.waiver[0]), given(nxt.held_grade), given(nxt.held_day)))
+
+
+def _step_inputs(days: pl.DataFrame) -> dict[str, np.ndarray]:
+    """with_day_components output as the arrays grade_days reads."""
+    ints = {c: days[c].cast(pl.Int64).fill_null(NO_VALUE).to_numpy()
+            for c in ("day", "hypotension_grade", "hypoxia_grade", "doc_max", "doc_last")}
+    return {"day": ints["day"], "febrile": days["febrile"].to_numpy(), "dose": days["dose"].to_numpy(),
+            "organ": np.maximum(ints["hypotension_grade"], ints["hypoxia_grade"]),
+            "doc_max": ints["doc_max"], "doc_last": ints["doc_last"]}
+
+
+def _graded(df: pl.DataFrame, grade: np.ndarray, documented: np.ndarray) -> pl.DataFrame:
+    return df.with_columns(pl.Series("grade", grade).cast(pl.Int32),
+                           pl.Series("grade_source", np.where(documented, DOCUMENTED, DERIVED)))
 
 
 def grade_course(calendar: pl.DataFrame, inputs: pl.DataFrame, r: CrsRules) -> pl.DataFrame:
@@ -190,21 +228,38 @@ def grade_course(calendar: pl.DataFrame, inputs: pl.DataFrame, r: CrsRules) -> p
     """
     days = (calendar.with_columns(pl.col("day").cast(pl.Int32))
             .join(inputs, on=[*KEYS, "day"], how="left").sort([*KEYS, "day"]).pipe(with_day_components, r))
-    cols = [days[c].to_list() for c in ("patient_id", "infusion_id", "day", "febrile", "hypotension_grade",
-                                        "hypoxia_grade", "dose", "doc_max", "doc_last")]
-    grades, sources, states, key, state = [], [], [], None, DayState()
-    for pid, iid, day, febrile, hypo, hypox, dose, doc_max, doc_last in zip(*cols):
-        if (pid, iid) != key:
-            key, state = (pid, iid), DayState()
-        states.append(state)
-        grade, source, state = grade_step(day, febrile, max(hypo, hypox), dose, doc_max, doc_last, state, r)
-        grades.append(grade)
-        sources.append(source)
-    return days.with_columns(
-        pl.Series("grade", grades, pl.Int32), pl.Series("grade_source", sources, pl.String),
-        *(pl.Series(f"state_{f}", [getattr(s, f) for s in states], t)
-          for f, t in zip(DayState._fields, (pl.Int32, pl.Boolean, pl.Int32, pl.Int32))),
-    )
+    a = _step_inputs(days)
+    starts = np.flatnonzero(days.select(pl.struct(KEYS).is_first_distinct()).to_series().to_numpy())
+    lengths = np.diff(np.append(starts, days.height))
+    grade, documented = np.zeros(days.height, np.int64), np.zeros(days.height, bool)
+    inherited = DayState(*(np.zeros(days.height, t) for t in (np.int64, bool, np.int64, np.int64)))
+    state = DayState(np.zeros(len(starts), np.int64), np.zeros(len(starts), bool),
+                     np.full(len(starts), NO_VALUE), np.full(len(starts), NO_VALUE))
+    for n in range(int(lengths.max(initial=0))):       # the n-th day of every course still running
+        running = lengths > n
+        rows = starts[running] + n
+        today = DayState(*(field[running] for field in state))
+        for field, values in zip(inherited, today):
+            field[rows] = values
+        grade[rows], documented[rows], tomorrow = grade_days(
+            *(a[c][rows] for c in ("day", "febrile", "organ", "dose", "doc_max", "doc_last")), today, r)
+        for field, values in zip(state, tomorrow):
+            field[running] = values
+    return _graded(days, grade, documented).with_columns(*_state_columns(inherited))
+
+
+def _state_columns(state: DayState) -> list[pl.Series]:
+    """state_<field> columns from arrays (NO_VALUE back to null)."""
+    out = []
+    for name, values, dtype in zip(DayState._fields, state, STATE_TYPES):
+        series = pl.Series(f"state_{name}", values)
+        out.append(series.cast(dtype) if dtype == pl.Boolean else series.set(series == NO_VALUE, None).cast(dtype))
+    return out
+
+
+def _state_arrays(df: pl.DataFrame) -> DayState:
+    return DayState(*(df[f"state_{f}"].cast(pl.Int64).fill_null(NO_VALUE).to_numpy() if t != pl.Boolean
+                      else df[f"state_{f}"].to_numpy() for f, t in zip(DayState._fields, STATE_TYPES)))
 
 
 def grade_partial_days(points: pl.DataFrame, course: pl.DataFrame, intraday: pl.DataFrame,
@@ -220,23 +275,8 @@ def grade_partial_days(points: pl.DataFrame, course: pl.DataFrame, intraday: pl.
              .pipe(with_day_components, r)
              .join(course.select(*KEYS, "day", "day_start_at", "day_end_at", pl.col("^state_.*$")),
                    on=[*KEYS, "day"], how="inner"))
-    grades = [grade_step(row["day"], row["febrile"], max(row["hypotension_grade"], row["hypoxia_grade"]),
-                         row["dose"], row["doc_max"], row["doc_last"],
-                         DayState(row["state_prev_grade"], row["state_waiver"], row["state_held_grade"],
-                                  row["state_held_day"]), r)[0]
-              for row in known.iter_rows(named=True)]
-    return known.select("point_id", *KEYS, "day", "day_start_at", "day_end_at",
-                        pl.Series("grade", grades, pl.Int32), "febrile")
-
-
-def course_known_at(points: pl.DataFrame, course: pl.DataFrame, partial: pl.DataFrame) -> pl.DataFrame:
-    """The course as known at each point: the whole days before its day, then its day so far.
-
-    Output: point_id, cutoff (the point's moment), day, day_start_at, day_end_at, grade, febrile.
-    """
-    before = (points.select("point_id", *KEYS, pl.col("day").cast(pl.Int32).alias("point_day"))
-              .join(course.select(*KEYS, "day", "day_start_at", "day_end_at", "grade", "febrile"), on=KEYS)
-              .filter(pl.col("day") < pl.col("point_day")).drop("point_day", *KEYS))
-    today = partial.drop(KEYS)
-    return (pl.concat([before, today.select(before.columns)])
-            .join(points.select("point_id", pl.col("at").alias("cutoff")), on="point_id"))
+    a = _step_inputs(known)
+    grade, documented, _ = grade_days(*(a[c] for c in ("day", "febrile", "organ", "dose", "doc_max", "doc_last")),
+                                      _state_arrays(known), r)
+    return _graded(known, grade, documented).select("point_id", *KEYS, "day", "day_start_at", "day_end_at",
+                                                    "grade", "febrile")

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from transforms.criteria_hlh import (EVIDENCE, KEYS, LabTest, evidence_item, event_member,
-                                     lab_member, passes, unknown_evidence)
+from transforms.criteria_hlh import (EVIDENCE, KEYS, LabTest, concat_items, evidence_item, event_member,
+                                     lab_member, passes, unknown_evidence, worst_first)
 from transforms.rules import Rules
 from transforms.units import UnitConverter
 
@@ -73,21 +73,19 @@ def lab_item(grid, obs, item: str, analyte: str, base: float, levels: list[Level
     reached = [pl.col("observed_at").filter(passes(pl.col("value"), lv.op, lv.threshold)).min()
                .alias(f"level_{i}") for i, lv in enumerate(levels)]
     highest = levels[0].op in (">", ">=")
-    worst = pl.struct("value", "unit", "observed_at", "source").sort_by(
-        "value", descending=highest).first().alias("worst")
+    worst = pl.struct("value", "unit", "observed_at", "source").sort_by(**worst_first(highest)).first().alias("worst")
     points = pl.lit(base)
     for i, lv in enumerate(levels):
         points = pl.when(pl.col(f"level_{i}").is_not_null()).then(pl.lit(lv.points)).otherwise(points)
     previous = [base] + [lv.points for lv in levels[:-1]]
-    steps = pl.concat_list(
-        pl.struct(at=pl.col("first_at"), points=pl.lit(base)),
-        *[pl.struct(at=pl.col(f"level_{i}"), points=pl.lit(lv.points - prev))
-          for i, (lv, prev) in enumerate(zip(levels, previous))])
+    steps = [pl.struct(at=pl.col("first_at"), points=pl.lit(base)),
+             *[pl.struct(at=pl.col(f"level_{i}"), points=pl.lit(lv.points - prev))
+               for i, (lv, prev) in enumerate(zip(levels, previous))]]
     w = pl.col("worst").struct
     known = (obs.filter(pl.col("analyte") == analyte).group_by(KEYS)
              .agg(first.alias("first_at"), *reached, worst)
-             .with_columns(points_min=points, points_max=points,
-                           steps=steps.list.filter(pl.element().struct.field("at").is_not_null()),
+             .pipe(concat_items, "steps", *steps)
+             .with_columns(points_min=points, points_max=points, steps=_reached(pl.col("steps")),
                            evidence=pl.concat_list(evidence_item(
                                f"hscore.{item}", analyte, w.field("value"), w.field("unit"),
                                w.field("observed_at"), w.field("source")))))
@@ -112,14 +110,13 @@ def count_item(grid, members: list[pl.DataFrame], item: str, analyte: str,
             expr = pl.when(count == c).then(pl.lit(points_for[c])).otherwise(expr)
         return expr
 
-    steps = pl.concat_list(
-        pl.struct(at=pl.col("day_start_at"), points=pl.lit(points_for[0])),
-        *[pl.struct(at=pl.col("ats").list.get(c - 1, null_on_oob=True),
-                    points=pl.lit(points_for[c] - points_for[c - 1])) for c in range(1, n + 1)])
-    known = agg.with_columns(
+    steps = [pl.struct(at=pl.col("day_start_at"), points=pl.lit(points_for[0])),
+             *[pl.struct(at=pl.col("ats").list.get(c - 1, null_on_oob=True),
+                         points=pl.lit(points_for[c] - points_for[c - 1])) for c in range(1, n + 1)]]
+    known = agg.pipe(concat_items, "steps", *steps).with_columns(
         points_min=pts(pl.col("met_count")),
         points_max=pts(pl.col("met_count") + n - pl.col("known")),
-        steps=steps.list.filter(pl.element().struct.field("at").is_not_null()))
+        steps=_reached(pl.col("steps")))
     return _with_unknown(grid, known, item, analyte, min(points_for.values()), max(points_for.values()))
 
 
@@ -128,12 +125,15 @@ def event_item(grid, events, item: str, event_type: str, no: float, yes: float) 
     member = event_member(grid, events, f"hscore.{item}", event_type).join(
         grid.select(*KEYS, "day_start_at"), on=KEYS)
     points = pl.when(pl.col("state")).then(pl.lit(yes)).otherwise(pl.lit(no))
-    known = member.with_columns(
-        points_min=points, points_max=points,
-        steps=pl.concat_list(pl.struct(at=pl.col("day_start_at"), points=pl.lit(no)),
-                             pl.struct(at=pl.col("at"), points=pl.lit(yes - no)))
-        .list.filter(pl.element().struct.field("at").is_not_null()))
+    known = (member.pipe(concat_items, "steps", pl.struct(at=pl.col("day_start_at"), points=pl.lit(no)),
+                         pl.struct(at=pl.col("at"), points=pl.lit(yes - no)))
+             .with_columns(points_min=points, points_max=points, steps=_reached(pl.col("steps"))))
     return _with_unknown(grid, known, item, event_type, min(no, yes), max(no, yes))
+
+
+def _reached(steps: pl.Expr) -> pl.Expr:
+    """The steps of a day that were reached (a level never reached has no moment)."""
+    return steps.list.filter(pl.element().struct.field("at").is_not_null())
 
 
 def _with_unknown(grid, known: pl.DataFrame, item: str, analyte: str, lowest: float,
@@ -204,7 +204,8 @@ def hscore_daily(grid, obs, events, rules: Rules, converter: UnitConverter) -> p
     return (out.with_columns(status=status)
             .with_columns(status_at=pl.when(pl.col("status") == "met").then(pl.col("met_at"))
                           .when(pl.col("status") == "possible").then(pl.col("day_start_at")))
-            .with_columns(evidence=pl.concat_list(pl.col("evidence").cast(EVIDENCE), *summary))
+            .pipe(concat_items, "_evidence", pl.col("evidence").cast(EVIDENCE), *summary)
+            .with_columns(pl.col("_evidence").alias("evidence")).drop("_evidence")
             .drop("met_at")
             .with_columns(rules_version=pl.lit(rules.version))
             .sort(KEYS))

@@ -21,7 +21,12 @@ IEC_HS, WATCH_ONLY = "iec_hs", "watch"
 COMMON = "common"
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 ISO = "%Y-%m-%dT%H:%M:%S%:z"
-ITEM_FIELDS = ["rule", "analyte", "value", "unit", "at", "source", "status", "detail"]
+# CONTRACT 3 evidence object (rule, analyte, value, unit, at as ISO 8601 text in UTC, source), plus
+# the IEC-HS status at the result and why it counts (detail); kept as a struct until the export.
+ITEM = pl.Struct({"rule": pl.String, "analyte": pl.String, "value": pl.Float64, "unit": pl.String,
+                  "at": pl.String, "source": pl.String, "status": pl.String, "detail": pl.String})
+ITEM_FIELDS = list(ITEM.to_schema())
+NO_EVIDENCE = pl.lit([], dtype=pl.List(ITEM))
 WATCH_NOTE = "CRS-associated hyperferritinemia (timing does not hold): not an IEC-HS window"
 
 
@@ -109,21 +114,18 @@ def criteria_pairs(suspected: pl.DataFrame, common: pl.DataFrame, r: IecHsRules)
 
 
 def evidence_items(df: pl.DataFrame, **fields: pl.Expr | str) -> pl.DataFrame:
-    """Rows -> one evidence item each: the CONTRACT keys (rule, analyte, value, unit, at, source)
-    plus status and detail, as a JSON object in column `item` beside `_key` columns kept from df."""
+    """Rows -> one evidence item (ITEM) each, in column `item`, with its moment in `_item_at`."""
     exprs = {f: fields.get(f, pl.col(f) if f in df.columns else pl.lit(None, pl.String)) for f in ITEM_FIELDS}
     exprs = {f: (pl.col(e) if isinstance(e, str) else e) for f, e in exprs.items()}
     exprs["at"] = exprs["at"].dt.to_string(ISO)
-    exprs["value"] = exprs["value"].cast(pl.Float64)
-    return df.with_columns(pl.struct(**exprs).struct.json_encode().alias("item"),
-                           pl.col("at").alias("_item_at"))
+    return df.with_columns(pl.struct(**exprs).cast(ITEM).alias("item"), pl.col("at").alias("_item_at"))
 
 
-def json_lists(items: pl.DataFrame, by: list[str]) -> pl.DataFrame:
-    """One JSON list of items per `by` group, items in time order, duplicates removed."""
-    return (items.sort("_item_at").unique(subset=[*by, "item"], keep="first", maintain_order=True)
-            .group_by(by, maintain_order=True).agg("item")
-            .select(*by, pl.format("[{}]", pl.col("item").list.join(",")).alias("evidence")))
+def evidence_lists(items: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    """One list of items per `by` group, duplicates removed, in time order (then by content, so
+    the same evidence is listed the same way every run)."""
+    return (items.unique(subset=[*by, "item"]).sort([*by, "_item_at", "item"])
+            .group_by(by, maintain_order=True).agg(pl.col("item").alias("evidence")))
 
 
 def ferritin_detail() -> pl.Expr:
@@ -142,7 +144,7 @@ def evaluation_points(trajectory: pl.DataFrame, manifestations: pl.DataFrame, wi
     flags.astct_iec_hs_2023_manifestations rows (+ m_id). windows: onset_windows output.
     Output: one row per point: patient_id, infusion_id, at, day, point_kind, rule, analyte, value,
     unit, source, status, ferritin_signal, timing_holds, window_kind, window_onset_at,
-    manifestations (JSON list of the most-common ones found by then), evidence (JSON list: the
+    manifestations (list of the most-common ones found by then), evidence (list of ITEM: the
     point's own result and, per manifestation found, the first result of it that paired with a
     suspected ferritin of the window).
     """
@@ -179,19 +181,18 @@ def evaluation_points(trajectory: pl.DataFrame, manifestations: pl.DataFrame, wi
     own = evidence_items(points.filter(pl.col("rule").is_not_null()), status="status")
     other = evidence_items(found.join(points.select("point_id", pl.col("status").alias("point_status")),
                                       on="point_id"), at="m_at", status="point_status")
-    evidence = json_lists(pl.concat([own.select("point_id", "item", "_item_at"),
-                                     other.select("point_id", "item", "_item_at")]), ["point_id"])
-    quoted = pl.col("_found").list.eval(pl.format('"{}"', pl.element())).list.join(",")
+    evidence = evidence_lists(pl.concat([own.select("point_id", "item", "_item_at"),
+                                         other.select("point_id", "item", "_item_at")]), ["point_id"])
     return (points.join(evidence, on="point_id", how="left")
-            .with_columns(pl.format("[{}]", quoted).fill_null("[]").alias("manifestations"),
-                          pl.col("evidence").fill_null("[]"))
+            .with_columns(pl.col("_found").fill_null(pl.lit([], dtype=pl.List(pl.String))).alias("manifestations"),
+                          pl.col("evidence").fill_null(NO_EVIDENCE))
             .sort([*KEYS, "at", "point_kind"]).drop("_found"))
 
 
 def window_rows(windows: pl.DataFrame, points: pl.DataFrame, manifestations: pl.DataFrame,
                 crs_episodes: pl.DataFrame, baselines: pl.DataFrame, r: IecHsRules, as_of: datetime) -> pl.DataFrame:
     """One row per onset window with the CONTRACT `export windows` columns (end_day aside: it needs
-    the site zone) and every result that made it as JSON evidence.
+    the site zone) and every result that made it as evidence (a list of ITEM).
 
     windows: onset_windows output. points: evaluation_points output. manifestations: + m_id.
     crs_episodes: derived.crs_episodes. baselines: patient_id, infusion_id, value, uln, at, source
@@ -223,8 +224,8 @@ def window_rows(windows: pl.DataFrame, points: pl.DataFrame, manifestations: pl.
         rule=pl.lit("pre_infusion_hyperferritinemia"), analyte=pl.lit("ferritin"),
         detail=pl.lit("baseline above ULN: elevated is judged against the baseline too"))
     by = [*KEYS, "window_onset_at"]
-    evidence = json_lists(pl.concat([i.select(*by, "item", "_item_at")
-                                     for i in (ferritin_items, manifestation_items, baseline_items)]), by)
+    evidence = evidence_lists(pl.concat([i.select(*by, "item", "_item_at")
+                                         for i in (ferritin_items, manifestation_items, baseline_items)]), by)
     crs = crs_episodes.select(*KEYS, pl.col("onset_day").alias("crs_onset_day"),
                               pl.col("peak_day").alias("crs_peak_day"),
                               pl.col("resolved_day").alias("crs_resolved_day"))
@@ -236,5 +237,5 @@ def window_rows(windows: pl.DataFrame, points: pl.DataFrame, manifestations: pl.
                     pl.col("window_onset_at").alias("onset_at"), pl.col("onset_day").cast(pl.Int32), "end_at",
                     "crs_onset_day", "crs_peak_day", "crs_resolved_day",
                     (pl.col("onset_day") >= r.late_onset_day).alias("late_onset"),
-                    pl.col("evidence").fill_null("[]"))
+                    pl.col("evidence").fill_null(NO_EVIDENCE))
             .sort([*KEYS, "onset_at"]))

@@ -17,6 +17,9 @@ from matplotlib.figure import Figure  # noqa: E402  (no pyplot: no global state,
 THRESHOLD_STYLES = ("#b45309", "#7c3aed", "#be123c", "#0f766e")
 FIGURE_INCHES = (6.4, 2.8)
 FIGURE_DPI = 96
+# fixed margins (fractions of the figure) instead of tight_layout, which measured every label again
+# on each plot; they leave room for a six-digit axis
+MARGINS = {"left": 0.12, "right": 0.98, "top": 0.96, "bottom": 0.17}
 
 
 def ferritin_png(patient: dict) -> bytes | None:
@@ -43,7 +46,7 @@ def ferritin_png(patient: dict) -> bytes | None:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", framealpha=0.8)
-    fig.tight_layout()
+    fig.subplots_adjust(**MARGINS)
     out = io.BytesIO()
     fig.savefig(out, format="png", metadata={"Software": None})
     return out.getvalue()

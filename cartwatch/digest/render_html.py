@@ -15,6 +15,9 @@ from cartwatch.digest.select import FILES_LISTED
 from cartwatch.digest.render_md import (SECTION_TITLES, day, fmt_threshold, fmt_value, local_time, rules_note,
                                         statuses_line)
 
+DETAILED = ("new", "escalated")   # sections shown as patient cards; the others as one line a window
+PLOTS_DRAWN = 20                   # a display choice, not a clinical rule: see _plotted
+
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#111827;max-width:1100px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;border-bottom:2px solid #e5e7eb;padding-bottom:4px;margin-top:28px}
@@ -60,7 +63,10 @@ def _evidence(w: dict, tz: str | None) -> str:
             f"<th>threshold</th><th>source</th></tr>{body}</table>")
 
 
-def _plot(p: dict) -> str:
+def _plot(p: dict, drawn: bool, alert_cards: int) -> str:
+    if not drawn:
+        return (f'<p class="none">Ferritin plot not drawn: {alert_cards} patients alert in this digest, '
+                f"plots are drawn for the {PLOTS_DRAWN} most severe (the trend above gives the values).</p>")
     png = ferritin_png(p)
     if png is None:
         return '<p class="none">No ferritin results to plot.</p>'
@@ -69,27 +75,47 @@ def _plot(p: dict) -> str:
             f'src="data:image/png;base64,{data}">')
 
 
-def _detailed(doc: dict, section: str) -> str:
+def _alert_cards(doc: dict) -> dict[str, dict[tuple, list[dict]]]:
+    """The patient cards of each detailed section: the alerting windows of each patient."""
+    cards = {}
+    for section in DETAILED:
+        groups = cards.setdefault(section, {})
+        for w in doc["sections"][section]:
+            if rank(w["status"]) >= ALERT_RANK:
+                groups.setdefault((w["patient_id"], w["infusion_id"]), []).append(w)
+    return cards
+
+
+def _plotted(cards: dict[str, dict[tuple, list[dict]]]) -> set[tuple]:
+    """The cards that get a plot: the PLOTS_DRAWN most severe (highest status, then page order).
+
+    A first digest over years of history can hold hundreds of alerts; drawing each costs about a
+    tenth of a second, so unbounded plotting would dominate the run, and a page that long is not
+    read past its first cards anyway."""
+    order = [(section, key, ws) for section, groups in cards.items() for key, ws in groups.items()]
+    ranked = sorted(range(len(order)), key=lambda i: (-max(rank(w["status"]) for w in order[i][2]), i))
+    return {order[i][:2] for i in ranked[:PLOTS_DRAWN]}
+
+
+def _detailed(doc: dict, section: str, cards: dict, plotted: set[tuple]) -> str:
     index = patient_index(doc)
-    groups: dict[tuple, list[dict]] = {}
-    for w in doc["sections"][section]:
-        if rank(w["status"]) >= ALERT_RANK:
-            groups.setdefault((w["patient_id"], w["infusion_id"]), []).append(w)
-    cards = []
-    for key, ws in groups.items():
+    alert_cards = sum(len(groups) for groups in cards.values())
+    html = []
+    for key, ws in cards[section].items():
         p = index.get(key, {"patient_id": key[0]})
         tz = p.get("site_tz")
         d = f", day {day(p['day_now'])}" if p.get("day_now") is not None else ""
         windows = "".join(f'<div class="window">{_window_head(w)}</div>{_evidence(w, tz)}' for w in ws)
-        cards.append(
+        html.append(
             f'<div class="patient" data-patient="{escape(p["patient_id"])}">'
             f'<h3>{escape(p["patient_id"])} ({escape(p.get("product") or "product unknown")}{d})</h3>'
             f"<div>CRS: {escape(crs_state(p))}</div><div>Criteria sets: {escape(statuses_line(p))}</div>"
-            f"<div>Ferritin trend: {escape(ferritin_trend(p))}</div>{windows}{_plot(p)}</div>")
+            f"<div>Ferritin trend: {escape(ferritin_trend(p))}</div>{windows}"
+            f"{_plot(p, (section, key) in plotted, alert_cards)}</div>")
     context = [w for w in doc["sections"][section] if rank(w["status"]) < ALERT_RANK]
     if context:
-        cards.append(f"<p>Context, not alerts ({len(context)}):</p>{_brief(doc, section, context)}")
-    return "".join(cards)
+        html.append(f"<p>Context, not alerts ({len(context)}):</p>{_brief(doc, section, context)}")
+    return "".join(html)
 
 
 def _brief(doc: dict, section: str, windows: list[dict] | None = None) -> str:
@@ -155,9 +181,13 @@ def render_html(doc: dict, *, mask_ids: bool = False) -> str:
     if pager:
         parts.append('<section id="pager"><h2>Pager</h2><ul class="pager">'
                      + "".join(f"<li>{escape(p)}</li>" for p in pager) + "</ul></section>")
+    cards = _alert_cards(doc)
+    plotted = _plotted(cards)
     for section in ("new", "escalated", "still_open", "resolved"):
-        body = ((_detailed if section in ("new", "escalated") else _brief)(doc, section)
-                if doc["sections"][section] else '<p class="none">None.</p>')
+        if not doc["sections"][section]:
+            body = '<p class="none">None.</p>'
+        else:
+            body = _detailed(doc, section, cards, plotted) if section in DETAILED else _brief(doc, section)
         parts.append(f'<section id="{section}"><h2>{SECTION_TITLES[section]}</h2>{body}</section>')
     parts.append(f'<section id="data-quality"><h2>Data quality</h2>{_data_quality(doc["data_quality"])}</section>')
     parts.append("</body></html>")

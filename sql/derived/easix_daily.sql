@@ -13,10 +13,9 @@ Which value of the day: the worst one (highest LDH, creatinine and CRP, lowest p
   monitoring (it never hides a bad draw behind a better one) and matches the "day's worst values"
   of the daily flags (CONTRACT 3). The time of each value is kept.
 Units: the formula's units (U/L, mg/dL, 10^9/L, CRP in mg/dL) are reached from each analyte's
-  canonical unit by the factors $easix_unit__* that transforms/criteria_steps.py computes with the
+  canonical unit by the factors $easix_unit__* that transforms/easix_units.py computes with the
   units module (transforms.units.UnitConverter): CRP's canonical unit is mg/L, so its factor is
-  1/10, never a bare literal. This file is therefore run through the step
-  `py:transforms.criteria_steps:easix_daily`, which adds those parameters.
+  1/10, never a bare literal. cartwatch/build.py adds them to every build's parameters.
 Parameters: $easix__enabled (0 leaves the scores empty), $easix_unit__ldh,
   $easix_unit__creatinine, $easix_unit__platelets, $easix_unit__crp, $rules_version
 Upstream tables: derived.timeline

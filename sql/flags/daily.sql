@@ -19,8 +19,7 @@ Source criterion: CONTRACT 3; CLINICAL_RULES 2 (CRS as a daily value), 3 (IEC-HS
   - cartox_2017, shah_2020, ucsf_masl_2020, hlh_94: 'met' on the days inside one of the set's
     windows (from the onset day, through the end day; a window without end runs on), else empty.
 Parameters: $rules_version
-Upstream tables: derived.timeline, derived.vitals_timeline, derived.events_timeline,
-  derived.crs_daily, derived.ferritin_trajectory, derived.easix_daily, derived.hscore_daily,
+Upstream tables: derived.episode_days, derived.timeline, derived.crs_daily, derived.ferritin_trajectory, derived.easix_daily, derived.hscore_daily,
   derived.hlh_criteria_daily, flags.astct_iec_hs_2023_daily, flags.windows
 */
 CREATE OR REPLACE TABLE flags.daily AS
@@ -28,23 +27,9 @@ WITH days AS (
     SELECT
         patient_id,
         infusion_id,
-        day::INTEGER AS day
-    FROM derived.timeline
-    WHERE day >= 0
-    UNION
-    SELECT
-        patient_id,
-        infusion_id,
-        day::INTEGER AS day
-    FROM derived.vitals_timeline
-    WHERE day >= 0
-    UNION
-    SELECT
-        patient_id,
-        infusion_id,
-        day::INTEGER AS day
-    FROM derived.events_timeline
-    WHERE day >= 0
+        day
+    FROM derived.episode_days
+    WHERE has_data
 ),
 
 ferritin AS (

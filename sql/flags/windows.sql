@@ -1,7 +1,7 @@
 /*
 Title: windows
 Description: Every criteria set's onset windows side by side: the union of the flags.windows_<set>
-  tables, which `cartwatch export windows` and the digest read.
+  tables, which `cartwatch export windows` and the digest read; the evidence becomes JSON here.
 Grain: one row per onset window per criteria set (patient, infusion, criteria_set, onset).
 Source criterion: CONTRACT 3 (`export windows`); CLINICAL_RULES 3 (IEC-HS, ASTCT 2023) and 4 (the
   other criteria sets, evaluated side by side: disagreement between them is information for the
@@ -13,19 +13,19 @@ Upstream tables: flags.windows_astct_iec_hs_2023, flags.windows_cartox_2017,
 */
 CREATE OR REPLACE TABLE flags.windows AS
 WITH all_sets AS (
-    SELECT * FROM flags.windows_astct_iec_hs_2023
+    SELECT * REPLACE (flags.evidence_json(evidence) AS evidence) FROM flags.windows_astct_iec_hs_2023
     UNION ALL BY NAME
-    SELECT * FROM flags.windows_cartox_2017
+    SELECT * REPLACE (flags.evidence_json(evidence) AS evidence) FROM flags.windows_cartox_2017
     UNION ALL BY NAME
-    SELECT * FROM flags.windows_shah_2020
+    SELECT * REPLACE (flags.evidence_json(evidence) AS evidence) FROM flags.windows_shah_2020
     UNION ALL BY NAME
-    SELECT * FROM flags.windows_ucsf_masl_2020
+    SELECT * REPLACE (flags.evidence_json(evidence) AS evidence) FROM flags.windows_ucsf_masl_2020
     UNION ALL BY NAME
-    SELECT * FROM flags.windows_hlh_94
+    SELECT * REPLACE (flags.evidence_json(evidence) AS evidence) FROM flags.windows_hlh_94
     UNION ALL BY NAME
-    SELECT * FROM flags.windows_hlh_2004
+    SELECT * REPLACE (flags.evidence_json(evidence) AS evidence) FROM flags.windows_hlh_2004
     UNION ALL BY NAME
-    SELECT * FROM flags.windows_hscore
+    SELECT * REPLACE (flags.evidence_json(evidence) AS evidence) FROM flags.windows_hscore
 )
 
 SELECT
@@ -43,13 +43,9 @@ SELECT
     crs_peak_day::INTEGER AS crs_peak_day,
     crs_resolved_day::INTEGER AS crs_resolved_day,
     late_onset::BOOLEAN AS late_onset,
-    -- evidence: JSON text, a list of {rule, analyte, value, unit, at, source}, in time order (then
-    -- by its text): one canonical order whatever the order of the input rows, so a backfill and
-    -- the nightly runs store the same text
-    coalesce((
-        SELECT to_json(list(item ORDER BY item ->> 'at', item::VARCHAR))::VARCHAR
-        FROM (SELECT unnest(from_json(evidence::VARCHAR, '["JSON"]')) AS item) AS items
-    ), '[]') AS evidence,
+    -- evidence: JSON text, a list of {rule, analyte, value, unit, at, source} in canonical order
+    -- (flags.evidence_json): the sets keep it structured until here, the export table
+    evidence::VARCHAR AS evidence,
     rules_version::VARCHAR AS rules_version
 FROM all_sets
 ORDER BY patient_id, infusion_id, criteria_set, onset_at, status;

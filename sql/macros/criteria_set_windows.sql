@@ -1,14 +1,15 @@
 /*
 Title: criteria_set_windows
 Description: Table macro that gives a criteria set's windows the columns of CONTRACT 3 (`export
-  windows`): the set's name, the CRS milestones of the infusion, late_onset, the evidence as JSON
-  and the rules version.
+  windows`): the set's name, the CRS milestones of the infusion, late_onset, the evidence and the
+  rules version.
 Grain: one row per row of the relation named by windows_table (one per onset window), unchanged.
 Source criterion: CONTRACT 3 (`export windows` columns); CLINICAL_RULES 3 for late_onset (onset
   day >= `late_onset_day`, iec_hs.late_onset_day, applied to every set as for IEC-HS). The set's
   own criterion is cited in its calling file.
   - CRS milestones: derived.crs_episodes onset, peak and resolved days (NULL without CRS).
-  - Evidence: JSON text, a list of {rule, analyte, value, unit, at (ISO 8601, UTC), source}.
+  - Evidence: a list of structs {rule, analyte, value, unit, at (ISO 8601, UTC), source}, kept
+    structured until flags.windows writes it as the export's JSON.
   Called by flags.ferritin_peak_organ_items and flags.met_day_windows (created before them in
   sql/run_order.txt), so the contract columns are written once. Why a table macro with a relation
   name: the windows come from a CTE of the caller (`windows_table`, read through query_table());
@@ -40,7 +41,7 @@ SELECT
     -- CLINICAL_RULES 3: late onset from iec_hs.late_onset_day, as for IEC-HS
     w.onset_day >= late_onset_day AS late_onset,
     -- evidence (CONTRACT 3: rule, analyte, value, unit, at (ISO 8601, UTC), source)
-    to_json(w.evidence)::VARCHAR AS evidence,
+    w.evidence,
     -- the argument (a macro argument is read before a column of the same name)
     rules_version AS rules_version
 FROM query_table(windows_table) AS w

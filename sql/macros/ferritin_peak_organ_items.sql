@@ -31,7 +31,7 @@ Parameters: none read from the rules file. Macro arguments: set_name (CONTRACT 3
   items_required, lung_item (the lung item's name in the set), late_onset_day, rules_version.
 Upstream tables: the relation named by phase_table, derived.timeline, derived.organ_toxicity_daily,
   derived.crs_daily, derived.events_timeline, derived.infusion_episodes, derived.crs_episodes
-  (flags.criteria_set_windows)
+  (flags.criteria_set_windows); items made by flags.evidence_item
 */
 CREATE OR REPLACE MACRO flags.ferritin_peak_organ_items(
     set_name, rule_prefix, phase_table, ferritin_peak_gt, organ_grade_min, items_required, lung_item,
@@ -65,14 +65,12 @@ ferritin_peak AS (
         p.patient_id,
         p.infusion_id,
         min(t.observed_at) AS held_at,
-        arg_min(struct_pack(
-            rule := rule_prefix || '.ferritin_peak_gt',
-            analyte := t.analyte,
-            value := t.value,
-            unit := t.unit,
-            at := strftime(timezone('UTC', t.observed_at), '%Y-%m-%dT%H:%M:%S+00:00'),
-            source := t.source
-        ), (t.observed_at, t.source)) AS evidence
+        arg_min(
+            flags.evidence_item(
+                rule_prefix || '.ferritin_peak_gt', t.analyte, t.value, t.unit, t.observed_at, t.source
+            ),
+            (t.observed_at, t.source)
+        ) AS evidence
     FROM phase AS p
     INNER JOIN results AS t
         ON p.patient_id = t.patient_id AND p.infusion_id = t.infusion_id
@@ -90,13 +88,8 @@ items AS (
         o.infusion_id,
         o.organ AS item,
         o.grade_at AS held_at,
-        struct_pack(
-            rule := rule_prefix || '.organ_grade_min',
-            analyte := o.analyte,
-            value := o.value,
-            unit := o.unit,
-            at := strftime(timezone('UTC', o.observed_at), '%Y-%m-%dT%H:%M:%S+00:00'),
-            source := o.source
+        flags.evidence_item(
+            rule_prefix || '.organ_grade_min', o.analyte, o.value, o.unit, o.observed_at, o.source
         ) AS evidence
     FROM derived.organ_toxicity_daily AS o
     INNER JOIN phase AS p
@@ -112,13 +105,9 @@ items AS (
         c.infusion_id,
         lung_item AS item,
         greatest(c.day_start_at, p.starts_at) AS held_at,
-        struct_pack(
-            rule := rule_prefix || '.organ_grade_min',
-            analyte := 'hypoxia_grade',
-            value := c.hypoxia_grade::DOUBLE,
-            unit := 'ASTCT grade',
-            at := strftime(timezone('UTC', c.day_start_at), '%Y-%m-%dT%H:%M:%S+00:00'),
-            source := 'derived.crs_daily'
+        flags.evidence_item(
+            rule_prefix || '.organ_grade_min', 'hypoxia_grade', c.hypoxia_grade::DOUBLE, 'ASTCT grade',
+            c.day_start_at, 'derived.crs_daily'
         ) AS evidence
     FROM derived.crs_daily AS c
     INNER JOIN phase AS p
@@ -134,13 +123,8 @@ items AS (
         e.infusion_id,
         'hemophagocytosis' AS item,
         e.observed_at AS held_at,
-        struct_pack(
-            rule := rule_prefix || '.hemophagocytosis',
-            analyte := e.event_type,
-            value := e.value_num,
-            unit := NULL::VARCHAR,
-            at := strftime(timezone('UTC', e.observed_at), '%Y-%m-%dT%H:%M:%S+00:00'),
-            source := e.source
+        flags.evidence_item(
+            rule_prefix || '.hemophagocytosis', e.event_type, e.value_num, NULL::VARCHAR, e.observed_at, e.source
         ) AS evidence
     FROM derived.events_timeline AS e
     INNER JOIN phase AS p

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from cartwatch.cli import main, parse_as_of
+from cartwatch.cli import parse_as_of
+from flows.cli import main
 from cartwatch.export import EXPORT_COLUMNS
 
 LAB_HEADER = "patient_id,collected_at,loinc,value,unit,ref_low,ref_high,resulted_at,result_status,accession"

@@ -102,10 +102,35 @@ def test_data_quality_counts_quarantine_reasons_and_silent_feeds(cohort_db, rule
 
 
 def test_digest_command_writes_json_against_the_nightly_state(cohort_db, tmp_path, engine):
-    from cartwatch.cli import main
+    from flows.cli import main
 
     out = tmp_path / "d.json"
     assert main(["digest", "--db", str(cohort_db), "--as-of", "2026-03-15T02:00:00-04:00", "--format", "json",
                  "--out", str(out), "--mask-ids"]) == 0
     body = json.loads(out.read_text())
     assert body["masked"] is True and body["counts"]["new"] >= 1
+
+
+def test_plots_are_drawn_for_the_most_severe_cards_only(cohort_db, rules, engine, monkeypatch):
+    """A first digest over a long history can hold hundreds of alerts: plots are drawn for the
+    PLOTS_DRAWN most severe patient cards, the other cards say why theirs is missing."""
+    import importlib
+
+    from cartwatch.digest.state import rank
+
+    # the module: the package exports a function of the same name
+    render_html = importlib.import_module("cartwatch.digest.render_html")
+
+    con = open_store(cohort_db)
+    as_of = at(date(2026, 4, 10), 2)          # every window of the cohort is new in this first digest
+    evaluate(con, rules, as_of=as_of, as_loaded=False, site_tz=NY)
+    doc = make_digest(con, rules, as_of=as_of, as_loaded=False, stream="nightly", site_tz=NY)
+    cards = {(w["patient_id"], w["infusion_id"]): w["status"] for s in ("new", "escalated")
+             for w in doc["sections"][s] if rank(w["status"]) >= 2}
+    assert len(cards) >= 2 and len(set(cards.values())) >= 1
+    monkeypatch.setattr(render_html, "PLOTS_DRAWN", 1)
+    html = render(doc, "html")
+    assert len(re.findall(r'src="data:image/png;base64,', html)) == 1
+    assert html.count("Ferritin plot not drawn") == len(cards) - 1
+    plotted = re.search(r'data-patient="([^"]+)"((?!data-patient=).)*data:image/png', html, re.S).group(1)
+    assert rank(cards[next(k for k in cards if k[0] == plotted)]) == max(rank(s) for s in cards.values())

@@ -78,7 +78,7 @@ def test_crs_resolves_then_ferritin_rises_suspected_then_criteria_met(flagged):
         (8, "ferritin", "re_rise", "suspected"),                 # resolved CRS, ferritin doubles from its nadir
         (8, "manifestation", "ldh", "suspected"),                # other manifestation: evidence only
         (9, "manifestation", "fibrinogen", "criteria_met")]      # a most-common one within 48 h
-    assert json.loads(points[-1]["manifestations"]) == ["fibrinogen"]
+    assert points[-1]["manifestations"] == ["fibrinogen"]
     daily = flagged.rows("SELECT day, status FROM flags.astct_iec_hs_2023_daily WHERE patient_id = 'IECHS' "
                          "ORDER BY day")
     assert [(d["day"], d["status"]) for d in daily] == [(2, "watch"), (8, "suspected")] + [

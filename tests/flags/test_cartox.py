@@ -10,7 +10,7 @@ import pytest
 
 from criteria_helpers import Case
 
-STEPS = ("derived/organ_toxicity_daily.sql", "flags/cartox_2017.sql")
+STEPS = ("derived/organ_toxicity_daily.sql", "flags/windows_cartox_2017.sql")
 
 
 def grade3_ast(case, patient, day, hhmm="08:00"):

@@ -43,7 +43,7 @@ def case():
                   status="suspected")
     case.stand_in("flags.windows_astct_iec_hs_2023", patient_id="P1", infusion_id="P1-I1",
                   criteria_set="astct_iec_hs_2023", status="suspected", onset_at=case.at(7, "06:00"),
-                  onset_day=7, late_onset=False, evidence="[]", rules_version=case.rules.version)
+                  onset_day=7, late_onset=False, evidence=[], rules_version=case.rules.version)
     return case.build()
 
 

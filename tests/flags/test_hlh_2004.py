@@ -10,7 +10,7 @@ import pytest
 
 from criteria_helpers import Case
 
-STEPS = ("py:transforms.criteria_steps:hlh_criteria_daily", "flags/hlh_2004.sql")
+STEPS = ("derived/hlh_criteria_daily.py", "flags/windows_hlh_2004.sql")
 D = 8
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from criteria_helpers import Case
 
-STEPS = ("py:transforms.criteria_steps:hlh_criteria_daily", "flags/hlh_94.sql")
+STEPS = ("derived/hlh_criteria_daily.py", "flags/windows_hlh_94.sql")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 from criteria_helpers import Case
 from transforms.units import UnitConverter
 
-STEPS = ("py:transforms.criteria_steps:hscore_daily", "flags/hscore.sql")
+STEPS = ("derived/hscore_daily.py", "flags/windows_hscore.sql")
 D = 9
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from criteria_helpers import Case
 
-STEPS = ("derived/organ_toxicity_daily.sql", "flags/shah_2020.sql")
+STEPS = ("derived/organ_toxicity_daily.sql", "flags/windows_shah_2020.sql")
 
 
 @pytest.fixture(scope="module")

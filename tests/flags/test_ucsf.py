@@ -9,7 +9,7 @@ import pytest
 
 from criteria_helpers import Case
 
-STEP = "flags/ucsf_masl_2020.sql"
+STEP = "flags/windows_ucsf_masl_2020.sql"
 
 
 @pytest.fixture(scope="module")

@@ -91,7 +91,7 @@ def _backfill(db, url: str, tmp_path, *extra: str) -> float:
     env = dict(os.environ, PREFECT_API_URL=url, PREFECT_HOME=str(tmp_path / "prefect-client"),
                PREFECT_SERVER_ANALYTICS_ENABLED="false", CARTWATCH_DEBUG="1")
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "cartwatch.cli", "backfill", "--db", str(db), "--start",
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "backfill", "--db", str(db), "--start",
                            START.isoformat(), "--end", END.isoformat(), "--digest-dir", str(tmp_path / "digest"),
                            "--workers", "2", *extra], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=1200)
@@ -102,7 +102,7 @@ def _backfill(db, url: str, tmp_path, *extra: str) -> float:
 def test_backfill_on_dask_stores_what_the_single_process_run_stores(prefect_server, tmp_path):
     single, on_dask = tmp_path / "single.duckdb", tmp_path / "dask.duckdb"
     feeds = [str(SAMPLE / f"{feed}.csv") for feed in ("labs", "vitals", "infusions", "events")]
-    subprocess.run([sys.executable, "-m", "cartwatch.cli", "ingest", "--db", str(single), *feeds], cwd=REPO,
+    subprocess.run([sys.executable, "-m", "flows.cli", "ingest", "--db", str(single), *feeds], cwd=REPO,
                    check=True, capture_output=True, timeout=600)
     shutil.copy(single, on_dask)
     parts = tmp_path / "partitions"

@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 
 from cartwatch import backfill as bf
-from cartwatch.cli import main
+from flows.cli import main
 from cartwatch.settings import load_settings
 from cartwatch.store import open_store
 from sample_paths import SAMPLE

@@ -69,7 +69,7 @@ def test_backfill_reproduces_the_nightly_runs_with_the_real_engine(tmp_path, pre
 
 
 def _backfill_command(db: str, nights: list[date]) -> list[str]:
-    return [sys.executable, "-m", "cartwatch.cli", "backfill", "--db", db, "--start", nights[0].isoformat(),
+    return [sys.executable, "-m", "flows.cli", "backfill", "--db", db, "--start", nights[0].isoformat(),
             "--end", nights[-1].isoformat(), "--workers", "1", "--digest-dir", os.path.dirname(db),
             "--progress", "lines"]
 
@@ -89,7 +89,7 @@ def test_backfill_killed_with_sigkill_resumes_to_the_same_result(tmp_path):
     for name in ("clean", "killed"):
         db = str(tmp_path / name / "db.duckdb")
         os.makedirs(os.path.dirname(db))
-        subprocess.run([sys.executable, "-m", "cartwatch.cli", "ingest", str(SAMPLE / "labs.csv"),
+        subprocess.run([sys.executable, "-m", "flows.cli", "ingest", str(SAMPLE / "labs.csv"),
                         str(SAMPLE / "vitals.csv"), str(SAMPLE / "infusions.csv"), str(SAMPLE / "events.csv"),
                         "--db", db], check=True, capture_output=True, cwd=REPO, env=env)
         dbs[name] = db

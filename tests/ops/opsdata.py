@@ -22,9 +22,7 @@ from cartwatch.build import steps
 
 NY = ZoneInfo("America/New_York")
 # the macros of sql/macros/ (first in sql/run_order.txt), then the base derived layer
-BASE_STEPS = (*(s for s in steps() if s.startswith("macros/")),
-              "derived/infusion_episodes.sql", "derived/lab_results.sql", "derived/timeline.sql",
-              "derived/vitals_timeline.sql", "derived/events_timeline.sql")
+BASE_STEPS = tuple(steps()[:steps().index("derived/episode_days.sql") + 1])
 PRODUCTS = ("axi-cel", "tisa-cel", "liso-cel", "cilta-cel")
 
 
@@ -233,15 +231,15 @@ GROUP BY ALL;
 """
 
 
-def fake_engine(con, params: dict) -> None:
+def fake_engine(con, ctx) -> None:
     for statement in FAKE_SQL.split(";\n"):
         if statement.strip():
             names = {n for n in ("as_of", "rules_version") if f"${n}" in statement}
-            con.execute(statement, {n: params[n] for n in names})
+            con.execute(statement, {n: ctx.params[n] for n in names})
 
 
-def fake_steps() -> list[str]:
-    return [*BASE_STEPS, "py:opsdata:fake_engine"]
+def fake_steps() -> list:
+    return [*BASE_STEPS, fake_engine]
 
 
 def use_engine(monkeypatch) -> None:

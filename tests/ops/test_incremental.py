@@ -81,3 +81,42 @@ def test_horizon_covers_the_longest_rule_window(rules):
     longest_h = max([v for k, v in rules.values.items() if rules.raw["rules"][k]["unit"] == "h"]
                     + [v * 24 for k, v in rules.values.items() if rules.raw["rules"][k]["unit"] == "d"])
     assert horizon(rules) > timedelta(hours=longest_h)
+
+
+def test_a_change_in_logic_a_step_imports_forces_a_full_build(cohort_db, rules, engine, tmp_path, monkeypatch):
+    """transforms/crs_grading.py is imported by a step, not a step itself: changing it must still
+    invalidate the last build (the fingerprint hashes every module under transforms/)."""
+    import shutil
+
+    import cartwatch.incremental as incremental
+
+    con = open_store(cohort_db)
+    assert evaluate(con, rules, as_of=at(date(2026, 3, 20), 2), as_loaded=False, site_tz=NY).mode == "full"
+    assert evaluate(con, rules, as_of=at(date(2026, 3, 20), 2), as_loaded=False, site_tz=NY).mode == "unchanged"
+    copy = tmp_path / "transforms"
+    shutil.copytree(incremental.TRANSFORMS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(incremental, "CODE_HASHED", tuple(
+        (copy if root == incremental.TRANSFORMS_DIR else root, suffixes) for root, suffixes in incremental.CODE_HASHED))
+    assert evaluate(con, rules, as_of=at(date(2026, 3, 20), 2), as_loaded=False, site_tz=NY).mode == "unchanged"
+    logic = copy / "crs_grading.py"
+    logic.write_text(logic.read_text() + "\n# a change in imported logic\n")
+    report = evaluate(con, rules, as_of=at(date(2026, 3, 20), 2), as_loaded=False, site_tz=NY)
+    assert (report.mode, report.reason) == ("full", "rules, code (sql/, transforms/) or site zone changed")
+
+
+@pytest.mark.parametrize("scope_type", ["INTEGER", "VARCHAR"])
+def test_the_merge_replaces_the_scope_rows_and_keeps_the_others(scope_type):
+    """The scope's rows replace theirs in the last build's table; when the scope typed a column
+    differently (an all-NULL column, say), the others' rows are copied into the new table instead."""
+    from cartwatch.incremental import _column_types, _merge
+
+    con = open_store(":memory:")
+    con.execute("CREATE TABLE derived.t__previous AS "
+                "SELECT * FROM (VALUES ('A', 1), ('B', 2), ('B', 3)) v(patient_id, x)")
+    con.execute(f"CREATE TABLE derived.t AS SELECT 'B' AS patient_id, CAST(NULL AS {scope_type}) AS x")
+    con.execute("INSERT INTO ref.scope VALUES ('B')")
+    types = _column_types(con)
+    _merge(con, "derived.t", same_columns=types["derived.t"] == types["derived.t__previous"])
+    assert sorted(con.execute("SELECT patient_id, CAST(x AS VARCHAR) FROM derived.t").fetchall(),
+                  key=repr) == [("A", "1"), ("B", None)]
+    assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 't__previous'").fetchone()[0]

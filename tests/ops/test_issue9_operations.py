@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from cartwatch.cli import main
+from flows.cli import main
 from opsdata import utc
 from sample_paths import REPO, SAMPLE
 
@@ -25,9 +25,9 @@ AS_OF = "2026-03-20T02:00:00-04:00"
 
 
 def cli(*argv: str, env: dict | None = None, timeout: float = 120) -> tuple[int, str, str, float]:
-    """`python -m cartwatch.cli ...` in a fresh process: status, stdout, stderr, seconds."""
+    """`python -m flows.cli ...` in a fresh process: status, stdout, stderr, seconds."""
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "cartwatch.cli", *argv], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "flows.cli", *argv], capture_output=True, text=True,
                           cwd=REPO, env={**os.environ, **(env or {})}, timeout=timeout)
     return done.returncode, done.stdout, done.stderr, time.monotonic() - started
 
@@ -69,13 +69,13 @@ def test_the_temporary_server_gets_the_start_up_budget_of_the_settings(monkeypat
 
 
 def test_a_prefect_server_that_does_not_start_in_time_is_one_line(monkeypatch, tmp_path, capsys):
-    import cartwatch.cli
+    import flows.cli
     import flows.nightly
 
     def late(**kwargs):
         raise RuntimeError("Timed out while attempting to connect to ephemeral Prefect API server.")
 
-    monkeypatch.setattr(cartwatch.cli, "_prefect", lambda *a, **k: "a temporary Prefect server")
+    monkeypatch.setattr(flows.cli, "start_prefect", lambda *a, **k: "a temporary Prefect server")
     monkeypatch.setattr(flows.nightly, "nightly", late)
     monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
     (tmp_path / "inbox").mkdir()
@@ -107,7 +107,7 @@ def test_a_missing_inbox_is_one_line_before_prefect_is_imported(tmp_path):
 
 
 def test_checks_import_neither_prefect_nor_great_expectations(tmp_path):
-    code = ("import sys; from cartwatch.cli import main; "
+    code = ("import sys; from flows.cli import main; "
             f"status = main(['nightly', '--inbox', '/missing', '--db', {str(tmp_path / 'x.duckdb')!r}]); "
             "print(status, 'prefect' in sys.modules, 'great_expectations' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
@@ -515,8 +515,8 @@ def test_a_failing_nightly_step_is_one_line_and_the_temporary_server_stops(tmp_p
     script = tmp_path / "fail.py"
     script.write_text(
         "import sys\n"
-        "import cartwatch.cli as cli\n"
-        "original = cli._prefect\n"
+        "import flows.cli as cli\n"
+        "original = cli.start_prefect\n"
         "def patched(*a, **k):\n"
         "    where = original(*a, **k)\n"
         "    import flows.nightly\n"
@@ -524,7 +524,7 @@ def test_a_failing_nightly_step_is_one_line_and_the_temporary_server_stops(tmp_p
         "        raise RuntimeError('cannot evaluate patient CW-0001')\n"
         "    flows.nightly.evaluate = broken\n"
         "    return where\n"
-        "cli._prefect = patched\n"
+        "cli.start_prefect = patched\n"
         f"sys.argv = ['cartwatch', 'nightly', '--db', {str(tmp_path / 'db.duckdb')!r}, '--inbox', {str(inbox)!r},"
         f" '--digest-dir', {str(tmp_path / 'digest')!r}]\n"
         "cli.console()\n")

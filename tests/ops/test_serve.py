@@ -95,7 +95,7 @@ def test_a_one_minute_schedule_fires_against_a_server_the_test_starts(tmp_path):
         wait_for(lambda: healthy(api), 300, "Prefect server")
         digest = tmp_path / "digest"
         served = subprocess.Popen(
-            [sys.executable, "-m", "cartwatch.cli", "serve", "--cron", "* * * * *", "--db", str(tmp_path / "db.duckdb"),
+            [sys.executable, "-m", "flows.cli", "serve", "--cron", "* * * * *", "--db", str(tmp_path / "db.duckdb"),
              "--inbox", str(small_inbox(tmp_path)), "--digest-dir", str(digest)],
             cwd=REPO, env={**env, "PREFECT_API_URL": api}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_for(lambda: (digest / "latest.md").is_file() or served.poll() is not None, 420, "scheduled digest")
@@ -136,7 +136,7 @@ def test_serve_starts_its_own_server_and_stops_it_on_sigint(tmp_path):
     env = {**os.environ, "CARTWATCH_PREFECT_HOME": str(home), "CARTWATCH_PREFECT_PORT": str(port)}
     env.pop("PREFECT_API_URL", None)
     served = subprocess.Popen(
-        [sys.executable, "-m", "cartwatch.cli", "serve", "--db", str(tmp_path / "db.duckdb"),
+        [sys.executable, "-m", "flows.cli", "serve", "--db", str(tmp_path / "db.duckdb"),
          "--inbox", str(small_inbox(tmp_path)), "--digest-dir", str(tmp_path / "digest")],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -148,7 +148,7 @@ def test_serve_starts_its_own_server_and_stops_it_on_sigint(tmp_path):
         assert lines[1] == f"cartwatch serve: Prefect UI at http://127.0.0.1:{port} (runs, logs, the digest artifact)"
         record = json.loads((home / "server.json").read_text())
         assert record["port"] == port and healthy(f"http://127.0.0.1:{port}/api")
-        second = subprocess.run([sys.executable, "-m", "cartwatch.cli", "serve", "--db", str(tmp_path / "db.duckdb"),
+        second = subprocess.run([sys.executable, "-m", "flows.cli", "serve", "--db", str(tmp_path / "db.duckdb"),
                                  "--inbox", str(tmp_path / "inbox")], cwd=REPO, env=env, capture_output=True,
                                 text=True, timeout=120)
         assert second.returncode == 3

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from cartwatch.cli import main
+from flows.cli import main
 from cartwatch.synth import bulk
 from tests.sample_paths import SAMPLE as SAMPLE_DIR
 

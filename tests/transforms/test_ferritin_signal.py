@@ -1,4 +1,4 @@
-"""transforms.ferritin_trajectory: elevated, re-rise, rapid rise, new high, timing (CLINICAL_RULES 3),
+"""transforms.ferritin_signal: elevated, re-rise, rapid rise, new high, timing (CLINICAL_RULES 3),
 on tiny frames, with the boundaries of each rule."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 import pytest
 
-from transforms.ferritin_trajectory import FerritinRules, ferritin_elevated, ferritin_trajectory
+from transforms.ferritin_signal import FerritinRules, ferritin_elevated, ferritin_trajectory
 from transforms.rules import load_rules
 
 INFUSED = datetime(2026, 3, 1, 0, 0, tzinfo=timezone.utc)
@@ -120,3 +120,49 @@ def test_crs_without_ferritin_in_its_phase_takes_the_nadir_since_crs_onset():
     assert rows[2]["crs_phase_peak"] is None and rows[2]["post_peak_nadir"] == 1000   # not the pre-CRS 300
     assert rows[2]["re_rise"] and rows[2]["status"] == "suspected"
     assert not rows[1]["re_rise"]
+
+
+def test_peaks_nadirs_and_rise_pairs_match_the_definitions_over_every_pair():
+    """The running maxima and minima (one pass per lower bound) and the bucketed rise pairs give
+    what pairing every result with every earlier one gives, whatever the CRS course known at each
+    result (onset, resolution, none) and with results drawn at the same moment."""
+    import random
+
+    from transforms.ferritin_signal import crs_phase_peaks, post_peak_nadirs, rise_pairs
+
+    rng = random.Random(11)
+    rows = []
+    for infusion in ("A", "B", "C"):
+        onset, resolved = rng.choice([(None, None), (30.0, None), (30.0, 120.0), (50.0, 60.0)])
+        for k in range(40):
+            t = rng.choice([k * 7.0, (k - 1) * 7.0 if k else 0.0])            # some share a moment
+            known_onset = onset if onset is not None and t >= onset else None
+            rows.append({"point_id": len(rows), "patient_id": "P", "infusion_id": infusion, "t": h(t),
+                         "value": float(rng.choice([300, 900, 2500, 2500, 6000, 12000])),
+                         "onset_at": h(known_onset) if known_onset is not None else None,
+                         "resolved_at": (h(resolved) if known_onset is not None and resolved and t > resolved
+                                         else None)})
+    post = pl.DataFrame(rows, schema_overrides={"onset_at": pl.Datetime("us", "UTC"),
+                                                 "resolved_at": pl.Datetime("us", "UTC")})
+    earlier = post.select("patient_id", "infusion_id", pl.col("t").alias("o_at"), pl.col("value").alias("o_value"))
+    pairs = post.join(earlier, on=["patient_id", "infusion_id"]).filter(pl.col("o_at") <= pl.col("t"))
+    end = pl.coalesce(pl.col("resolved_at") + RULES.lag, pl.col("t"))
+    in_phase = pl.col("onset_at").is_not_null() & pl.col("o_at").is_between(pl.col("onset_at"), end)
+    expected_peaks = pairs.filter(in_phase) \
+        .group_by("point_id").agg(pl.col("o_value").max().alias("crs_phase_peak"),
+                                  pl.col("o_at").filter(pl.col("o_value") == pl.col("o_value").max()).min()
+                                  .alias("crs_phase_peak_at"))
+    peaks = crs_phase_peaks(post, RULES)
+    assert peaks.sort("point_id").equals(expected_peaks.sort("point_id").select(peaks.columns))
+    after = (pl.when(pl.col("crs_phase_peak_at").is_not_null()).then(pl.col("o_at") > pl.col("crs_phase_peak_at"))
+             .when(pl.col("onset_at").is_not_null()).then(pl.col("o_at") >= pl.col("onset_at")).otherwise(True))
+    expected_nadirs = pairs.join(peaks, on="point_id", how="left").filter((pl.col("o_at") < pl.col("t")) & after) \
+        .group_by("point_id").agg(pl.col("o_value").min().alias("post_peak_nadir"))
+    nadirs = post_peak_nadirs(post.join(peaks, on="point_id", how="left"))
+    assert nadirs.sort("point_id").equals(expected_nadirs.sort("point_id"))
+    earlier = earlier.drop("infusion_id")
+    every = post.select("point_id", "patient_id", "t").join(earlier, on="patient_id").filter(
+        (pl.col("o_at") < pl.col("t")) & (pl.col("o_at") >= pl.col("t") - RULES.rapid_window))
+    found = rise_pairs(post.select("point_id", "patient_id", "t"), earlier, RULES.rapid_window)
+    assert found.sort(pl.all()).equals(every.select(found.columns).sort(pl.all()))
+    assert min(peaks.height, nadirs.height, found.height) > 20

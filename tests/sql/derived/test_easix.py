@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from criteria_helpers import Case
-from transforms.criteria_steps import easix_unit_params
+from transforms.easix_units import easix_unit_params
 
-STEP = "py:transforms.criteria_steps:easix_daily"
+STEP = "derived/easix_daily.sql"
 
 
 def test_formula_units_come_from_the_units_module(rules):

@@ -9,7 +9,8 @@ Source criterion: Kennedy VE et al., UCSF MAS-L criteria, ASH 2020 (Blood 136 Su
   CLINICAL_RULES 4.
   - Rise: a ferritin at or after the infusion against any earlier ferritin of the patient with
     0 < gap <= $ucsf__rise_window_hours hours, rate = (value - earlier) / gap in hours, at or
-    above $ucsf__rise_ng_ml_per_hour (exactly 100 ng/mL/h is met).
+    above $ucsf__rise_ng_ml_per_hour (exactly 100 ng/mL/h is met). The pairs come from
+    derived.ferritin_rises (paired once per build, for this rule and the IEC-HS rapid rise).
   - Companion: fibrinogen strictly below $ucsf__fibrinogen_lt_mg_dl, or LDH strictly above
     $ucsf__ldh_x_uln x ULN, collected within $ucsf__companion_window_hours hours (inclusive,
     either side) of the rise's later ferritin.
@@ -20,8 +21,9 @@ Source criterion: Kennedy VE et al., UCSF MAS-L criteria, ASH 2020 (Blood 136 Su
   - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, CLINICAL_RULES 3).
 Parameters: $ucsf__rise_ng_ml_per_hour, $ucsf__rise_window_hours, $ucsf__fibrinogen_lt_mg_dl,
   $ucsf__ldh_x_uln, $ucsf__companion_window_hours, $iec_hs__late_onset_day, $as_of, $rules_version
-Upstream tables: derived.timeline, derived.infusion_episodes, derived.crs_episodes (the last
-  read through the table macros flags.met_day_windows and flags.criteria_set_windows, sql/macros/)
+Upstream tables: derived.ferritin_rises, derived.timeline, derived.infusion_episodes,
+  derived.day_start_at and flags.evidence_item (macros), derived.crs_episodes (read through the table macros
+  flags.met_day_windows and flags.criteria_set_windows, sql/macros/)
 */
 CREATE OR REPLACE TABLE flags.windows_ucsf_masl_2020 AS
 WITH float_guard AS (
@@ -34,14 +36,7 @@ results AS (
         t.*,
         round(t.value, g.decimals) AS value_r,
         round(t.x_uln, g.decimals) AS x_uln_r,
-        struct_pack(
-            rule := NULL::VARCHAR,
-            analyte := t.analyte,
-            value := t.value,
-            unit := t.unit,
-            at := strftime(timezone('UTC', t.observed_at), '%Y-%m-%dT%H:%M:%S+00:00'),
-            source := t.source
-        ) AS shown
+        flags.evidence_item(NULL::VARCHAR, t.analyte, t.value, t.unit, t.observed_at, t.source) AS shown
     FROM derived.timeline AS t
     CROSS JOIN float_guard AS g
     WHERE t.value IS NOT NULL
@@ -50,28 +45,21 @@ results AS (
 rises AS (
     -- Kennedy 2020: ferritin rise >= 100 ng/mL per hour within 24 h
     SELECT
-        later.patient_id,
-        later.infusion_id,
-        later.observed_at AS rise_at,
+        r.patient_id,
+        r.infusion_id,
+        r.observed_at AS rise_at,
         [
-            struct_update(earlier.shown, rule := 'ucsf.rise_ng_ml_per_hour'),
-            struct_update(later.shown, rule := 'ucsf.rise_ng_ml_per_hour')
+            flags.evidence_item(
+                'ucsf.rise_ng_ml_per_hour', 'ferritin', r.earlier_value, r.earlier_unit, r.earlier_at,
+                r.earlier_source
+            ),
+            flags.evidence_item('ucsf.rise_ng_ml_per_hour', 'ferritin', r.value, r.unit, r.observed_at, r.source)
         ] AS evidence
-    FROM results AS later
-    INNER JOIN derived.infusion_episodes AS i
-        ON later.patient_id = i.patient_id AND later.infusion_id = i.infusion_id
-    INNER JOIN results AS earlier
-        ON later.patient_id = earlier.patient_id
-        AND earlier.analyte = later.analyte
-        AND earlier.observed_at < later.observed_at
+    FROM derived.ferritin_rises AS r
     CROSS JOIN float_guard AS g
-    WHERE later.analyte = 'ferritin'
-      AND later.observed_at >= i.infused_at
-      AND epoch(later.observed_at - earlier.observed_at) / epoch(INTERVAL 1 HOUR)
-      <= $ucsf__rise_window_hours
+    WHERE epoch(r.observed_at - r.earlier_at) / epoch(INTERVAL 1 HOUR) <= $ucsf__rise_window_hours
       AND round(
-          (later.value - earlier.value)
-          / (epoch(later.observed_at - earlier.observed_at) / epoch(INTERVAL 1 HOUR)),
+          (r.value - r.earlier_value) / (epoch(r.observed_at - r.earlier_at) / epoch(INTERVAL 1 HOUR)),
           g.decimals
       ) >= $ucsf__rise_ng_ml_per_hour
 ),
@@ -119,10 +107,7 @@ met_days AS ( -- noqa: ST03
         'met' AS status,
         day_post_infusion(i.site_tz, m.held_at, i.infused_at)::INTEGER AS day,
         min(m.held_at) AS held_at,
-        timezone(
-            any_value(i.site_tz),
-            (timezone(any_value(i.site_tz), any_value(i.infused_at))::DATE + day + 1)::TIMESTAMP
-        ) AS day_end_at,
+        derived.day_start_at(any_value(i.site_tz), any_value(i.infused_at), day + 1) AS day_end_at,
         -- ties (fibrinogen and LDH drawn together) broken by the evidence text: one answer every run
         arg_min(m.evidence, (m.held_at, m.evidence::VARCHAR)) AS evidence
     FROM moments AS m
