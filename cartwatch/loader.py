@@ -56,13 +56,21 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+IGNORE_FILE = ".cartwatchignore"
+
+
 def feed_files(paths: list[Path]) -> list[Path]:
     """Files to load, folders expanded recursively: a folder's own files before its subfolders,
-    each level by name (a stable order, and an inbox's main extract before its side copies)."""
+    each level by name (a stable order, and an inbox's main extract before its side copies).
+
+    A folder's `.cartwatchignore` lists, one per line, glob patterns of files that are not feeds
+    (an answer key, a manifest): they are not loaded and not reported as skipped."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files = (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FEED_FILE_EXTENSIONS)
+            ignored = _ignore_patterns(path)
+            files = (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FEED_FILE_EXTENSIONS
+                     and not any(p.relative_to(path).match(pattern) for pattern in ignored))
             found.extend(sorted(files, key=lambda p: (len(p.relative_to(path).parts), str(p))))
         elif path.exists():
             found.append(path)
@@ -71,8 +79,12 @@ def feed_files(paths: list[Path]) -> list[Path]:
     return found
 
 
-class _Skipped(Exception):
-    """The file is no feed, or cannot be decoded: nothing of it is kept."""
+def _ignore_patterns(folder: Path) -> list[str]:
+    ignore = folder / IGNORE_FILE
+    if not ignore.is_file():
+        return []
+    lines = (line.strip() for line in ignore.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def load_file(con: duckdb.DuckDBPyConnection, path: Path, ref: StagingReference,

@@ -29,7 +29,9 @@ __all__ = ["ARCHETYPES", "DEFAULT_START", "GroundTruth", "generate"]
 
 DEFAULT_START = date(2026, 6, 1)
 MANAGED_FILES = ("labs.csv", "labs_resend.csv", "vitals.csv", "infusions.csv", "events.csv",
-                 "ground_truth.csv", "ground_truth.json", "AS_OF")
+                 "ground_truth.csv", "ground_truth.json", "AS_OF", ".cartwatchignore")
+# The answer key sits beside the feeds: an inbox of this folder does not load it (cartwatch/loader.py).
+IGNORE_TEXT = "# not feeds: the sample's answer key\nground_truth.csv\nground_truth.json\n"
 # Other wire formats of the same rows. Each module provides
 # `write_sample_feeds(feeds: dict[str, list[dict[str, str]]], out_dir: Path) -> list[Path]`,
 # feeds keyed like the CSV files (labs, labs_resend, vitals, infusions, events), rows with the
@@ -63,6 +65,7 @@ def generate(patients: int, seed: int, out_dir: Path, start: date | None = None,
         rows=tuple(rows), files=tuple(truth_files.file_truths(frames)))
     truth_files.write(truth, out_dir)
     (out_dir / "AS_OF").write_text(truth.as_of + "\n", encoding="utf-8")
+    (out_dir / ".cartwatchignore").write_text(IGNORE_TEXT, encoding="utf-8")
     for fmt in formats:
         if fmt != "csv":
             _write_format(fmt, frames, out_dir)

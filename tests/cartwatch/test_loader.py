@@ -178,3 +178,13 @@ def test_a_refused_file_is_not_recorded_as_loaded(store, ctx, tmp_path, text, re
     assert counts(store)["meta.files"] == 0
     path.write_text(LAB_HEADER + "\n" + GOOD_LAB + "\n", encoding="utf-8")   # the fixed file loads
     assert load_file(store, path, ctx).accepted == 1
+
+
+def test_a_folders_ignore_file_keeps_its_non_feeds_out(tmp_path):
+    from cartwatch.loader import feed_files
+    (tmp_path / "sub").mkdir()
+    for name in ("labs.csv", "answers.csv", "answers.json", "sub/answers.csv", "sub/vitals.csv"):
+        (tmp_path / name).write_text("x\n")
+    (tmp_path / ".cartwatchignore").write_text("# not feeds\nanswers.*\n")
+    assert [p.relative_to(tmp_path).as_posix() for p in feed_files([tmp_path])] == ["labs.csv", "sub/vitals.csv"]
+    assert feed_files([tmp_path / "answers.csv"]) == [tmp_path / "answers.csv"]   # named: loaded as asked
