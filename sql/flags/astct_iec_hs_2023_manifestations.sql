@@ -200,7 +200,7 @@ fever AS (
         'highest temperature of the day' AS detail
     FROM vitals
     WHERE kind = 'temperature' AND value >= $crs__fever_c
-    QUALIFY row_number() OVER (PARTITION BY patient_id, infusion_id, day ORDER BY value DESC, observed_at) = 1
+    QUALIFY row_number() OVER (PARTITION BY patient_id, infusion_id, day ORDER BY value DESC, observed_at, load_seq) = 1
 ),
 
 pulmonary AS (
@@ -220,7 +220,8 @@ pulmonary AS (
         'supplemental oxygen' AS detail
     FROM vitals
     WHERE (kind = 'o2_device' AND value_text <> 'room_air') OR (kind = 'o2_flow' AND value > 0)
-    QUALIFY row_number() OVER (PARTITION BY patient_id, infusion_id, day ORDER BY observed_at) = 1
+    -- readings charted at the same moment (a flow and a device): the one sent first, every run
+    QUALIFY row_number() OVER (PARTITION BY patient_id, infusion_id, day ORDER BY observed_at, load_seq) = 1
 ),
 
 lab_found AS (

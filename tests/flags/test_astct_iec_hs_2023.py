@@ -179,3 +179,16 @@ def test_manifestation_thresholds():
         ("C", "cytopenia", "anc", 0.45, "worsening"),
         ("C", "hemophagocytosis", "hemophagocytosis", 1, "documented"),
     }
+
+
+@pytest.mark.parametrize("first, second", [("o2_device", "o2_flow"), ("o2_flow", "o2_device")])
+def test_readings_charted_at_the_same_moment_give_the_one_sent_first_as_evidence(first, second):
+    """Regression: a flow and a device charted at one moment both show supplemental oxygen; the
+    evidence was whichever the engine met first, so re-ordering a load changed the export."""
+    s = Scenario()
+    s.infusion("P1", "2026-03-01 10:00")
+    readings = {"o2_device": "nasal_cannula", "o2_flow": 4}
+    for kind in (first, second):
+        s.vital("P1", kind, "2026-03-05 08:00", readings[kind])
+    s.build("2026-03-20 00:00")
+    assert s.rows("SELECT analyte FROM flags.astct_iec_hs_2023_manifestations WHERE rule = 'pulmonary'") == [{"analyte": first}]
