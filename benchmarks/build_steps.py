@@ -31,7 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     rules = load_rules()
     con = open_store(args.db)
-    params = builder.build_parameters(rules, as_of=args.as_of, as_loaded=False, site_tz=args.site_tz)
+    ctx = builder.build_context(rules, as_of=args.as_of, as_loaded=False, site_tz=args.site_tz)
     timings = []
     started = time.perf_counter()
     con.execute("BEGIN TRANSACTION")       # one transaction, as build() runs
@@ -39,7 +39,7 @@ def main() -> None:
         builder.write_reference_tables(con, rules)
         for step in builder.steps():
             t = time.perf_counter()
-            builder.run_step(con, step, params)
+            builder.run_step(con, step, ctx)
             timings.append((step, round(time.perf_counter() - t, 3)))
     finally:
         con.execute("ROLLBACK")            # measure only: the database is left as it was
