@@ -29,7 +29,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from cartwatch import backfill as bf
-from cartwatch.runs import finish_run, start_run, utc_now
+from cartwatch.runs import finish_run, start_run
 from cartwatch.store import open_store
 from flows.nightly import holds_database, report_failure, settings_from
 from transforms.rules import load_rules
@@ -55,6 +55,18 @@ def print_progress(done: int, total: int, night: date, doc: dict, elapsed: float
           f"escalated {doc['counts']['escalated']} ({elapsed:.1f} s, about {eta:.0f} s left)", flush=True)
 
 
+def _open_backfill(overrides: dict[str, str] | None, patients: str | list[str] | None, **cohort):
+    """Settings, rules, the database, the plan and the run record of a backfill; `patients` is a
+    list or the name of a patients file (read here, so ids stay out of the run's parameters)."""
+    settings = settings_from(overrides)
+    rules = load_rules(settings.rules_path)
+    if isinstance(patients, str):
+        patients = bf.read_patients_file(patients)
+    con = open_store(settings.db_path)
+    plan = bf.make_plan(con, rules, settings, patients=patients, **cohort)
+    return settings, rules, con, plan, start_run(con, "backfill", plan.nights[-1][1], rules.version)
+
+
 @flow(name="cartwatch-backfill", log_prints=False, on_failure=[report_failure],
       task_runner=ThreadPoolTaskRunner(max_workers=default_workers()))
 @holds_database("backfill")
@@ -67,15 +79,10 @@ def backfill(start: date, end: date, patients: list[str] | None = None, product:
     `patients_file` rather than `patients` keeps patient ids out of the run's parameters (Prefect stores
     and shows them); `as_of` limits every night to the rows known by then."""
     started = time.perf_counter()
-    settings = settings_from(overrides)
-    rules = load_rules(settings.rules_path)
     logger = get_run_logger()
-    if patients_file:
-        patients = bf.read_patients_file(patients_file)
-    con = open_store(settings.db_path)
-    plan = bf.make_plan(con, rules, settings, start=start, end=end, patients=patients, product=product,
-                        infused_from=infused_from, infused_to=infused_to, as_loaded=as_loaded, known_by=as_of)
-    run_id = start_run(con, "backfill", plan.nights[-1][1], rules.version)
+    settings, rules, con, plan, run_id = _open_backfill(
+        overrides, patients_file or patients, start=start, end=end, product=product, infused_from=infused_from,
+        infused_to=infused_to, as_loaded=as_loaded, known_by=as_of)
     todo = plan.remaining
     logger.info("backfill %s: %d nights (%d already done), %d patients", plan.backfill_id, len(plan.nights),
                 len(plan.nights) - len(todo), len(plan.patients))
@@ -176,15 +183,10 @@ def backfill_partitioned(start: date, end: date, patients: list[str] | None = No
     leaves it, and the same backfill run again resumes from the nights its workers wrote.
     `patients_file` keeps patient ids out of the run's parameters, as for `backfill`."""
     started = time.perf_counter()
-    settings = settings_from(overrides)
-    rules = load_rules(settings.rules_path)
     logger = get_run_logger()
-    if patients_file:
-        patients = bf.read_patients_file(patients_file)
-    con = open_store(settings.db_path)
-    plan = bf.make_plan(con, rules, settings, start=start, end=end, patients=patients, product=product,
-                        infused_from=infused_from, infused_to=infused_to, as_loaded=as_loaded)
-    run_id = start_run(con, "backfill", plan.nights[-1][1], rules.version)
+    settings, rules, con, plan, run_id = _open_backfill(
+        overrides, patients_file or patients, start=start, end=end, product=product, infused_from=infused_from,
+        infused_to=infused_to, as_loaded=as_loaded)
     todo, alerts = plan.remaining, 0
     root = bf.partition_root(settings, plan, partition_dir)
     try:

@@ -141,3 +141,10 @@ END;
 
 -- a number as Python's f"{value:.9g}" writes it, '' for none (row keys: 1250 and "1,250" agree)
 CREATE OR REPLACE MACRO number_key(x) AS coalesce(printf('%.9g', x), '');
+
+-- why a patient or infusion id cannot be used (NULL: it can): missing, or holding a control
+-- character (a line break or NUL would forge lines in digests and pagers)
+CREATE OR REPLACE MACRO id_error(id, what, required) AS CASE
+    WHEN id IS NULL AND required THEN 'missing ' || what
+    WHEN regexp_matches(id, '[\x00-\x1f\x7f]') THEN what || ' contains a control character'
+END;

@@ -71,9 +71,7 @@ judged AS (
         *,
         coalesce(
             error,
-            CASE WHEN patient_id IS NULL THEN 'missing patient_id' END,
-            -- an id is shown in digests and pagers: no control characters (line breaks, NUL)
-            CASE WHEN regexp_matches(patient_id, '[\x00-\x1f\x7f]') THEN 'patient_id contains a control character' END,
+            id_error(patient_id, 'patient_id', TRUE),
             CASE WHEN event_type IS NULL THEN 'missing event_type' END,
             CASE WHEN value_kind IS NULL THEN 'unknown event_type ' || quoted(event_type) END,
             'event_at: ' || happened.error,

@@ -74,13 +74,11 @@ judged AS (
         *,
         coalesce(
             error,
-            CASE WHEN patient_id IS NULL THEN 'missing patient_id' END,
-            -- an id is shown in digests and pagers: no control characters (line breaks, NUL)
-            CASE WHEN regexp_matches(patient_id, '[\x00-\x1f\x7f]') THEN 'patient_id contains a control character' END,
+            id_error(patient_id, 'patient_id', TRUE),
             CASE WHEN unknown_zone THEN 'unknown site_timezone ' || quoted(site_timezone) END,
             'infused_at: ' || infused.error,
             CASE WHEN product IS NULL THEN 'missing product' END,
-            CASE WHEN regexp_matches(given_infusion_id, '[\x00-\x1f\x7f]') THEN 'infusion_id contains a control character' END
+            id_error(given_infusion_id, 'infusion_id', FALSE)
         ) AS reason,
         coalesce(given_infusion_id, patient_id || '-' || strftime(timezone('UTC', infused.at), '%Y%m%dT%H%MZ'))
             AS infusion_id

@@ -126,9 +126,7 @@ judged AS (
         *,
         coalesce(
             error,
-            CASE WHEN patient_id IS NULL THEN 'missing patient_id' END,
-            -- an id is shown in digests and pagers: no control characters (line breaks, NUL)
-            CASE WHEN regexp_matches(patient_id, '[\x00-\x1f\x7f]') THEN 'patient_id contains a control character' END,
+            id_error(patient_id, 'patient_id', TRUE),
             code_error,
             CASE WHEN result_status NOT IN ('F', 'C', 'X', 'P') THEN 'unknown result_status ' || quoted(result_status) END,
             CASE WHEN NOT withdrawn_without_value THEN coalesce(number.error, unit_error) END,

@@ -71,9 +71,7 @@ judged AS (
         *,
         coalesce(
             error,
-            CASE WHEN patient_id IS NULL THEN 'missing patient_id' END,
-            -- an id is shown in digests and pagers: no control characters (line breaks, NUL)
-            CASE WHEN regexp_matches(patient_id, '[\x00-\x1f\x7f]') THEN 'patient_id contains a control character' END,
+            id_error(patient_id, 'patient_id', TRUE),
             CASE WHEN kind IS NULL THEN 'missing kind' END,
             CASE WHEN canonical_unit IS NULL THEN 'unknown vital kind ' || quoted(kind) END,
             'measured_at: ' || measured.error,
