@@ -141,11 +141,11 @@ columns and which spelling (`value_original`) is kept.
 
 
 def _rows_read(path: Path) -> str:
-    from transforms.parsers.detect import parser_for
+    from transforms.parsers.detect import read_batches
     if not path.is_file():
         return "-"
-    _, parse = parser_for(path)
-    return str(sum(1 for _ in parse(path)))
+    _, batches = read_batches(path)
+    return str(sum(batch.frame.height for batch in batches))
 
 
 def _formats(formats: tuple[str, ...], out_dir: Path | None) -> str:

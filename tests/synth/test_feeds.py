@@ -94,3 +94,12 @@ def test_readme_tells_every_patient_with_the_command():
 def test_as_of_file_matches_the_ground_truth(sample):
     truth, folder = sample
     assert (folder / "AS_OF").read_text() == truth.as_of + "\n"
+
+
+def test_the_sample_readme_counts_rows_through_the_batch_readers():
+    """Regression: the README writer called a reader that the columnar staging removed."""
+    from cartwatch.synth.readme import _rows_read
+    from sample_paths import SAMPLE
+    assert _rows_read(SAMPLE / "hl7" / "labs_batch.hl7") == "1223"
+    assert _rows_read(SAMPLE / "fhir" / "Observation.ndjson") == "2788"
+    assert _rows_read(SAMPLE / "missing.hl7") == "-"
