@@ -6,17 +6,15 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from cartwatch.digest.document import (crs_state, ferritin_trend, pager_lines, patient_index,
-                                       set_label, status_label)
+from cartwatch.digest.document import cards, pager_lines, patient_index, set_label, status_label
 from cartwatch.digest.ids import masked
 from cartwatch.digest.state import ALERT_RANK, rank
 from cartwatch.digest.plot import ferritin_png
 from cartwatch.digest.select import FILES_LISTED
-from cartwatch.digest.render_md import (SECTION_TITLES, day, fmt_threshold, fmt_value, local_time, rules_note,
-                                        statuses_line)
+from cartwatch.digest.render_md import (SECTION_TITLES, card_facts, card_title, card_windows, day, fmt_threshold,
+                                        fmt_value, header_counts, local_time, rules_note)
 
-DETAILED = ("new", "escalated")   # sections shown as patient cards; the others as one line a window
-PLOTS_DRAWN = 20                   # a display choice, not a clinical rule: see _plotted
+PLOTS_DRAWN = 20                   # a display choice, not a clinical rule: see _cards
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#111827;max-width:1100px}
@@ -75,47 +73,30 @@ def _plot(p: dict, drawn: bool, alert_cards: int) -> str:
             f'src="data:image/png;base64,{data}">')
 
 
-def _alert_cards(doc: dict) -> dict[str, dict[tuple, list[dict]]]:
-    """The patient cards of each detailed section: the alerting windows of each patient."""
-    cards = {}
-    for section in DETAILED:
-        groups = cards.setdefault(section, {})
-        for w in doc["sections"][section]:
-            if rank(w["status"]) >= ALERT_RANK:
-                groups.setdefault((w["patient_id"], w["infusion_id"]), []).append(w)
-    return cards
-
-
-def _plotted(cards: dict[str, dict[tuple, list[dict]]]) -> set[tuple]:
-    """The cards that get a plot: the PLOTS_DRAWN most severe (highest status, then page order).
+def _cards(doc: dict) -> str:
+    """One card per patient episode, most urgent first; plots for the PLOTS_DRAWN first paged cards.
 
     A first digest over years of history can hold hundreds of alerts; drawing each costs about a
     tenth of a second, so unbounded plotting would dominate the run, and a page that long is not
     read past its first cards anyway."""
-    order = [(section, key, ws) for section, groups in cards.items() for key, ws in groups.items()]
-    ranked = sorted(range(len(order)), key=lambda i: (-max(rank(w["status"]) for w in order[i][2]), i))
-    return {order[i][:2] for i in ranked[:PLOTS_DRAWN]}
-
-
-def _detailed(doc: dict, section: str, cards: dict, plotted: set[tuple]) -> str:
     index = patient_index(doc)
-    alert_cards = sum(len(groups) for groups in cards.values())
-    html = []
-    for key, ws in cards[section].items():
-        p = index.get(key, {"patient_id": key[0]})
+    found = doc.get("cards") or cards(doc)
+    paged = sum(c["paged"] for c in found)
+    html, drawn = [], 0
+    for card in found:
+        p = index.get((card["patient_id"], card["infusion_id"]), {"patient_id": card["patient_id"]})
         tz = p.get("site_tz")
-        d = f", day {day(p['day_now'])}" if p.get("day_now") is not None else ""
-        windows = "".join(f'<div class="window">{_window_head(w)}</div>{_evidence(w, tz)}' for w in ws)
-        html.append(
-            f'<div class="patient" data-patient="{escape(p["patient_id"])}">'
-            f'<h3>{escape(p["patient_id"])} ({escape(p.get("product") or "product unknown")}{d})</h3>'
-            f"<div>CRS: {escape(crs_state(p))}</div><div>Criteria sets: {escape(statuses_line(p))}</div>"
-            f"<div>Ferritin trend: {escape(ferritin_trend(p))}</div>{windows}"
-            f"{_plot(p, (section, key) in plotted, alert_cards)}</div>")
-    context = [w for w in doc["sections"][section] if rank(w["status"]) < ALERT_RANK]
-    if context:
-        html.append(f"<p>Context, not alerts ({len(context)}):</p>{_brief(doc, section, context)}")
-    return "".join(html)
+        facts = "".join(f"<div><b>{escape(k)}:</b> {escape(v)}</div>" for k, v in card_facts(doc, card))
+        windows = "".join(f'<div class="window">{_window_head(w)}</div>{_evidence(w, tz)}'
+                          for w in card_windows(doc, card))
+        plot = ""
+        if card["paged"]:
+            plot = _plot(p, drawn < PLOTS_DRAWN, paged)
+            drawn += 1
+        html.append(f'<div class="patient" data-patient="{escape(card["patient_id"])}" '
+                    f'data-urgency="{escape(card["urgency"])}"><h3>{escape(card_title(card))}</h3>'
+                    f"{facts}{windows}{plot}</div>")
+    return "".join(html) or '<p class="none">None.</p>'
 
 
 def _brief(doc: dict, section: str, windows: list[dict] | None = None) -> str:
@@ -175,19 +156,18 @@ def render_html(doc: dict, *, mask_ids: bool = False) -> str:
              f"<h1>cartwatch digest as of {escape(doc['as_of'])}</h1>",
              f'<p class="summary">Rules version {escape(doc["rules_version"] + rules_note(doc["rules_version"]))}; '
              f'{doc["monitored_episodes"]} infusion '
-             f"episodes monitored; <b>{doc['alerts']} alerts</b>. New {c['new']}, escalated {c['escalated']}, "
-             f"still open {c['still_open']}, resolved {c['resolved']}{since}.</p>"]
+             f"episodes monitored; <b>{escape(header_counts(doc))}</b>; windows: new {c['new']}, "
+             f"escalated {c['escalated']}, still open {c['still_open']}, resolved {c['resolved']}{since}.</p>"]
     pager = pager_lines(doc)
     if pager:
         parts.append('<section id="pager"><h2>Pager</h2><ul class="pager">'
                      + "".join(f"<li>{escape(p)}</li>" for p in pager) + "</ul></section>")
-    cards = _alert_cards(doc)
-    plotted = _plotted(cards)
+    parts.append(f'<section id="patients"><h2>Patients</h2>{_cards(doc)}</section>')
     for section in ("new", "escalated", "still_open", "resolved"):
         if not doc["sections"][section]:
             body = '<p class="none">None.</p>'
         else:
-            body = _detailed(doc, section, cards, plotted) if section in DETAILED else _brief(doc, section)
+            body = _brief(doc, section)
         parts.append(f'<section id="{section}"><h2>{SECTION_TITLES[section]}</h2>{body}</section>')
     parts.append(f'<section id="data-quality"><h2>Data quality</h2>{_data_quality(doc["data_quality"])}</section>')
     parts.append("</body></html>")

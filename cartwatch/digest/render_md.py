@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from cartwatch.digest.document import (crs_state, ferritin_trend, pager_lines, patient_index,
-                                       set_label, status_label)
+from cartwatch.digest.document import (cards, crs_course_text, ferritin_trend, pager_lines, patient_index,
+                                       set_label, status_label, verdict_line)
 from cartwatch.digest.ids import masked
 from cartwatch.digest.state import ALERT_RANK, rank
 from cartwatch.digest.select import FILES_LISTED
@@ -46,20 +46,6 @@ def day(d) -> str:
     return "" if d is None else f"{d:+d}"
 
 
-def statuses_line(patient: dict) -> str:
-    st = patient.get("statuses") or {}
-    sets = [f"{set_label(k)}: {status_label(v)}" for k, v in st.items()
-            if k in ("astct_iec_hs_2023", "cartox_2017", "shah_2020", "ucsf_masl_2020", "hlh_94") and v]
-    met, evaluable = st.get("hlh_2004_met"), st.get("hlh_2004_evaluable")
-    if isinstance(met, bool):
-        sets.append(f"HLH-2004: {'met' if met else 'not met'}")
-    elif met is not None:
-        sets.append(f"HLH-2004: {met} of {evaluable} evaluable criteria met")
-    if st.get("hscore_min") is not None:
-        sets.append(f"HScore {fmt_value(st['hscore_min'])}-{fmt_value(st.get('hscore_max'))}")
-    return "; ".join(sets) if sets else "no criteria set status for the latest day"
-
-
 def window_head(w: dict) -> str:
     head = f"{set_label(w['criteria_set'])}: **{status_label(w['status'])}**"
     if w.get("previous_status") and w["previous_status"] != w["status"]:
@@ -85,32 +71,50 @@ def evidence_table(w: dict, tz: str | None) -> list[str]:
     return out
 
 
-def patient_heading(p: dict) -> str:
-    d = f", day {day(p['day_now'])}" if p.get("day_now") is not None else ""
-    return f"### {p['patient_id']} ({p.get('product') or 'product unknown'}{d})"
+def card_windows(doc: dict, card: dict) -> list[dict]:
+    """The card's alerting windows that are new or escalated (their evidence is shown)."""
+    key = (card["patient_id"], card["infusion_id"])
+    return [w for s in ("new", "escalated") for w in doc["sections"][s]
+            if (w["patient_id"], w["infusion_id"]) == key and rank(w["status"]) >= ALERT_RANK]
 
 
-def detailed(doc: dict, section: str) -> list[str]:
-    """New and escalated alerts, grouped by patient, with all their context; context-level windows
-    (watch, possible) in one line each after them."""
-    index = patient_index(doc)
-    by_patient: dict[tuple, list[dict]] = {}
-    for w in doc["sections"][section]:
-        if rank(w["status"]) < ALERT_RANK:
-            continue
-        by_patient.setdefault((w["patient_id"], w["infusion_id"]), []).append(w)
-    out = []
-    for key, ws in by_patient.items():
-        p = index.get(key, {"patient_id": key[0]})
-        tz = p.get("site_tz")
-        out += [patient_heading(p), "", f"- CRS: {crs_state(p)}", f"- Criteria sets: {statuses_line(p)}",
-                f"- Ferritin trend: {ferritin_trend(p)}", ""]
-        for w in ws:
-            out += [f"#### {window_head(w)}", ""]
-            out += evidence_table(w, tz) + [""]
-    context = [w for w in doc["sections"][section] if rank(w["status"]) < ALERT_RANK]
-    if context:
-        out += [f"Context, not alerts ({len(context)}):", ""] + brief(doc, section, context)
+def card_facts(doc: dict, card: dict) -> list[tuple[str, str]]:
+    """(label, text) lines of a patient card, shared by the Markdown and HTML renderers."""
+    p = patient_index(doc).get((card["patient_id"], card["infusion_id"]), {})
+    tz = p.get("site_tz")
+    iec = card["iec_hs"]
+    if iec["status"]:
+        text = status_label(iec["status"])
+        if iec.get("onset_day") is not None:
+            text += f", onset day {day(iec['onset_day'])} ({iec['onset_date']})"
+        if iec.get("end_day") is not None:
+            text += f", closed day {day(iec['end_day'])}"
+    else:
+        text = "no IEC-HS window"
+    st_day = (p.get("statuses") or {}).get("day")
+    return [("IEC-HS", text), ("CRS course", crs_course_text(card.get("crs"))),
+            ("Changed since the last digest", "; ".join(card["changes"]) or "nothing"),
+            (f"Criteria sets (day {day(st_day)})" if st_day is not None else "Criteria sets", verdict_line(card)),
+            ("Last result", local_time(card.get("last_result_at"), tz) or "none"),
+            ("Ferritin trend", ferritin_trend(p))]
+
+
+def card_title(card: dict) -> str:
+    bits = [card.get("product") or "product unknown"]
+    if card.get("infusion_date"):
+        bits.append(f"infused {card['infusion_date']}")
+    if card.get("day_now") is not None:
+        bits.append(f"day {day(card['day_now'])}")
+    return f"{card['patient_id']} ({', '.join(bits)}): {card['urgency']}"
+
+
+def card_lines(doc: dict) -> list[str]:
+    out = ["## Patients", ""]
+    for card in doc.get("cards") or cards(doc):
+        tz = patient_index(doc).get((card["patient_id"], card["infusion_id"]), {}).get("site_tz")
+        out += [f"### {card_title(card)}", ""] + [f"- {k}: {v}" for k, v in card_facts(doc, card)] + [""]
+        for w in card_windows(doc, card):
+            out += [f"#### {window_head(w)}", ""] + evidence_table(w, tz) + [""]
     return out
 
 
@@ -160,6 +164,14 @@ def data_quality_lines(dq: dict) -> list[str]:
     return out + [""]
 
 
+def header_counts(doc: dict) -> str:
+    """'12 patients in this digest, 11 paged (one pager line each)': patients, not windows."""
+    found = doc.get("cards") or cards(doc)
+    n = len(found)
+    return f"{n} patient{'' if n == 1 else 's'} in this digest, {sum(c['paged'] for c in found)} paged " \
+           "(one pager line each)"
+
+
 def rules_note(version: str) -> str:
     """A rules version with a content hash is not the released content of its declared version."""
     declared, plus, digest = version.partition("+")
@@ -172,15 +184,14 @@ def render_md(doc: dict, *, mask_ids: bool = False) -> str:
     lines = [f"# cartwatch digest as of {doc['as_of']}", "",
              f"Rules version {doc['rules_version']}{rules_note(doc['rules_version'])}; "
              f"{doc['monitored_episodes']} infusion episodes monitored; "
-             f"{doc['alerts']} alerts. New {c['new']}, escalated {c['escalated']}, still open {c['still_open']}, "
-             f"resolved {c['resolved']}" + (f" since {doc['since']}." if doc.get("since") else "."), ""]
+             f"{header_counts(doc)}; windows: new {c['new']}, escalated {c['escalated']}, "
+             f"still open {c['still_open']}, resolved {c['resolved']}" + (f" since {doc['since']}." if doc.get("since")
+                                                                          else "."), ""]
     pager = pager_lines(doc)
     if pager:
         lines += ["## Pager", "", *[f"- {p}" for p in pager], ""]
-    for section in ("new", "escalated"):
-        lines += [f"## {SECTION_TITLES[section]}", ""]
-        lines += detailed(doc, section) if doc["sections"][section] else ["None.", ""]
-    for section in ("still_open", "resolved"):
+    lines += card_lines(doc)
+    for section in ("new", "escalated", "still_open", "resolved"):
         lines += [f"## {SECTION_TITLES[section]}", ""]
         lines += brief(doc, section) if doc["sections"][section] else ["None.", ""]
     lines += data_quality_lines(doc["data_quality"])

@@ -163,8 +163,8 @@ def _crs(con, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
                     "days_with_crs": r["crs_days"] or []}
     have = table_columns(con, "derived.crs_episodes")
     if {"patient_id", "infusion_id", "onset_day"} <= have:
-        pick = [c for c in ("onset_day", "peak_grade", "peak_day", "resolved_day", "resolved_at",
-                            "improvement_at") if c in have]
+        pick = [c for c in ("onset_day", "peak_grade", "peak_day", "improvement_day", "resolved_day",
+                            "resolved_at", "improvement_at") if c in have]
         for r in rows(con, f"SELECT patient_id, infusion_id, {', '.join(pick)} FROM derived.crs_episodes "
                            "ORDER BY patient_id, infusion_id, onset_day"):
             key = (r["patient_id"], r["infusion_id"])
@@ -173,7 +173,7 @@ def _crs(con, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
     return out
 
 
-def _statuses(con, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+def _statuses(con, keys: set[tuple[str, str]], rules: Rules) -> dict[tuple[str, str], dict]:
     """Each criteria set's status on the patient's latest day of flags.daily."""
     have = table_columns(con, "flags.daily")
     if not {"patient_id", "infusion_id", "day"} <= have:
@@ -189,7 +189,54 @@ def _statuses(con, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
         key = (r.pop("patient_id"), r.pop("infusion_id"))
         if key in keys:
             out[key] = r
+    _hlh_counts(con, out, rules)
+    for st in out.values():
+        st["hscore_cutoff"] = rules.value("hscore.cutoff")
     return out
+
+
+HLH_INPUTS = {  # criterion of a set -> the day's worst-value / finding columns that can decide it
+    "hlh_2004": [("fever", ("temperature_max",)), ("splenomegaly", ("splenomegaly",)),
+                 ("cytopenias", ("hemoglobin_min", "platelets_min", "anc_min")),
+                 ("triglycerides/fibrinogen", ("triglycerides_max", "fibrinogen_min")),
+                 ("hemophagocytosis", ("hemophagocytosis",)), ("NK activity", ()),
+                 ("ferritin", ("ferritin_max",)), ("sCD25", ("scd25_max",))],
+    "hlh_94": [("fever", ("temperature_max",)), ("splenomegaly", ("splenomegaly",)),
+               ("cytopenias", ("hemoglobin_min", "platelets_min", "anc_min")),
+               ("triglycerides/fibrinogen", ("triglycerides_max", "fibrinogen_min")),
+               ("hemophagocytosis", ("hemophagocytosis",))],
+}
+
+
+def _hlh_counts(con, out: dict[tuple[str, str], dict], rules: Rules) -> None:
+    """HLH-2004 and HLH-94 on the latest day of flags.daily: criteria met, criteria that could be
+    decided, their total, and the criteria with no input at all that day (`<set>_missing`)."""
+    have = table_columns(con, "derived.hlh_criteria_daily")
+    if not out or not {"patient_id", "infusion_id", "day"} <= have:
+        return
+    for name, items in HLH_INPUTS.items():
+        if not {f"{name}_met_count", f"{name}_evaluable_count"} <= have:
+            continue
+        inputs = sorted({c for _, cols in items for c in cols if c in have})
+        sel = ", ".join([f"{name}_met_count AS met", f"{name}_evaluable_count AS evaluable"]
+                        + [f"{c} IS NOT NULL AS {c}" for c in inputs])
+        for r in rows(con, f"SELECT patient_id, infusion_id, day, {sel} FROM derived.hlh_criteria_daily"):
+            st = out.get((r["patient_id"], r["infusion_id"]))
+            if st is None or r["day"] != st.get("day"):
+                continue
+            st[f"{name}_counts"] = {
+                "met": r["met"], "evaluable": r["evaluable"], "total": len(items),
+                "required": int(rules.value("hlh_2004.criteria_required")) if name == "hlh_2004" else len(items),
+                "missing": [label for label, cols in items if not any(r.get(c) for c in cols)]}
+
+
+def _last_results(con, keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The time of each episode's latest lab result (derived.timeline)."""
+    if not keys or not {"patient_id", "infusion_id", "observed_at"} <= table_columns(con, "derived.timeline"):
+        return {}
+    return {k: r["at"] for r in rows(con, "SELECT patient_id, infusion_id, max(observed_at) AS at "
+                                          "FROM derived.timeline GROUP BY ALL")
+            if (k := (r["patient_id"], r["infusion_id"])) in keys}
 
 
 def _ferritin(con, keys: set[tuple[str, str]], rules: Rules) -> dict[tuple[str, str], dict]:
@@ -261,14 +308,16 @@ def patient_snapshot(con: duckdb.DuckDBPyConnection, *, as_of: datetime, rules: 
     found = windows(con, rules)
     keys = sorted({(w["patient_id"], w["infusion_id"]) for w in found}, key=lambda k: (k[0], k[1] or ""))
     episodes = _episodes(con, as_of, set(keys))
-    crs, statuses, ferritin = _crs(con, set(keys)), _statuses(con, set(keys)), _ferritin(con, set(keys), rules)
+    crs, statuses, ferritin = _crs(con, set(keys)), _statuses(con, set(keys), rules), _ferritin(con, set(keys), rules)
+    last = _last_results(con, set(keys))
     patients = []
     for key in keys:
         ep = episodes.get(key, {})
         patients.append({
             "patient_id": key[0], "infusion_id": key[1], "product": ep.get("product"),
             "infused_at": ep.get("infused_at"), "site_tz": ep.get("site_tz"), "day_now": ep.get("day_now"),
-            "crs": crs.get(key), "statuses": statuses.get(key), "ferritin": ferritin.get(key)})
+            "crs": crs.get(key), "statuses": statuses.get(key), "ferritin": ferritin.get(key),
+            "last_result_at": last.get(key)})
     monitored = 0
     if table_columns(con, "derived.infusion_episodes"):
         monitored = con.execute("SELECT count(*) FROM derived.infusion_episodes "

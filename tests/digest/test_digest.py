@@ -134,3 +134,53 @@ def test_plots_are_drawn_for_the_most_severe_cards_only(cohort_db, rules, engine
     assert html.count("Ferritin plot not drawn") == len(cards) - 1
     plotted = re.search(r'data-patient="([^"]+)"((?!data-patient=).)*data:image/png', html, re.S).group(1)
     assert rank(cards[next(k for k in cards if k[0] == plotted)]) == max(rank(s) for s in cards.values())
+
+
+def test_one_card_per_patient_with_course_verdicts_and_pager_line(cohort_db, rules, engine):
+    """The escalated sample patient: one card, one pager line (exact), CRS labelled as CRS, the
+    IEC-HS onset day and date, and every criteria set's verdict side by side."""
+    _, doc = digest_doc(cohort_db, rules)
+    assert [(c["patient_id"], c["urgency"], c["paged"]) for c in doc["cards"]] == [("P001", "escalated", True)]
+    card = doc["cards"][0]
+    assert card["iec_hs"]["onset_day"] == 12 and card["iec_hs"]["onset_date"] == "2026-03-13"
+    assert card["changes"] == ["IEC-HS: suspected -> criteria met"]
+    assert pager_lines(doc) == ["P001 axi-cel d+14: IEC-HS criteria met onset d+12 (was suspected) | "
+                                "ferritin 2,841 ng/mL d+13 | CRS G1 d+2 (d+2..d+5) | no other set met"]
+    md = render(doc, "md")
+    assert "1 patient in this digest, 1 paged (one pager line each)" in md
+    assert "### P001 (axi-cel, infused 2026-03-01, day +14): escalated" in md
+    assert "- CRS course: CRS onset d+2, peak G1 d+2, resolved d+5" in md
+    assert ("IEC-HS criteria met; CARTOX not met; Shah 2020 not met; UCSF MAS-L not met; HLH-94 not evaluable "
+            "(no data); HLH-2004 not evaluable (no data); HScore not evaluable (no data)") in md
+    masked_line = pager_lines(mask_doc(doc))[0]
+    assert masked_line.startswith(mask("P001") + " axi-cel d+14:") and "P001" not in masked_line
+
+
+def mask_doc(doc):
+    from cartwatch.digest.ids import masked
+
+    return masked(doc, True)
+
+
+def test_cards_are_ordered_by_urgency_and_pager_lines_are_bounded():
+    from cartwatch.digest.document import cards, pager_lines as lines
+
+    def w(pid, status, **kw):
+        return dict(window(status, **kw), patient_id=pid, infusion_id=pid + "-1")
+
+    long_product = "x" * 60
+    doc = {"sections": {"new": [w("W", "watch"), w("S", "suspected"), w("M", "criteria_met")],
+                        "escalated": [dict(w("E", "suspected"), previous_status="watch")],
+                        "still_open": [dict(w("O", "suspected"), previous_status="suspected")],
+                        "resolved": [dict(w("R", "suspected"), previous_status="suspected")]},
+           "patients": [{"patient_id": "S", "infusion_id": "S-1", "product": long_product, "day_now": 123,
+                         "crs": {"episode": {"onset_day": 1, "peak_grade": 4, "peak_day": 3, "resolved_day": 19}},
+                         "ferritin": {"unit": "ng/mL", "latest": {"value": 123456.0, "day": 120}}}]}
+    doc["cards"] = cards(doc)
+    assert [(c["patient_id"], c["urgency"]) for c in doc["cards"]] == [
+        ("M", "new criteria met"), ("E", "escalated"), ("S", "new suspected"), ("O", "still open"),
+        ("W", "watch"), ("R", "resolved")]
+    out = lines(doc)
+    assert [line.split()[0] for line in out] == ["M", "E", "S"]             # paged: new/escalated >= suspected
+    assert all(len(line) < 140 for line in out)
+    assert "CRS" not in out[2] and out[2].endswith("no other set met")      # the CRS course goes first
