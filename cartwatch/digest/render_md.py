@@ -65,9 +65,9 @@ def evidence_table(w: dict, tz: str | None) -> list[str]:
         return []
     out = ["| rule | analyte | value | at | threshold | source |", "|---|---|---:|---|---|---|"]
     for e in w["evidence"]:
-        out.append(f"| {e.get('rule') or ''} | {e.get('analyte') or ''} | {fmt_value(e.get('value'))} "
-                   f"{e.get('unit') or ''} | {local_time(e.get('at'), tz)} | {fmt_threshold(e)} "
-                   f"| {e.get('source') or ''} |")
+        out.append(f"| {e.get('rule') or ''} | {md_text(e.get('analyte') or '')} | "
+                   f"{md_text(fmt_value(e.get('value')))} {md_text(e.get('unit') or '')} | {local_time(e.get('at'), tz)} | "
+                   f"{fmt_threshold(e)} | {md_text(e.get('source') or '')} |")
     return out
 
 
@@ -108,11 +108,20 @@ def card_title(card: dict) -> str:
     return f"{card['patient_id']} ({', '.join(bits)}): {card['urgency']}"
 
 
+MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|#"})
+
+
+def md_text(text: str) -> str:
+    """Feed text (ids, product, units) with Markdown's active characters escaped."""
+    return str(text).translate(MD_SPECIAL)
+
+
 def card_lines(doc: dict) -> list[str]:
     out = ["## Patients", ""]
     for card in doc.get("cards") or cards(doc):
         tz = patient_index(doc).get((card["patient_id"], card["infusion_id"]), {}).get("site_tz")
-        out += [f"### {card_title(card)}", ""] + [f"- {k}: {v}" for k, v in card_facts(doc, card)] + [""]
+        out += [f"### {md_text(card_title(card))}", ""]
+        out += [f"- {k}: {md_text(v)}" for k, v in card_facts(doc, card)] + [""]
         for w in card_windows(doc, card):
             out += [f"#### {window_head(w)}", ""] + evidence_table(w, tz) + [""]
     return out
@@ -125,7 +134,7 @@ def brief(doc: dict, section: str, windows: list[dict] | None = None) -> list[st
         p = index.get((w["patient_id"], w["infusion_id"]), {})
         extra = " (results withdrawn)" if w.get("withdrawn") else ""
         d = f" day {day(p.get('day_now'))}" if p.get("day_now") is not None else ""
-        out.append(f"- {w['patient_id']} ({p.get('product') or '?'}{d}): {window_head(w)}{extra}")
+        out.append(f"- {md_text(w['patient_id'])} ({md_text(p.get('product') or '?')}{d}): {window_head(w)}{extra}")
     return out + [""]
 
 
@@ -189,7 +198,7 @@ def render_md(doc: dict, *, mask_ids: bool = False) -> str:
                                                                           else "."), ""]
     pager = pager_lines(doc)
     if pager:
-        lines += ["## Pager", "", *[f"- {p}" for p in pager], ""]
+        lines += ["## Pager", "", *[f"- {md_text(p)}" for p in pager], ""]
     lines += card_lines(doc)
     for section in ("new", "escalated", "still_open", "resolved"):
         lines += [f"## {SECTION_TITLES[section]}", ""]

@@ -184,3 +184,13 @@ def test_cards_are_ordered_by_urgency_and_pager_lines_are_bounded():
     assert [line.split()[0] for line in out] == ["M", "E", "S"]             # paged: new/escalated >= suspected
     assert all(len(line) < 140 for line in out)
     assert "CRS" not in out[2] and out[2].endswith("no other set met")      # the CRS course goes first
+
+
+def test_feed_text_on_cards_and_pager_is_escaped(cohort_db, rules, engine):
+    _, doc = digest_doc(cohort_db, rules)
+    doc["patients"][0]["product"] = "<b>axi|cel</b>"
+    doc["cards"][0]["product"] = "<b>axi|cel</b>"
+    md = render(doc, "md")
+    assert "<b>" not in md and "\\<b\\>axi\\|cel\\</b\\>" in md
+    html = render(doc, "html")
+    assert "<b>axi" not in html and "&lt;b&gt;axi|cel&lt;/b&gt;" in html
