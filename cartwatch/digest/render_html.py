@@ -11,8 +11,9 @@ from cartwatch.digest.ids import masked
 from cartwatch.digest.state import ALERT_RANK, rank
 from cartwatch.digest.plot import ferritin_png
 from cartwatch.digest.select import FILES_LISTED
-from cartwatch.digest.render_md import (SECTION_TITLES, card_facts, card_title, card_windows, day, fmt_threshold,
-                                        fmt_value, header_counts, local_time, rules_note)
+from cartwatch.digest.render_md import (SECTION_TITLES, analyte_label, card_facts, card_title, card_windows, day,
+                                        fmt_threshold, fmt_value, header_counts, local_time, manifestation_label,
+                                        rules_note, summary_threshold, summary_value)
 
 PLOTS_DRAWN = 20                   # a display choice, not a clinical rule: see _cards
 
@@ -61,6 +62,25 @@ def _evidence(w: dict, tz: str | None) -> str:
             f"<th>threshold</th><th>source</th></tr>{body}</table>")
 
 
+def _summary(w: dict, tz: str | None) -> str:
+    """One row per manifestation (worst value, time, threshold, source, how many more), the full
+    list of results behind a collapsible section."""
+    rows = []
+    for s in w.get("evidence_summary") or []:
+        label = manifestation_label(s["rule"])
+        if s.get("analyte") and analyte_label(s["analyte"]).lower() not in label:
+            label += f" ({analyte_label(s['analyte'])})"
+        rows.append(f"<tr><td>{escape(label)}</td><td class=num>{escape(summary_value(s))}</td>"
+                    f"<td>{escape(local_time(s.get('at'), tz))}</td><td>{escape(summary_threshold(s))}</td>"
+                    f"<td>{escape(str(s.get('source') or ''))}</td><td class=num>{s['more']}</td></tr>")
+    if not rows:
+        return _evidence(w, tz)
+    table = ("<table class=summary><tr><th>manifestation</th><th>worst</th><th>at</th><th>threshold</th>"
+             f"<th>source</th><th>more</th></tr>{''.join(rows)}</table>")
+    full = _evidence(w, tz)
+    return table + (f"<details><summary>All {len(w['evidence'])} results</summary>{full}</details>" if full else "")
+
+
 def _plot(p: dict, drawn: bool, alert_cards: int) -> str:
     if not drawn:
         return (f'<p class="none">Ferritin plot not drawn: {alert_cards} patients alert in this digest, '
@@ -87,7 +107,7 @@ def _cards(doc: dict) -> str:
         p = index.get((card["patient_id"], card["infusion_id"]), {"patient_id": card["patient_id"]})
         tz = p.get("site_tz")
         facts = "".join(f"<div><b>{escape(k)}:</b> {escape(v)}</div>" for k, v in card_facts(doc, card))
-        windows = "".join(f'<div class="window">{_window_head(w)}</div>{_evidence(w, tz)}'
+        windows = "".join(f'<div class="window">{_window_head(w)}</div>{_summary(w, tz)}'
                           for w in card_windows(doc, card))
         plot = ""
         if card["paged"]:

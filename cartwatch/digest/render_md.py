@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -40,6 +41,49 @@ def fmt_threshold(e: dict) -> str:
     if e.get("detail"):
         parts.append(str(e["detail"]))
     return "; ".join(parts)
+
+
+UNIT_LABELS = {"10*9/L": "x10^9/L", "10*12/L": "x10^12/L", "Cel": "°C", "{ratio}": "", "[degF]": "°F"}
+ANALYTE_LABELS = {"inr": "INR", "pt": "PT", "aptt": "aPTT", "ast": "AST", "alt": "ALT", "ldh": "LDH",
+                  "anc": "ANC", "wbc": "WBC", "scd25": "sCD25", "crp": "CRP", "hscore_min": "HScore (lowest)",
+                  "hscore_max": "HScore (highest)", "criteria_met": "criteria met",
+                  "criteria_evaluable": "criteria evaluable"}
+
+
+def unit_label(unit: str | None) -> str:
+    """Readable units: x10^9/L for 10*9/L, °C for Cel, nothing for INR's {ratio}."""
+    return UNIT_LABELS.get(unit or "", unit or "")
+
+
+def analyte_label(analyte: str | None) -> str:
+    return ANALYTE_LABELS.get(analyte or "", (analyte or "").replace("_", " "))
+
+
+def manifestation_label(rule: str) -> str:
+    """'re_rise' -> 're rise'; 'hlh_2004.anc_lt' -> 'anc lt' (the rule's last part, spaced)."""
+    name = re.sub(r"_(lt|le|ge|gt|x)(_[a-z0-9]+)*$|_factor$", "", rule.rsplit(".", 1)[-1])
+    return name.replace("_", " ")
+
+
+def summary_value(s: dict) -> str:
+    """'15 x10^9/L', 'INR 1.31', 'hemophagocytosis: documented'."""
+    if s.get("finding"):
+        return f"{analyte_label(s['analyte'])}: documented"
+    if s.get("analyte") == "inr":
+        return f"INR {fmt_value(s.get('value'))}"
+    return f"{fmt_value(s.get('value'))} {unit_label(s.get('unit'))}".strip()
+
+
+def summary_threshold(s: dict) -> str:
+    """'> 555 U/L (1 x ULN, iec_hs.ldh_x_uln)': the number in the result's unit when known."""
+    rule = s.get("threshold_rule")
+    note = ", ".join(x for x in (s.get("threshold_text"), rule) if x)
+    if s.get("threshold_value") is not None:
+        if s.get("threshold_text") == f"{s['threshold_value']:g} {s.get('unit')}":
+            note = rule or ""                  # the cut-off is already in the result's unit
+        unit = unit_label(s.get("unit"))
+        return f"{fmt_value(s['threshold_value'])} {unit}".strip() + (f" ({note})" if note else "")
+    return note or str(s.get("detail") or "")
 
 
 def day(d) -> str:
@@ -116,6 +160,22 @@ def md_text(text: str) -> str:
     return str(text).translate(MD_SPECIAL)
 
 
+def summary_table(w: dict, tz: str | None) -> list[str]:
+    """One row per manifestation of a window: its worst result and how many more support it."""
+    found = w.get("evidence_summary") or []
+    if not found:
+        return []
+    out = ["| manifestation | worst | at | threshold | source | more |", "|---|---:|---|---|---|---:|"]
+    for s in found:
+        label = manifestation_label(s["rule"])
+        if s.get("analyte") and analyte_label(s["analyte"]).lower() not in label:
+            label += f" ({analyte_label(s['analyte'])})"
+        out.append(f"| {md_text(label)} | {md_text(summary_value(s))} | {local_time(s.get('at'), tz)} | "
+                   f"{summary_threshold(s)} | {md_text(s.get('source') or '')} | {s['more']} |")
+    total = len(w.get("evidence") or [])
+    return out + ["", f"{total} results in all (the HTML and JSON digests list each)."]
+
+
 def card_lines(doc: dict) -> list[str]:
     out = ["## Patients", ""]
     for card in doc.get("cards") or cards(doc):
@@ -123,7 +183,7 @@ def card_lines(doc: dict) -> list[str]:
         out += [f"### {md_text(card_title(card))}", ""]
         out += [f"- {k}: {md_text(v)}" for k, v in card_facts(doc, card)] + [""]
         for w in card_windows(doc, card):
-            out += [f"#### {window_head(w)}", ""] + evidence_table(w, tz) + [""]
+            out += [f"#### {window_head(w)}", ""] + summary_table(w, tz) + [""]
     return out
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import date, datetime, timezone
 from pathlib import PurePath
 
@@ -114,6 +115,8 @@ def threshold(rules: Rules, rule: str | None, criteria_set: str | None = None) -
     if rule_id is None and rule and criteria_set in RULE_PREFIX:
         stem = f"{RULE_PREFIX[criteria_set]}.{rule}"
         rule_id = next((r for r in table if r.startswith(stem)), None)
+        if rule_id is None and rule.endswith("s"):          # `transaminases`: iec_hs.transaminase_x_uln
+            rule_id = next((r for r in table if r.startswith(stem[:-1])), None)
     if rule_id is None or not isinstance(table[rule_id], dict):
         return None
     return {"rule": rule_id, "value": table[rule_id].get("value"), "unit": table[rule_id].get("unit")}
@@ -131,11 +134,92 @@ def windows(con: duckdb.DuckDBPyConnection, rules: Rules) -> list[dict]:
     cols = ", ".join(c if c in have else f"NULL AS {c}" for c in WINDOW_COLUMNS)
     found = rows(con, f"SELECT {cols} FROM flags.windows WHERE status IS DISTINCT FROM 'not_met' "
                       "ORDER BY patient_id, infusion_id, criteria_set, onset_at, status")
+    refs = _references(con, {(w["patient_id"], w["infusion_id"]) for w in found})
     for w in found:
-        w["evidence"] = [dict(e, threshold=threshold(rules, e.get("rule"), w["criteria_set"]))
+        w["evidence"] = [dict(e, threshold=threshold(rules, _rule_of(e), w["criteria_set"]),
+                              **refs.get((w["patient_id"], w["infusion_id"], e.get("analyte"), _moment(e.get("at"))), {}))
                          for e in sorted((e for e in parse_evidence(w["evidence"]) if isinstance(e, dict)),
                                          key=evidence_key)]
+        w["evidence_summary"] = summarize_evidence(w["evidence"])
     return found
+
+
+def _rule_of(e: dict) -> str | None:
+    """The rule an item was judged by; a new cytopenia is judged by the analyte's fixed cut-off
+    (iec_hs.anc_lt), a worsening one by the fraction."""
+    if e.get("rule") == "cytopenia" and e.get("detail") == "new" and e.get("analyte"):
+        return str(e["analyte"])
+    return e.get("rule")
+
+
+def _moment(at: object) -> str | None:
+    if not at:
+        return None
+    try:
+        return iso(datetime.fromisoformat(str(at).replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
+def _references(con, keys: set[tuple[str, str]]) -> dict[tuple, dict]:
+    """ULN and baseline of each lab result of the episodes, by (patient, infusion, analyte, time)."""
+    have = table_columns(con, "derived.timeline")
+    if not keys or not {"patient_id", "infusion_id", "analyte", "observed_at", "uln", "baseline"} <= have:
+        return {}
+    out = {}
+    for r in rows(con, "SELECT patient_id, infusion_id, analyte, observed_at, uln, baseline FROM derived.timeline "
+                       "WHERE uln IS NOT NULL OR baseline IS NOT NULL"):
+        if (r["patient_id"], r["infusion_id"]) in keys:
+            out[(r["patient_id"], r["infusion_id"], r["analyte"], r["observed_at"])] = {
+                "uln": r["uln"], "baseline": r["baseline"]}
+    return out
+
+
+LOWER_IS_WORSE = {"fibrinogen", "platelets", "anc", "hemoglobin", "wbc", "lymphocytes"}
+FINDINGS = {"splenomegaly", "hepatomegaly", "hemophagocytosis", "immunosuppression"}
+
+
+def threshold_in_unit(e: dict) -> float | None:
+    """The item's threshold as a number in the result's unit: a multiple of its ULN, baseline or
+    (the engine's note) post-peak nadir, or the cut-off itself when written in the result's unit."""
+    t = e.get("threshold") or {}
+    value, unit = t.get("value"), t.get("unit")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    if unit == "x ULN" and e.get("uln"):
+        return round(value * e["uln"], 6)
+    if unit == "x baseline" and e.get("baseline"):
+        return round(value * e["baseline"], 6)
+    if unit == "x nadir":
+        found = re.search(r"nadir ([0-9.]+)", str(e.get("detail") or ""))
+        return round(value * float(found.group(1)), 6) if found else None
+    if unit and unit == e.get("unit"):
+        return value
+    return None
+
+
+def summarize_evidence(items: list[dict]) -> list[dict]:
+    """Per manifestation (rule and analyte): the worst result with its time, the threshold in the
+    result's unit, its source, and how many more results of the window support it (first-seen order)."""
+    groups: dict[tuple, list[dict]] = {}
+    for e in items:
+        groups.setdefault((str(e.get("rule") or ""), str(e.get("analyte") or "")), []).append(e)
+    out = []
+    for (rule, analyte), found in groups.items():
+        numeric = [e for e in found if isinstance(e.get("value"), (int, float)) and not isinstance(e.get("value"), bool)]
+        if numeric:
+            pick = min if analyte in LOWER_IS_WORSE else max
+            worst = pick(numeric, key=lambda e: e["value"])
+        else:
+            worst = found[-1]
+        t = worst.get("threshold") or {}
+        out.append({"rule": rule, "analyte": analyte, "value": worst.get("value"), "unit": worst.get("unit"),
+                    "at": worst.get("at"), "source": worst.get("source"), "detail": worst.get("detail"),
+                    "finding": analyte in FINDINGS, "threshold_value": threshold_in_unit(worst),
+                    "threshold_rule": t.get("rule"), "threshold_text": f"{t['value']:g} {t['unit']}"
+                    if isinstance(t.get("value"), (int, float)) and t.get("unit") else None,
+                    "more": len(found) - 1})
+    return out
 
 
 def _episodes(con, as_of: datetime, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:

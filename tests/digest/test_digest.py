@@ -65,11 +65,14 @@ def test_rendered_digest_shows_evidence_trend_plot_and_pager(cohort_db, rules, e
                   "## Data quality"):
         assert title in md
     assert "re-rise" not in md or "x nadir" in md
-    assert re.search(r"\| iec_hs\.re_rise_factor \| ferritin \| [\d,]+ ng/mL \| 2026-03-1\d \d\d:\d\d EDT \| 2 x nadir", md)
+    # one row per manifestation: the worst value, its time, the threshold and how many more results
+    assert re.search(r"\| re rise \(ferritin\) \| [\d,]+ ng/mL \| 2026-03-1\d \d\d:\d\d EDT \| "
+                     r"2 x nadir, iec_hs\.re_rise_factor \| timeline \| 1 \|", md)      # no nadir note: no number
     assert "Ferritin trend:" in md and "x nadir" in md and "x baseline" in md
     lines = pager_lines(doc)
     assert lines and all(len(line) < 140 for line in lines)
     html = render(doc, "html")
+    assert "<th>manifestation</th>" in html and "<details><summary>All 2 results</summary>" in html
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     assert images and all(base64.b64decode(i).startswith(b"\x89PNG\r\n\x1a\n") for i in images)
     body = json.loads(render(doc, "json"))
@@ -194,3 +197,34 @@ def test_feed_text_on_cards_and_pager_is_escaped(cohort_db, rules, engine):
     assert "<b>" not in md and "\\<b\\>axi\\|cel\\</b\\>" in md
     html = render(doc, "html")
     assert "<b>axi" not in html and "&lt;b&gt;axi|cel&lt;/b&gt;" in html
+
+
+def test_evidence_summary_worst_value_threshold_in_the_results_unit_and_labels():
+    from cartwatch.digest.render_md import summary_threshold, summary_value
+    from cartwatch.digest.select import summarize_evidence
+
+    def item(analyte, value, unit, at, threshold, **kw):
+        return dict(rule=kw.pop("rule", "coagulation"), analyte=analyte, value=value, unit=unit, at=at,
+                    source=f"labs.csv:{at}", threshold=threshold, **kw)
+
+    x_uln = {"rule": "iec_hs.coagulation_x_uln", "value": 1, "unit": "x ULN"}
+    items = [item("inr", 1.3, "{ratio}", "1", x_uln, uln=1.2), item("inr", 1.55, "{ratio}", "2", x_uln, uln=1.2),
+             item("inr", 1.4, "{ratio}", "3", x_uln, uln=1.2),
+             item("platelets", 30.0, "10*9/L", "1", {"rule": "iec_hs.platelets_lt", "value": 50, "unit": "10*9/L"},
+                  rule="cytopenia"),
+             item("platelets", 7.0, "10*9/L", "2", {"rule": "iec_hs.platelets_lt", "value": 50, "unit": "10*9/L"},
+                  rule="cytopenia"),
+             item("ferritin", 11322.0, "ng/mL", "4", {"rule": "iec_hs.re_rise_factor", "value": 2, "unit": "x nadir"},
+                  rule="re_rise", detail="post-peak nadir 3413.0"),
+             item("temperature", 39.2, "Cel", "5", None, rule="hscore.temperature"),
+             item("hemophagocytosis", 1.0, None, "6", None, rule="hlh_2004.hemophagocytosis")]
+    found = {s["analyte"]: s for s in summarize_evidence(items)}
+    inr, plt, fer = found["inr"], found["platelets"], found["ferritin"]
+    assert (inr["value"], inr["at"], inr["more"], inr["threshold_value"]) == (1.55, "2", 2, 1.2)
+    assert (plt["value"], plt["more"], plt["threshold_value"]) == (7.0, 1, 50)          # lowest is worst
+    assert fer["threshold_value"] == 6826.0
+    assert summary_value(inr) == "INR 1.55" and summary_threshold(inr) == "1.2 (1 x ULN, iec_hs.coagulation_x_uln)"
+    assert summary_value(plt) == "7 x10^9/L" and summary_threshold(plt) == "50 x10^9/L (iec_hs.platelets_lt)"
+    assert summary_threshold(fer) == "6,826 ng/mL (2 x nadir, iec_hs.re_rise_factor)"
+    assert summary_value(found["temperature"]) == "39.2 °C"
+    assert summary_value(found["hemophagocytosis"]) == "hemophagocytosis: documented"
