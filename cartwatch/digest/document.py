@@ -32,6 +32,7 @@ def compose(snapshot: dict, quality: dict, prior: dict, *, as_of: datetime, sinc
         "sections": sections,
         "patients": [p for p in snapshot["patients"] if (p["patient_id"], p["infusion_id"]) in shown],
         "data_quality": quality,
+        "no_recent_data_hours": snapshot.get("no_recent_data_hours"),
     }
     doc["cards"] = cards(doc)
     doc["patient_count"] = len(doc["cards"])
@@ -119,7 +120,7 @@ def pager_lines(doc: dict) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # patient cards: one per patient episode, in order of urgency
 
-URGENCY = ("new criteria met", "escalated", "new suspected", "still open", "watch", "resolved")
+URGENCY = ("new criteria met", "escalated", "new suspected", "still open", "no recent data", "watch", "resolved")
 IEC_HS = "astct_iec_hs_2023"
 YES_NO_SETS = ("cartox_2017", "shah_2020", "ucsf_masl_2020")
 
@@ -128,14 +129,26 @@ def window_urgency(section: str, w: dict) -> int:
     """Index in URGENCY of one window of a section."""
     r = rank(w["status"])
     if section == "resolved":
-        return 5
+        return 6
     if section == "escalated":
         return 1
     if section == "new" and r >= 3:
         return 0
     if section == "new" and r == 2:
         return 2
-    return 3 if r >= ALERT_RANK else 4
+    return 3 if r >= ALERT_RANK else 5
+
+
+def no_recent_data(last_result_at: str | None, as_of: str | None, limit_hours: float | None) -> bool:
+    """True when the episode's latest lab result is more than `limit_hours` before the digest's
+    moment (operations.no_recent_data_hours; exactly that many hours is still recent), or it has none."""
+    if limit_hours is None or not as_of:
+        return False
+    if not last_result_at:
+        return True
+    now = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
+    last = datetime.fromisoformat(last_result_at.replace("Z", "+00:00"))
+    return (now - last).total_seconds() > limit_hours * 3600
 
 
 def local_date(at: str | None, tz: str | None) -> str | None:
@@ -253,12 +266,15 @@ def cards(doc: dict) -> list[dict]:
         p = index.get(key, {"patient_id": key[0], "infusion_id": key[1]})
         tz = p.get("site_tz")
         urgency = min(window_urgency(s, w) for s, w in ws)
+        stale = no_recent_data(p.get("last_result_at"), doc.get("as_of"), doc.get("no_recent_data_hours"))
+        if stale and URGENCY[urgency] == "still open":
+            urgency = URGENCY.index("no recent data")
         iec = _iec_hs(ws, tz)
         out.append({
             "patient_id": key[0], "infusion_id": key[1], "urgency": URGENCY[urgency],
             "paged": any(s in ("new", "escalated") and rank(w["status"]) >= ALERT_RANK for s, w in ws),
             "product": p.get("product"), "infusion_date": local_date(p.get("infused_at"), tz),
-            "day_now": p.get("day_now"), "last_result_at": p.get("last_result_at"),
+            "day_now": p.get("day_now"), "last_result_at": p.get("last_result_at"), "no_recent_data": stale,
             "iec_hs": iec, "crs": _crs_course(p),
             "changes": [c for s, w in ws if (c := _change(s, w))],
             "verdicts": verdicts(p, iec["status"]),

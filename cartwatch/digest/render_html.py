@@ -13,7 +13,7 @@ from cartwatch.digest.plot import ferritin_png
 from cartwatch.digest.select import FILES_LISTED
 from cartwatch.digest.render_md import (SECTION_TITLES, analyte_label, card_facts, card_title, card_windows, day,
                                         fmt_threshold, fmt_value, header_counts, local_time, manifestation_label,
-                                        rules_note, summary_threshold, summary_value)
+                                        rules_note, split_stale, summary_threshold, summary_value)
 
 PLOTS_DRAWN = 20                   # a display choice, not a clinical rule: see _cards
 
@@ -184,7 +184,13 @@ def render_html(doc: dict, *, mask_ids: bool = False) -> str:
                      + "".join(f"<li>{escape(p)}</li>" for p in pager) + "</ul></section>")
     parts.append(f'<section id="patients"><h2>Patients</h2>{_cards(doc)}</section>')
     for section in ("new", "escalated", "still_open", "resolved"):
-        if not doc["sections"][section]:
+        if section == "still_open":
+            recent, stale = split_stale(doc)
+            body = _brief(doc, section, recent) if recent else '<p class="none">None.</p>'
+            if stale:
+                body += (f'<p id="no-recent-data">No recent data ({len(stale)}): open windows of episodes without a lab '
+                         f'result for more than {doc["no_recent_data_hours"]:g} h</p>{_brief(doc, section, stale)}')
+        elif not doc["sections"][section]:
             body = '<p class="none">None.</p>'
         else:
             body = _brief(doc, section)

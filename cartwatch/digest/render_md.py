@@ -139,7 +139,9 @@ def card_facts(doc: dict, card: dict) -> list[tuple[str, str]]:
     return [("IEC-HS", text), ("CRS course", crs_course_text(card.get("crs"))),
             ("Changed since the last digest", "; ".join(card["changes"]) or "nothing"),
             (f"Criteria sets (day {day(st_day)})" if st_day is not None else "Criteria sets", verdict_line(card)),
-            ("Last result", local_time(card.get("last_result_at"), tz) or "none"),
+            ("Last result", (local_time(card.get("last_result_at"), tz) or "none") + (
+                f" (no recent data: none for more than {doc['no_recent_data_hours']:g} h; open windows are not "
+                "known to be still open)" if card.get("no_recent_data") else "")),
             ("Ferritin trend", ferritin_trend(p))]
 
 
@@ -185,6 +187,14 @@ def card_lines(doc: dict) -> list[str]:
         for w in card_windows(doc, card):
             out += [f"#### {window_head(w)}", ""] + summary_table(w, tz) + [""]
     return out
+
+
+def split_stale(doc: dict) -> tuple[list[dict], list[dict]]:
+    """Still-open windows of episodes with recent data, and those of episodes with no recent data."""
+    stale = {(c["patient_id"], c["infusion_id"]) for c in doc.get("cards") or [] if c.get("no_recent_data")}
+    found = doc["sections"]["still_open"]
+    return ([w for w in found if (w["patient_id"], w["infusion_id"]) not in stale],
+            [w for w in found if (w["patient_id"], w["infusion_id"]) in stale])
 
 
 def brief(doc: dict, section: str, windows: list[dict] | None = None) -> list[str]:
@@ -262,6 +272,13 @@ def render_md(doc: dict, *, mask_ids: bool = False) -> str:
     lines += card_lines(doc)
     for section in ("new", "escalated", "still_open", "resolved"):
         lines += [f"## {SECTION_TITLES[section]}", ""]
+        if section == "still_open":
+            recent, stale = split_stale(doc)
+            lines += brief(doc, section, recent) if recent else ["None.", ""]
+            if stale:
+                lines += [f"No recent data ({len(stale)}): open windows of episodes without a lab result for more "
+                          f"than {doc['no_recent_data_hours']:g} h", ""] + brief(doc, section, stale)
+            continue
         lines += brief(doc, section) if doc["sections"][section] else ["None.", ""]
     lines += data_quality_lines(doc["data_quality"])
     return "\n".join(lines).rstrip() + "\n"

@@ -408,6 +408,7 @@ def patient_snapshot(con: duckdb.DuckDBPyConnection, *, as_of: datetime, rules: 
                                 "WHERE episode_end IS NULL OR episode_end > $as_of::TIMESTAMPTZ",
                                 {"as_of": as_of}).fetchone()[0]
     return {"as_of": iso(as_of), "rules_version": rules.version, "monitored_episodes": monitored,
+            "no_recent_data_hours": rules.value("operations.no_recent_data_hours"),
             "windows": found, "patients": patients}
 
 

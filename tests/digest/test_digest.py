@@ -228,3 +228,39 @@ def test_evidence_summary_worst_value_threshold_in_the_results_unit_and_labels()
     assert summary_threshold(fer) == "6,826 ng/mL (2 x nadir, iec_hs.re_rise_factor)"
     assert summary_value(found["temperature"]) == "39.2 °C"
     assert summary_value(found["hemophagocytosis"]) == "hemophagocytosis: documented"
+
+
+def test_a_still_open_window_without_data_beyond_the_rules_limit_is_no_recent_data(rules):
+    """operations.no_recent_data_hours (72 h): a result exactly that old is recent, a second more is not."""
+    from datetime import datetime, timedelta, timezone
+
+    from cartwatch.digest.document import cards, no_recent_data
+    from cartwatch.digest.render_md import render_md
+
+    limit = rules.value("operations.no_recent_data_hours")
+    assert limit == 72
+    as_of = datetime(2026, 3, 20, 6, tzinfo=timezone.utc)
+
+    def doc_with(last):
+        doc = {"as_of": "2026-03-20T06:00:00Z", "no_recent_data_hours": limit, "rules_version": "r",
+               "monitored_episodes": 1, "since": "2026-03-19T06:00:00Z",
+               "counts": {"new": 0, "escalated": 0, "still_open": 1, "resolved": 0},
+               "sections": {"new": [], "escalated": [], "resolved": [],
+                            "still_open": [dict(window("suspected"), previous_status="suspected", open=True)]},
+               "patients": [{"patient_id": "P1", "infusion_id": "I1", "product": "axi-cel", "day_now": 19,
+                             "site_tz": "UTC", "last_result_at": last}],
+               "data_quality": {"files": [], "quarantined": [], "silent_feeds": [], "silence_limit_hours": 36}}
+        doc["cards"] = cards(doc)
+        return doc
+
+    at_limit = (as_of - timedelta(hours=limit)).isoformat().replace("+00:00", "Z")
+    past_limit = (as_of - timedelta(hours=limit, seconds=1)).isoformat().replace("+00:00", "Z")
+    assert not no_recent_data(at_limit, "2026-03-20T06:00:00Z", limit)
+    assert no_recent_data(past_limit, "2026-03-20T06:00:00Z", limit) and no_recent_data(None, "2026-03-20T06:00:00Z", 72)
+    recent, stale = doc_with(at_limit), doc_with(past_limit)
+    assert recent["cards"][0]["urgency"] == "still open" and not recent["cards"][0]["no_recent_data"]
+    assert stale["cards"][0]["urgency"] == "no recent data"
+    md = render_md(stale)
+    assert "- Last result: 2026-03-17 05:59 UTC (no recent data: none for more than 72 h" in md
+    assert "## Still open\n\nNone.\n\nNo recent data (1): open windows of episodes without a lab result for more than 72 h" in md
+    assert "No recent data" not in render_md(recent)
