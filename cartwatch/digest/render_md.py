@@ -109,9 +109,9 @@ def evidence_table(w: dict, tz: str | None) -> list[str]:
         return []
     out = ["| rule | analyte | value | at | threshold | source |", "|---|---|---:|---|---|---|"]
     for e in w["evidence"]:
-        out.append(f"| {e.get('rule') or ''} | {md_text(e.get('analyte') or '')} | "
-                   f"{md_text(fmt_value(e.get('value')))} {md_text(e.get('unit') or '')} | {local_time(e.get('at'), tz)} | "
-                   f"{fmt_threshold(e)} | {md_text(e.get('source') or '')} |")
+        value = md_text(f"{fmt_value(e.get('value'))} {e.get('unit') or ''}", cell=True)
+        out.append(f"| {e.get('rule') or ''} | {md_text(e.get('analyte') or '', cell=True)} | {value} | "
+                   f"{local_time(e.get('at'), tz)} | {fmt_threshold(e)} | {md_text(e.get('source') or '', cell=True)} |")
     return out
 
 
@@ -154,12 +154,14 @@ def card_title(card: dict) -> str:
     return f"{card['patient_id']} ({', '.join(bits)}): {card['urgency']}"
 
 
-MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|#"})
+MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#"})
+MD_CELL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|"})
 
 
-def md_text(text: str) -> str:
-    """Feed text (ids, product, units) with Markdown's active characters escaped."""
-    return str(text).translate(MD_SPECIAL)
+def md_text(text: str, cell: bool = False) -> str:
+    """Feed text (ids, product, units) with Markdown's active characters escaped (and `|` in a
+    table cell)."""
+    return str(text).translate(MD_CELL if cell else MD_SPECIAL)
 
 
 def summary_table(w: dict, tz: str | None) -> list[str]:
@@ -172,8 +174,9 @@ def summary_table(w: dict, tz: str | None) -> list[str]:
         label = manifestation_label(s["rule"])
         if s.get("analyte") and analyte_label(s["analyte"]).lower() not in label:
             label += f" ({analyte_label(s['analyte'])})"
-        out.append(f"| {md_text(label)} | {md_text(summary_value(s))} | {local_time(s.get('at'), tz)} | "
-                   f"{summary_threshold(s)} | {md_text(s.get('source') or '')} | {s['more']} |")
+        out.append(f"| {md_text(label, cell=True)} | {md_text(summary_value(s), cell=True)} | "
+                   f"{local_time(s.get('at'), tz)} | {summary_threshold(s)} | {md_text(s.get('source') or '', cell=True)} "
+                   f"| {s['more']} |")
     total = len(w.get("evidence") or [])
     return out + ["", f"{total} results in all (the HTML and JSON digests list each)."]
 

@@ -141,6 +141,9 @@ def windows(con: duckdb.DuckDBPyConnection, rules: Rules) -> list[dict]:
                          for e in sorted((e for e in parse_evidence(w["evidence"]) if isinstance(e, dict)),
                                          key=evidence_key)]
         w["evidence_summary"] = summarize_evidence(w["evidence"])
+        for e in w["evidence"]:                  # used for the summary's thresholds only
+            e.pop("uln", None)
+            e.pop("baseline", None)
     return found
 
 
