@@ -33,6 +33,8 @@ def compose(snapshot: dict, quality: dict, prior: dict, *, as_of: datetime, sinc
         "patients": [p for p in snapshot["patients"] if (p["patient_id"], p["infusion_id"]) in shown],
         "data_quality": quality,
         "no_recent_data_hours": snapshot.get("no_recent_data_hours"),
+        "monitoring_gap_hours": snapshot.get("monitoring_gap_hours"),
+        "monitoring_gaps": snapshot.get("monitoring_gaps") or [],
     }
     doc["cards"] = cards(doc)
     doc["patient_count"] = len(doc["cards"])

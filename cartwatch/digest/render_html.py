@@ -12,7 +12,7 @@ from cartwatch.digest.state import ALERT_RANK, rank
 from cartwatch.digest.plot import ferritin_png
 from cartwatch.digest.select import FILES_LISTED
 from cartwatch.digest.render_md import (SECTION_TITLES, analyte_label, card_facts, card_title, card_windows, day,
-                                        fmt_threshold, fmt_value, header_counts, local_time, manifestation_label,
+                                        fmt_threshold, fmt_value, gap_line, header_counts, local_time, manifestation_label,
                                         rules_note, split_stale, summary_threshold, summary_value)
 
 PLOTS_DRAWN = 20                   # a display choice, not a clinical rule: see _cards
@@ -182,6 +182,12 @@ def render_html(doc: dict, *, mask_ids: bool = False) -> str:
     if pager:
         parts.append('<section id="pager"><h2>Pager</h2><ul class="pager">'
                      + "".join(f"<li>{escape(p)}</li>" for p in pager) + "</ul></section>")
+    if doc.get("monitoring_gap_hours") is not None:
+        gaps = doc.get("monitoring_gaps") or []
+        items = "".join(f"<li>{escape(gap_line(g))}</li>" for g in gaps) or '<li class="none">None.</li>'
+        parts.append(f'<section id="monitoring-gaps"><h2>Monitoring gaps</h2><p>At-risk episodes whose ferritin, '
+                     f"fibrinogen or transaminases were not measured in the last {doc['monitoring_gap_hours']:g} h "
+                     f"({len(gaps)}):</p><ul>{items}</ul></section>")
     parts.append(f'<section id="patients"><h2>Patients</h2>{_cards(doc)}</section>')
     for section in ("new", "escalated", "still_open", "resolved"):
         if section == "still_open":

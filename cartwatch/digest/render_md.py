@@ -192,6 +192,24 @@ def card_lines(doc: dict) -> list[str]:
     return out
 
 
+def gap_line(g: dict) -> str:
+    """'CW-0019 (axi-cel, day +80; IEC-HS suspected): ferritin last 2026-09-27 09:34 CEST (1,336 h ago); ...'."""
+    tests = "; ".join(f"{o['test']} last {local_time(o['last_at'], g.get('site_tz'))} ({o['hours']:,.0f} h ago)"
+                      if o.get("last_at") else f"{o['test']} never measured" for o in g["overdue"])
+    d = f", day {day(g['day_now'])}" if g.get("day_now") is not None else ""
+    return f"{g['patient_id']} ({g.get('product') or '?'}{d}; {g['reason']}): {tests}"
+
+
+def gap_lines(doc: dict) -> list[str]:
+    gaps = doc.get("monitoring_gaps") or []
+    if doc.get("monitoring_gap_hours") is None:
+        return []
+    out = ["## Monitoring gaps", "",
+           f"At-risk episodes whose ferritin, fibrinogen or transaminases were not measured in the last "
+           f"{doc['monitoring_gap_hours']:g} h ({len(gaps)}):", ""]
+    return out + ([f"- {md_text(gap_line(g))}" for g in gaps] or ["None."]) + [""]
+
+
 def split_stale(doc: dict) -> tuple[list[dict], list[dict]]:
     """Still-open windows of episodes with recent data, and those of episodes with no recent data."""
     stale = {(c["patient_id"], c["infusion_id"]) for c in doc.get("cards") or [] if c.get("no_recent_data")}
@@ -272,6 +290,7 @@ def render_md(doc: dict, *, mask_ids: bool = False) -> str:
     pager = pager_lines(doc)
     if pager:
         lines += ["## Pager", "", *[f"- {md_text(p)}" for p in pager], ""]
+    lines += gap_lines(doc)
     lines += card_lines(doc)
     for section in ("new", "escalated", "still_open", "resolved"):
         lines += [f"## {SECTION_TITLES[section]}", ""]

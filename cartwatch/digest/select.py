@@ -412,7 +412,77 @@ def patient_snapshot(con: duckdb.DuckDBPyConnection, *, as_of: datetime, rules: 
                                 {"as_of": as_of}).fetchone()[0]
     return {"as_of": iso(as_of), "rules_version": rules.version, "monitored_episodes": monitored,
             "no_recent_data_hours": rules.value("operations.no_recent_data_hours"),
+            "monitoring_gap_hours": rules.value("operations.monitoring_gap_hours"),
+            "monitoring_gaps": monitoring_gaps(con, as_of, rules, found),
             "windows": found, "patients": patients}
+
+
+GAP_TESTS = {"ferritin": ("ferritin",), "fibrinogen": ("fibrinogen",), "transaminases": ("ast", "alt")}
+
+
+def at_risk(day_now: int | None, improvement_day: int | None, late_onset_day: float, open_status: str | None) -> str | None:
+    """Why an episode is at risk of IEC-HS now, or None: an open IEC-HS watch / suspected window, or
+    CRS improved and today's day post-infusion before iec_hs.late_onset_day."""
+    if open_status in ("watch", "suspected"):
+        return f"IEC-HS {open_status}"
+    if improvement_day is not None and day_now is not None and improvement_day <= day_now < late_onset_day:
+        return f"after CRS improvement (day {improvement_day:+d})"
+    return None
+
+
+def gaps_of(last: dict[str, str | None], as_of: datetime, limit_hours: float) -> list[dict]:
+    """The tests (GAP_TESTS) last measured more than `limit_hours` before `as_of`, or never."""
+    out = []
+    for test, analytes in GAP_TESTS.items():
+        times = [t for a in analytes if (t := last.get(a))]
+        newest = max(times) if times else None
+        hours = None if newest is None else (as_of - datetime.fromisoformat(newest.replace("Z", "+00:00"))
+                                             ).total_seconds() / 3600
+        if hours is None or hours > limit_hours:
+            out.append({"test": test, "last_at": newest, "hours": None if hours is None else round(hours, 1)})
+    return out
+
+
+def monitoring_gaps(con, as_of: datetime, rules: Rules, found: list[dict]) -> list[dict]:
+    """At-risk monitored episodes whose ferritin, fibrinogen or transaminases are overdue
+    (operations.monitoring_gap_hours), so the clinician can order them."""
+    if not {"patient_id", "infusion_id", "infused_at"} <= table_columns(con, "derived.infusion_episodes"):
+        return []
+    limit = rules.value("operations.monitoring_gap_hours")
+    late = rules.value("iec_hs.late_onset_day")
+    now = iso(as_of)
+    open_iec: dict[tuple, str] = {}
+    for w in found:
+        if w["criteria_set"] == "astct_iec_hs_2023" and (w.get("end_at") is None or w["end_at"] > now):
+            key = (w["patient_id"], w["infusion_id"])
+            if w["status"] in ("watch", "suspected") and key not in open_iec:
+                open_iec[key] = w["status"]
+            elif w["status"] in ("criteria_met", "met"):
+                open_iec[key] = w["status"]                 # met: alerted already, not a gap to chase
+    improved: dict[tuple, int] = {}
+    if {"patient_id", "infusion_id", "improvement_day", "onset_day"} <= table_columns(con, "derived.crs_episodes"):
+        for r in rows(con, "SELECT patient_id, infusion_id, arg_min(improvement_day, onset_day) AS d "
+                           "FROM derived.crs_episodes GROUP BY ALL"):
+            improved[(r["patient_id"], r["infusion_id"])] = r["d"]
+    last: dict[tuple, dict] = {}
+    if {"patient_id", "infusion_id", "analyte", "observed_at"} <= table_columns(con, "derived.timeline"):
+        for r in rows(con, "SELECT patient_id, infusion_id, analyte, max(observed_at) AS at FROM derived.timeline "
+                           "WHERE analyte IN ('ferritin', 'fibrinogen', 'ast', 'alt') GROUP BY ALL"):
+            last.setdefault((r["patient_id"], r["infusion_id"]), {})[r["analyte"]] = r["at"]
+    end = "episode_end" if "episode_end" in table_columns(con, "derived.infusion_episodes") else "NULL"
+    out = []
+    for ep in rows(con, f"SELECT patient_id, infusion_id, product, site_tz, "
+                        f"day_post_infusion(site_tz, $as_of::TIMESTAMPTZ, infused_at) AS day_now "
+                        f"FROM derived.infusion_episodes WHERE {end} IS NULL OR {end} > $as_of::TIMESTAMPTZ "
+                        f"ORDER BY patient_id, infusion_id", {"as_of": as_of}):
+        key = (ep["patient_id"], ep["infusion_id"])
+        reason = at_risk(ep["day_now"], improved.get(key), late, open_iec.get(key))
+        if reason is None or (open_iec.get(key) in ("criteria_met", "met") and not reason.startswith("IEC-HS")):
+            continue
+        overdue = gaps_of(last.get(key, {}), as_of, limit)
+        if overdue:
+            out.append(dict(ep, reason=reason, overdue=overdue))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

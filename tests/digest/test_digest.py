@@ -264,3 +264,29 @@ def test_a_still_open_window_without_data_beyond_the_rules_limit_is_no_recent_da
     assert "- Last result: 2026-03-17 05:59 UTC (no recent data: none for more than 72 h" in md
     assert "## Still open\n\nNone.\n\nNo recent data (1): open windows of episodes without a lab result for more than 72 h" in md
     assert "No recent data" not in render_md(recent)
+
+
+def test_monitoring_gaps_at_risk_episodes_and_the_gap_boundary(rules):
+    """operations.monitoring_gap_hours (24 h): measured exactly 24 h ago is not a gap, a second more is."""
+    from datetime import datetime, timedelta, timezone
+
+    from cartwatch.digest.render_md import gap_line
+    from cartwatch.digest.select import at_risk, gaps_of
+
+    limit, late = rules.value("operations.monitoring_gap_hours"), rules.value("iec_hs.late_onset_day")
+    assert limit == 24 and late == 29
+    as_of = datetime(2026, 3, 20, 6, tzinfo=timezone.utc)
+
+    def ago(hours, seconds=0):
+        return (as_of - timedelta(hours=hours, seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+    last = {"ferritin": ago(24), "fibrinogen": ago(24, 1), "ast": ago(30), "alt": ago(2)}
+    assert gaps_of(last, as_of, limit) == [{"test": "fibrinogen", "last_at": ago(24, 1), "hours": 24.0}]
+    assert [g["test"] for g in gaps_of({}, as_of, limit)] == ["ferritin", "fibrinogen", "transaminases"]
+    assert at_risk(40, None, late, "watch") == "IEC-HS watch"
+    assert at_risk(10, 6, late, None) == "after CRS improvement (day +6)"
+    assert at_risk(29, 6, late, None) is None and at_risk(5, 6, late, None) is None and at_risk(10, None, late, None) is None
+    gap = {"patient_id": "P1", "product": "axi-cel", "day_now": 10, "site_tz": "UTC", "reason": "IEC-HS watch",
+           "overdue": gaps_of({"ferritin": ago(30)}, as_of, limit)}
+    assert gap_line(gap) == ("P1 (axi-cel, day +10; IEC-HS watch): ferritin last 2026-03-19 00:00 UTC (30 h ago); "
+                             "fibrinogen never measured; transaminases never measured")
