@@ -12,7 +12,7 @@ from cartwatch.digest.state import ALERT_RANK, rank
 from cartwatch.digest.plot import ferritin_png
 from cartwatch.digest.select import FILES_LISTED
 from cartwatch.digest.render_md import (SECTION_TITLES, analyte_label, card_facts, card_title, card_windows, day,
-                                        fmt_threshold, fmt_value, gap_line, header_counts, local_time, manifestation_label,
+                                        data_quality_problems, fmt_threshold, fmt_value, gap_line, header_counts, local_time, manifestation_label,
                                         rules_note, split_stale, summary_threshold, summary_value)
 
 PLOTS_DRAWN = 20                   # a display choice, not a clinical rule: see _cards
@@ -182,6 +182,10 @@ def render_html(doc: dict, *, mask_ids: bool = False) -> str:
     if pager:
         parts.append('<section id="pager"><h2>Pager</h2><ul class="pager">'
                      + "".join(f"<li>{escape(p)}</li>" for p in pager) + "</ul></section>")
+    dq = f'<section id="data-quality"><h2>Data quality</h2>{_data_quality(doc["data_quality"])}</section>'
+    problems = data_quality_problems(doc["data_quality"])
+    if problems:
+        parts.append(dq)
     if doc.get("monitoring_gap_hours") is not None:
         gaps = doc.get("monitoring_gaps") or []
         items = "".join(f"<li>{escape(gap_line(g))}</li>" for g in gaps) or '<li class="none">None.</li>'
@@ -201,6 +205,7 @@ def render_html(doc: dict, *, mask_ids: bool = False) -> str:
         else:
             body = _brief(doc, section)
         parts.append(f'<section id="{section}"><h2>{SECTION_TITLES[section]}</h2>{body}</section>')
-    parts.append(f'<section id="data-quality"><h2>Data quality</h2>{_data_quality(doc["data_quality"])}</section>')
+    if not problems:
+        parts.append(dq)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -272,6 +272,11 @@ def header_counts(doc: dict) -> str:
            "(one pager line each)"
 
 
+def data_quality_problems(dq: dict) -> bool:
+    """Anything skipped, not loaded or quarantined: the data-quality section moves to the top."""
+    return bool(dq.get("not_loaded") or dq.get("quarantined"))
+
+
 def rules_note(version: str) -> str:
     """A rules version with a content hash is not the released content of its declared version."""
     declared, plus, digest = version.partition("+")
@@ -290,6 +295,9 @@ def render_md(doc: dict, *, mask_ids: bool = False) -> str:
     pager = pager_lines(doc)
     if pager:
         lines += ["## Pager", "", *[f"- {md_text(p)}" for p in pager], ""]
+    problems = data_quality_problems(doc["data_quality"])
+    if problems:
+        lines += data_quality_lines(doc["data_quality"])
     lines += gap_lines(doc)
     lines += card_lines(doc)
     for section in ("new", "escalated", "still_open", "resolved"):
@@ -302,5 +310,6 @@ def render_md(doc: dict, *, mask_ids: bool = False) -> str:
                           f"than {doc['no_recent_data_hours']:g} h", ""] + brief(doc, section, stale)
             continue
         lines += brief(doc, section) if doc["sections"][section] else ["None.", ""]
-    lines += data_quality_lines(doc["data_quality"])
+    if not problems:
+        lines += data_quality_lines(doc["data_quality"])
     return "\n".join(lines).rstrip() + "\n"

@@ -65,6 +65,7 @@ def test_rendered_digest_shows_evidence_trend_plot_and_pager(cohort_db, rules, e
                   "## Data quality"):
         assert title in md
     assert "re-rise" not in md or "x nadir" in md
+    assert not doc["data_quality"]["quarantined"] and md.index("## Resolved") < md.index("## Data quality")
     # one row per manifestation: the worst value, its time, the threshold and how many more results
     assert re.search(r"\| re rise \(ferritin\) \| [\d,]+ ng/mL \| 2026-03-1\d \d\d:\d\d EDT \| "
                      r"2 x nadir, iec_hs\.re_rise_factor \| timeline \| 1 \|", md)      # no nadir note: no number
@@ -102,6 +103,10 @@ def test_data_quality_counts_quarantine_reasons_and_silent_feeds(cohort_db, rule
     assert {s["feed"] for s in dq["silent_feeds"]} >= {"labs", "vitals"}
     md = render(doc, "md")
     assert "Feeds silent longer than 36 h" in md and "unit … not convertible" in md
+    # rows were quarantined: the section comes before the cards, right after the pager
+    assert md.index("## Data quality") < md.index("## Patients") < md.index("## New since the last digest")
+    html = render(doc, "html")
+    assert html.index('id="data-quality"') < html.index('id="patients"')
 
 
 def test_digest_command_writes_json_against_the_nightly_state(cohort_db, tmp_path, engine):
