@@ -20,6 +20,7 @@ FIGURE_DPI = 96
 # fixed margins (fractions of the figure) instead of tight_layout, which measured every label again
 # on each plot; they leave room for a six-digit axis
 MARGINS = {"left": 0.12, "right": 0.98, "top": 0.96, "bottom": 0.17}
+PNG_COLORS = 32   # palette PNG: about a quarter of the RGBA bytes, the plot's colours kept (a display choice)
 
 
 def ferritin_png(patient: dict) -> bytes | None:
@@ -49,4 +50,14 @@ def ferritin_png(patient: dict) -> bytes | None:
     fig.subplots_adjust(**MARGINS)
     out = io.BytesIO()
     fig.savefig(out, format="png", metadata={"Software": None})
+    return compress_png(out.getvalue())
+
+
+def compress_png(png: bytes) -> bytes:
+    """The PNG as a PNG with a PNG_COLORS palette (median cut, deterministic), optimized."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=PNG_COLORS, method=Image.Quantize.MEDIANCUT)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
     return out.getvalue()
