@@ -77,8 +77,16 @@ def _summary(w: dict, tz: str | None) -> str:
         return _evidence(w, tz)
     table = ("<table class=summary><tr><th>manifestation</th><th>worst</th><th>at</th><th>threshold</th>"
              f"<th>source</th><th>more</th></tr>{''.join(rows)}</table>")
-    full = _evidence(w, tz)
-    return table + (f"<details><summary>All {len(w['evidence'])} results</summary>{full}</details>" if full else "")
+    full = "".join(
+        f"<tr><td>{escape(manifestation_label(str(e.get('rule') or '')))}</td>"
+        f"<td>{escape(analyte_label(e.get('analyte')))}</td><td class=num>{escape(summary_value(e))}</td>"
+        f"<td>{escape(local_time(e.get('at'), tz))}</td><td>{escape(str(e.get('source') or ''))}</td></tr>"
+        for e in w.get("evidence") or [])
+    if not full:
+        return table
+    return (f"{table}<details><summary>All {len(w['evidence'])} results</summary><table class=evidence><tr>"
+            f"<th>manifestation</th><th>analyte</th><th>value</th><th>at</th><th>source</th></tr>{full}</table>"
+            "</details>")
 
 
 def _plot(p: dict, drawn: bool, alert_cards: int) -> str:

@@ -10,7 +10,7 @@ from cartwatch.digest.document import (cards, crs_course_text, ferritin_trend, p
                                        set_label, status_label, verdict_line)
 from cartwatch.digest.ids import masked
 from cartwatch.digest.state import ALERT_RANK, rank
-from cartwatch.digest.select import FILES_LISTED
+from cartwatch.digest.select import FILES_LISTED, FINDINGS
 
 SECTION_TITLES = {"new": "New since the last digest", "escalated": "Escalated",
                   "still_open": "Still open", "resolved": "Resolved"}
@@ -67,7 +67,7 @@ def manifestation_label(rule: str) -> str:
 
 def summary_value(s: dict) -> str:
     """'15 x10^9/L', 'INR 1.31', 'hemophagocytosis: documented'."""
-    if s.get("finding"):
+    if s.get("finding") or s.get("analyte") in FINDINGS:
         return f"{analyte_label(s['analyte'])}: documented"
     if s.get("analyte") == "inr":
         return f"INR {fmt_value(s.get('value'))}"
