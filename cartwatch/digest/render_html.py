@@ -137,7 +137,9 @@ def _brief(doc: dict, section: str, windows: list[dict] | None = None) -> str:
     return f"<ul>{''.join(items)}</ul>"
 
 
-def _data_quality(dq: dict) -> str:
+def _data_quality(dq: dict, part: str = "all") -> str:
+    """`part`: 'files' (the files loaded), 'issues' (not loaded, quarantined by reason and by file,
+    silent feeds) or 'all'."""
     since = f" since {escape(dq['since'])}" if dq.get("since") else ""
     if len(dq["files"]) > FILES_LISTED:
         rows = "".join(f"<tr><td>{escape(f['feed'])}</td>" + "".join(
@@ -172,6 +174,15 @@ def _data_quality(dq: dict) -> str:
         silent = f"<p>Feeds silent longer than {limit}:</p><ul id=silent-feeds>{items}</ul>"
     else:
         silent = f'<p class="none">No feed silent longer than {limit}.</p>'
+    by_file = [f for f in dq["files"] if f["quarantined"]]
+    if part == "issues" and by_file:
+        quarantine += ("<p>By file: " + ", ".join(f"{escape(f['source_file'])} {f['quarantined']}" for f in by_file)
+                       + " (the files loaded are listed at the end).</p>")
+    loaded, marker, not_loaded = files.partition("<p>Files not loaded")
+    if part == "files":
+        return loaded
+    if part == "issues":
+        return marker + not_loaded + quarantine + silent
     return files + quarantine + silent
 
 
@@ -190,10 +201,14 @@ def render_html(doc: dict, *, mask_ids: bool = False) -> str:
     if pager:
         parts.append('<section id="pager"><h2>Pager</h2><ul class="pager">'
                      + "".join(f"<li>{escape(p)}</li>" for p in pager) + "</ul></section>")
-    dq = f'<section id="data-quality"><h2>Data quality</h2>{_data_quality(doc["data_quality"])}</section>'
     problems = data_quality_problems(doc["data_quality"])
-    if problems:
-        parts.append(dq)
+    if problems:                              # what went wrong first; the files loaded at the end
+        parts.append(f'<section id="data-quality"><h2>Data quality</h2>'
+                     f'{_data_quality(doc["data_quality"], "issues")}</section>')
+        dq = f'<section id="files-loaded"><h2>Files loaded</h2>{_data_quality(doc["data_quality"], "files")}</section>'
+    else:
+        dq = f'<section id="data-quality"><h2>Data quality</h2>{_data_quality(doc["data_quality"])}</section>'
+
     if doc.get("monitoring_gap_hours") is not None:
         gaps = doc.get("monitoring_gaps") or []
         items = "".join(f"<li>{escape(gap_line(g))}</li>" for g in gaps) or '<li class="none">None.</li>'

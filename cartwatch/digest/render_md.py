@@ -229,10 +229,14 @@ def brief(doc: dict, section: str, windows: list[dict] | None = None) -> list[st
     return out + [""]
 
 
-def data_quality_lines(dq: dict) -> list[str]:
-    out = ["## Data quality", ""]
+def data_quality_lines(dq: dict, files: bool = True, issues: bool = True, title: str = "Data quality") -> list[str]:
+    """The data-quality section: the files loaded (`files`) and what went wrong (`issues`: files not
+    loaded, quarantined rows by reason and by file, silent feeds)."""
+    out = [f"## {title}", ""]
     since = f" since {dq['since']}" if dq.get("since") else ""
-    if len(dq["files"]) > FILES_LISTED:
+    if not files:
+        pass
+    elif len(dq["files"]) > FILES_LISTED:
         out += [f"{len(dq['files'])} files loaded{since}:", "", "| feed | files | read | accepted | duplicate | quarantined |",
                 "|---|---:|---:|---:|---:|---:|"]
         out += [f"| {f['feed']} | {f['files']} | {f['rows_read']} | {f['accepted']} | {f['duplicate']} | "
@@ -245,6 +249,8 @@ def data_quality_lines(dq: dict) -> list[str]:
     else:
         out.append(f"No files loaded{since}.")
     out.append("")
+    if not issues:
+        return out
     if dq.get("not_loaded"):
         out += [f"Files not loaded{since} ({len(dq['not_loaded'])}):", ""]
         out += [f"- {f['source_file']}: {f['problem']} ({f['reason']})" for f in dq["not_loaded"]]
@@ -252,6 +258,10 @@ def data_quality_lines(dq: dict) -> list[str]:
     if dq["quarantined"]:
         out += ["Rows quarantined, by reason:", "", "| feed | reason | rows |", "|---|---|---:|"]
         out += [f"| {q['feed']} | {q['reason']} | {q['rows']} |" for q in dq["quarantined"]]
+        by_file = [f for f in dq["files"] if f["quarantined"]]
+        if by_file and not files:
+            out += ["", "By file: " + ", ".join(f"{md_text(f['source_file'])} {f['quarantined']}" for f in by_file)
+                    + " (the files loaded are listed at the end)."]
     else:
         out.append("No rows quarantined.")
     out.append("")
@@ -296,8 +306,8 @@ def render_md(doc: dict, *, mask_ids: bool = False) -> str:
     if pager:
         lines += ["## Pager", "", *[f"- {md_text(p)}" for p in pager], ""]
     problems = data_quality_problems(doc["data_quality"])
-    if problems:
-        lines += data_quality_lines(doc["data_quality"])
+    if problems:                              # what went wrong first; the files loaded at the end
+        lines += data_quality_lines(doc["data_quality"], files=False)
     lines += gap_lines(doc)
     lines += card_lines(doc)
     for section in ("new", "escalated", "still_open", "resolved"):
@@ -310,6 +320,6 @@ def render_md(doc: dict, *, mask_ids: bool = False) -> str:
                           f"than {doc['no_recent_data_hours']:g} h", ""] + brief(doc, section, stale)
             continue
         lines += brief(doc, section) if doc["sections"][section] else ["None.", ""]
-    if not problems:
-        lines += data_quality_lines(doc["data_quality"])
+    lines += data_quality_lines(doc["data_quality"], issues=False, title="Files loaded") if problems else \
+        data_quality_lines(doc["data_quality"])
     return "\n".join(lines).rstrip() + "\n"
