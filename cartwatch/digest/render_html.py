@@ -89,11 +89,11 @@ def _summary(w: dict, tz: str | None) -> str:
             "</details>")
 
 
-def _plot(p: dict, drawn: bool, alert_cards: int) -> str:
+def _plot(p: dict, drawn: bool, alert_cards: int, iec_onset_day: int | None = None) -> str:
     if not drawn:
         return (f'<p class="none">Ferritin plot not drawn: {alert_cards} patients alert in this digest, '
                 f"plots are drawn for the {PLOTS_DRAWN} most severe (the trend above gives the values).</p>")
-    png = ferritin_png(p)
+    png = ferritin_png(p, iec_onset_day)
     if png is None:
         return '<p class="none">No ferritin results to plot.</p>'
     data = base64.b64encode(png).decode("ascii")
@@ -119,7 +119,7 @@ def _cards(doc: dict) -> str:
                           for w in card_windows(doc, card))
         plot = ""
         if card["paged"]:
-            plot = _plot(p, drawn < PLOTS_DRAWN, paged)
+            plot = _plot(p, drawn < PLOTS_DRAWN, paged, card["iec_hs"].get("onset_day"))
             drawn += 1
         html.append(f'<div class="patient" data-patient="{escape(card["patient_id"])}" '
                     f'data-urgency="{escape(card["urgency"])}"><h3>{escape(card_title(card))}</h3>'
