@@ -78,4 +78,4 @@ def test_run_is_recorded_and_digest_written(nightly_run):
     digest = open(result["digest"]["md"], encoding="utf-8").read()
     expected_alerts = {t["patient_id"] for t in ground_truth() if t["iec_hs_status"] in ("suspected", "criteria_met")}
     assert all(pid in digest for pid in expected_alerts)
-    assert con.execute("SELECT DISTINCT rules_version FROM flags.windows").fetchall() == [("2026.11.0",)]
+    assert con.execute("SELECT DISTINCT rules_version FROM flags.windows").fetchall() == [("2026.12.0",)]

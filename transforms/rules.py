@@ -30,6 +30,7 @@ DEFAULT_RULES_PATH = Path(__file__).with_name("clinical_rules.yaml")
 # until the shipped file is a released one).
 RELEASED_RULES: Mapping[str, str] = MappingProxyType({
     "2026.11.0": "06c1a724cb0946988dea645e866e5fe6b6aa75f554c88de614791dd98ed3ea8f",
+    "2026.12.0": "7fdb3cfeaa3c85c554b3073afbb4f25ad204aa4c57b9257e2b651d10cdad64c8",
 })
 
 # Every scalar rule the code reads, with the unit it must carry. A file missing one is refused.
@@ -109,6 +110,8 @@ REQUIRED_RULES: Mapping[str, str] = MappingProxyType({
     "ctcae.grade_severe": "CTCAE grade",
     "ctcae.grade_life_threatening": "CTCAE grade",
     "operations.feed_silence_hours": "h",
+    "operations.no_recent_data_hours": "h",
+    "operations.monitoring_gap_hours": "h",
 })
 
 REQUIRED_ANALYTES = (

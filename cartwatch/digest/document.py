@@ -8,6 +8,7 @@ store the same document.
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from cartwatch.digest.select import iso
 from cartwatch.digest.state import ALERT_RANK, SECTIONS, alert_count, classify, rank
@@ -31,7 +32,13 @@ def compose(snapshot: dict, quality: dict, prior: dict, *, as_of: datetime, sinc
         "sections": sections,
         "patients": [p for p in snapshot["patients"] if (p["patient_id"], p["infusion_id"]) in shown],
         "data_quality": quality,
+        "no_recent_data_hours": snapshot.get("no_recent_data_hours"),
+        "monitoring_gap_hours": snapshot.get("monitoring_gap_hours"),
+        "monitoring_gaps": snapshot.get("monitoring_gaps") or [],
     }
+    doc["cards"] = cards(doc)
+    doc["patient_count"] = len(doc["cards"])
+    doc["paged_patients"] = sum(c["paged"] for c in doc["cards"])
     return doc, state
 
 
@@ -81,28 +88,212 @@ def ferritin_trend(patient: dict | None) -> str:
 
 
 def pager_lines(doc: dict) -> list[str]:
-    """One line under 140 characters per alert (new or escalated, suspected and above)."""
+    """One line under 140 characters per paged patient (a window new or escalated at suspected and
+    above), most urgent first: id, product, day, IEC-HS status and onset day, latest ferritin, CRS
+    course, the other criteria sets met. Ids are as in `doc` (mask it first)."""
     index = patient_index(doc)
     out = []
-    for section in ("new", "escalated"):
-        for w in doc["sections"][section]:
-            if rank(w["status"]) < ALERT_RANK:
-                continue
-            p = index.get((w["patient_id"], w["infusion_id"]), {})
-            day = f" d{p['day_now']:+d}" if p.get("day_now") is not None else ""
-            head = f"{w['patient_id']} {p.get('product') or ''}{day}: {set_label(w['criteria_set'])} " \
-                   f"{status_label(w['status'])}"
-            if section == "escalated":
-                head += f" (was {status_label(w.get('previous_status'))})"
-            bits = [head]
-            f = p.get("ferritin")
-            if f:
-                fer = f"ferritin {f['latest']['value']:,.0f} {f['unit']}"
-                if f.get("fold_from_nadir"):
-                    fer += f" {f['fold_from_nadir']:.1f}x nadir"
-                bits.append(fer)
-            crs = crs_state(p).split(";")[-1].strip()
-            bits.append(crs)
-            line = " | ".join(b for b in bits if b)
-            out.append(line if len(line) <= PAGER_MAX else line[:PAGER_MAX - 1] + "…")
+    for card in doc.get("cards") or cards(doc):
+        if not card["paged"]:
+            continue
+        p = index.get((card["patient_id"], card["infusion_id"]), {})
+        day = f" d{card['day_now']:+d}" if card.get("day_now") is not None else ""
+        head = f"{card['patient_id']} {card.get('product') or '?'}{day}: {iec_text(card)}"
+        escalated = [w for w in doc["sections"]["escalated"] if w["criteria_set"] == IEC_HS
+                     and (w["patient_id"], w["infusion_id"]) == (card["patient_id"], card["infusion_id"])]
+        if escalated:
+            head += f" (was {status_label(escalated[0].get('previous_status'))})"
+        bits = [head]
+        f = p.get("ferritin")
+        if f:
+            d = f" d{f['latest']['day']:+d}" if f["latest"].get("day") is not None else ""
+            bits.append(f"ferritin {f['latest']['value']:,.0f} {f['unit']}{d}")
+        crs = crs_pager_text(card.get("crs"))
+        bits.append(crs)
+        agree = [set_label(v["set"]) for v in card["verdicts"] if v["set"] != IEC_HS and v["verdict"] == "met"]
+        tail = f"also met: {', '.join(agree)}" if agree else "no other set met"
+        line = " | ".join(bits + [tail])
+        if len(line) > PAGER_MAX:                      # drop the CRS course before anything else
+            line = " | ".join(bits[:-1] + [tail])
+        out.append(line if len(line) <= PAGER_MAX else line[:PAGER_MAX - 1] + "…")
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# patient cards: one per patient episode, in order of urgency
+
+URGENCY = ("new criteria met", "escalated", "new suspected", "still open", "no recent data", "watch", "resolved")
+IEC_HS = "astct_iec_hs_2023"
+YES_NO_SETS = ("cartox_2017", "shah_2020", "ucsf_masl_2020")
+
+
+def window_urgency(section: str, w: dict) -> int:
+    """Index in URGENCY of one window of a section."""
+    r = rank(w["status"])
+    if section == "resolved":
+        return 6
+    if section == "escalated":
+        return 1
+    if section == "new" and r >= 3:
+        return 0
+    if section == "new" and r == 2:
+        return 2
+    return 3 if r >= ALERT_RANK else 5
+
+
+def no_recent_data(last_result_at: str | None, as_of: str | None, limit_hours: float | None) -> bool:
+    """True when the episode's latest lab result is more than `limit_hours` before the digest's
+    moment (operations.no_recent_data_hours; exactly that many hours is still recent), or it has none."""
+    if limit_hours is None or not as_of:
+        return False
+    if not last_result_at:
+        return True
+    now = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
+    last = datetime.fromisoformat(last_result_at.replace("Z", "+00:00"))
+    return (now - last).total_seconds() > limit_hours * 3600
+
+
+def local_date(at: str | None, tz: str | None) -> str | None:
+    """The calendar date of a UTC ISO time in the patient's zone."""
+    if not at:
+        return None
+    moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    return (moment.astimezone(ZoneInfo(tz)) if tz else moment).date().isoformat()
+
+
+def _iec_hs(windows: list[tuple[str, dict]], tz: str | None) -> dict:
+    """The IEC-HS window a card shows: the highest status, open before closed, latest onset."""
+    iec = [w for s, w in windows if w["criteria_set"] == IEC_HS and not w.get("withdrawn")]
+    if not iec:
+        return {"status": None, "onset_day": None, "onset_date": None, "end_day": None}
+    w = max(iec, key=lambda w: (w.get("open", False), rank(w["status"]), w.get("onset_at") or ""))
+    return {"status": w["status"], "onset_day": w.get("onset_day"), "onset_date": local_date(w.get("onset_at"), tz),
+            "end_day": w.get("end_day"), "open": w.get("open", False)}
+
+
+def _crs_course(p: dict) -> dict | None:
+    crs = p.get("crs") or {}
+    ep = crs.get("episode") or {}
+    if not crs:
+        return None
+    return {"onset_day": ep.get("onset_day"), "peak_grade": ep.get("peak_grade"), "peak_day": ep.get("peak_day"),
+            "improvement_day": ep.get("improvement_day"), "resolved_day": ep.get("resolved_day"),
+            "grade_now": crs.get("grade"), "grade_day": crs.get("latest_day")}
+
+
+def crs_course_text(c: dict | None) -> str:
+    """'CRS onset d+2, peak G3 d+4, improving d+5, resolved d+7' (labelled CRS, days post-infusion)."""
+    if not c:
+        return "CRS not evaluated"
+    if c.get("onset_day") is None:
+        return "no CRS"
+    bits = [f"CRS onset d{c['onset_day']:+d}"]
+    if c.get("peak_grade") is not None and c.get("peak_day") is not None:
+        bits.append(f"peak G{c['peak_grade']} d{c['peak_day']:+d}")
+    if c.get("improvement_day") is not None:
+        bits.append(f"improving d{c['improvement_day']:+d}")
+    bits.append(f"resolved d{c['resolved_day']:+d}" if c.get("resolved_day") is not None else "not resolved")
+    return ", ".join(bits)
+
+
+def crs_pager_text(c: dict | None) -> str:
+    """'CRS G2 d+4 (d+3..d+8)': peak grade and day, onset to resolution ('..' open: not resolved)."""
+    if not c or c.get("onset_day") is None:
+        return "no CRS" if c else "CRS not evaluated"
+    peak = f"G{c['peak_grade']} d{c['peak_day']:+d} " if c.get("peak_grade") is not None and \
+        c.get("peak_day") is not None else ""
+    end = f"d{c['resolved_day']:+d}" if c.get("resolved_day") is not None else ""
+    return f"CRS {peak}(d{c['onset_day']:+d}..{end})"
+
+
+def _change(section: str, w: dict) -> str:
+    label = f"{set_label(w['criteria_set'])} {status_label(w['status'])}"
+    if section == "new":
+        return f"{label}: new" + ("" if w.get("open", True) else " (opened and closed)")
+    if section == "escalated":
+        return f"{set_label(w['criteria_set'])}: {status_label(w.get('previous_status'))} -> {status_label(w['status'])}"
+    if section == "resolved":
+        return f"{label}: " + ("results withdrawn" if w.get("withdrawn") else "resolved")
+    return ""
+
+
+def _count_verdict(name: str, counts: dict | None) -> dict:
+    label = set_label(name)
+    if not counts or counts.get("met") is None:
+        return {"set": name, "verdict": "not evaluable", "text": f"{label} not evaluable (no data)"}
+    met, known, total = counts["met"], counts["evaluable"] or 0, counts["total"]
+    required = counts.get("required") or total
+    unknown = total - known
+    verdict = "met" if met >= required else "not met" if met + unknown < required else "not evaluable"
+    text = f"{label} {met} of {total} met"
+    if unknown:
+        missing = counts.get("missing") or []
+        text += f", {unknown} not evaluable" + (f" (no {', '.join(missing)})" if missing else "")
+    return {"set": name, "verdict": verdict, "text": text}
+
+
+def verdicts(p: dict, iec_status: str | None) -> list[dict]:
+    """Every criteria set on the patient's latest day, side by side: met / not met / not evaluable."""
+    st = p.get("statuses") or {}
+    found = [x for x in (st.get(IEC_HS), iec_status) if x]
+    iec = max(found, key=rank) if found else None          # the latest day's status or an open window's
+    out = [{"set": IEC_HS, "verdict": "met" if rank(iec) >= 3 and iec else (status_label(iec) if iec else "not met"),
+            "text": f"IEC-HS {status_label(iec) if iec else 'not met'}"}]
+    for name in YES_NO_SETS:
+        met = st.get(name) == "met"
+        out.append({"set": name, "verdict": "met" if met else "not met",
+                    "text": f"{set_label(name)} {'met' if met else 'not met'}"})
+    out.append(_count_verdict("hlh_94", st.get("hlh_94_counts")))
+    out.append(_count_verdict("hlh_2004", st.get("hlh_2004_counts")))
+    lo, hi, cutoff = st.get("hscore_min"), st.get("hscore_max"), st.get("hscore_cutoff")
+    if lo is None or hi is None or cutoff is None:
+        out.append({"set": "hscore", "verdict": "not evaluable", "text": "HScore not evaluable (no data)"})
+    else:
+        verdict = "met" if lo >= cutoff else "not evaluable" if hi >= cutoff else "not met"
+        score = f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
+        out.append({"set": "hscore", "verdict": verdict, "text": f"HScore {score} "
+                    + {"met": "met", "not evaluable": "possible", "not met": "not met"}[verdict]})
+    return out
+
+
+def cards(doc: dict) -> list[dict]:
+    """One card per patient episode with a reported window, most urgent first (URGENCY), then by id."""
+    index = patient_index(doc)
+    grouped: dict[tuple, list[tuple[str, dict]]] = {}
+    for section in SECTIONS:
+        for w in doc["sections"][section]:
+            grouped.setdefault((w["patient_id"], w["infusion_id"]), []).append((section, w))
+    out = []
+    for key, ws in grouped.items():
+        p = index.get(key, {"patient_id": key[0], "infusion_id": key[1]})
+        tz = p.get("site_tz")
+        urgency = min(window_urgency(s, w) for s, w in ws)
+        stale = no_recent_data(p.get("last_result_at"), doc.get("as_of"), doc.get("no_recent_data_hours"))
+        if stale and URGENCY[urgency] == "still open":
+            urgency = URGENCY.index("no recent data")
+        iec = _iec_hs(ws, tz)
+        out.append({
+            "patient_id": key[0], "infusion_id": key[1], "urgency": URGENCY[urgency],
+            "paged": any(s in ("new", "escalated") and rank(w["status"]) >= ALERT_RANK for s, w in ws),
+            "product": p.get("product"), "infusion_date": local_date(p.get("infused_at"), tz),
+            "day_now": p.get("day_now"), "last_result_at": p.get("last_result_at"), "no_recent_data": stale,
+            "iec_hs": iec, "crs": _crs_course(p),
+            "changes": [c for s, w in ws if (c := _change(s, w))],
+            "verdicts": verdicts(p, iec["status"]),
+        })
+    out.sort(key=lambda c: (URGENCY.index(c["urgency"]), c["patient_id"], c["infusion_id"] or ""))
+    return out
+
+
+def verdict_line(card: dict) -> str:
+    return "; ".join(v["text"] for v in card["verdicts"])
+
+
+def iec_text(card: dict) -> str:
+    iec = card["iec_hs"]
+    if not iec["status"]:
+        return "IEC-HS none"
+    text = f"IEC-HS {status_label(iec['status'])}"
+    if iec.get("onset_day") is not None:
+        text += f" onset d{iec['onset_day']:+d}"
+    return text

@@ -6,17 +6,16 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from cartwatch.digest.document import (crs_state, ferritin_trend, pager_lines, patient_index,
-                                       set_label, status_label)
+from cartwatch.digest.document import cards, pager_lines, patient_index, set_label, status_label
 from cartwatch.digest.ids import masked
 from cartwatch.digest.state import ALERT_RANK, rank
 from cartwatch.digest.plot import ferritin_png
 from cartwatch.digest.select import FILES_LISTED
-from cartwatch.digest.render_md import (SECTION_TITLES, day, fmt_threshold, fmt_value, local_time, rules_note,
-                                        statuses_line)
+from cartwatch.digest.render_md import (SECTION_TITLES, analyte_label, card_facts, card_title, card_windows, day,
+                                        data_quality_problems, fmt_threshold, fmt_value, gap_line, header_counts, local_time, manifestation_label,
+                                        rules_note, split_stale, summary_threshold, summary_value)
 
-DETAILED = ("new", "escalated")   # sections shown as patient cards; the others as one line a window
-PLOTS_DRAWN = 20                   # a display choice, not a clinical rule: see _plotted
+PLOTS_DRAWN = 20                   # a display choice, not a clinical rule: see _cards
 
 STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#111827;max-width:1100px}
@@ -63,11 +62,38 @@ def _evidence(w: dict, tz: str | None) -> str:
             f"<th>threshold</th><th>source</th></tr>{body}</table>")
 
 
-def _plot(p: dict, drawn: bool, alert_cards: int) -> str:
+def _summary(w: dict, tz: str | None) -> str:
+    """One row per manifestation (worst value, time, threshold, source, how many more), the full
+    list of results behind a collapsible section."""
+    rows = []
+    for s in w.get("evidence_summary") or []:
+        label = manifestation_label(s["rule"])
+        if s.get("analyte") and analyte_label(s["analyte"]).lower() not in label:
+            label += f" ({analyte_label(s['analyte'])})"
+        rows.append(f"<tr><td>{escape(label)}</td><td class=num>{escape(summary_value(s))}</td>"
+                    f"<td>{escape(local_time(s.get('at'), tz))}</td><td>{escape(summary_threshold(s))}</td>"
+                    f"<td>{escape(str(s.get('source') or ''))}</td><td class=num>{s['more']}</td></tr>")
+    if not rows:
+        return _evidence(w, tz)
+    table = ("<table class=summary><tr><th>manifestation</th><th>worst</th><th>at</th><th>threshold</th>"
+             f"<th>source</th><th>more</th></tr>{''.join(rows)}</table>")
+    full = "".join(
+        f"<tr><td>{escape(manifestation_label(str(e.get('rule') or '')))}</td>"
+        f"<td>{escape(analyte_label(e.get('analyte')))}</td><td class=num>{escape(summary_value(e))}</td>"
+        f"<td>{escape(local_time(e.get('at'), tz))}</td><td>{escape(str(e.get('source') or ''))}</td></tr>"
+        for e in w.get("evidence") or [])
+    if not full:
+        return table
+    return (f"{table}<details><summary>All {len(w['evidence'])} results</summary><table class=evidence><tr>"
+            f"<th>manifestation</th><th>analyte</th><th>value</th><th>at</th><th>source</th></tr>{full}</table>"
+            "</details>")
+
+
+def _plot(p: dict, drawn: bool, alert_cards: int, iec_onset_day: int | None = None) -> str:
     if not drawn:
         return (f'<p class="none">Ferritin plot not drawn: {alert_cards} patients alert in this digest, '
                 f"plots are drawn for the {PLOTS_DRAWN} most severe (the trend above gives the values).</p>")
-    png = ferritin_png(p)
+    png = ferritin_png(p, iec_onset_day)
     if png is None:
         return '<p class="none">No ferritin results to plot.</p>'
     data = base64.b64encode(png).decode("ascii")
@@ -75,47 +101,30 @@ def _plot(p: dict, drawn: bool, alert_cards: int) -> str:
             f'src="data:image/png;base64,{data}">')
 
 
-def _alert_cards(doc: dict) -> dict[str, dict[tuple, list[dict]]]:
-    """The patient cards of each detailed section: the alerting windows of each patient."""
-    cards = {}
-    for section in DETAILED:
-        groups = cards.setdefault(section, {})
-        for w in doc["sections"][section]:
-            if rank(w["status"]) >= ALERT_RANK:
-                groups.setdefault((w["patient_id"], w["infusion_id"]), []).append(w)
-    return cards
-
-
-def _plotted(cards: dict[str, dict[tuple, list[dict]]]) -> set[tuple]:
-    """The cards that get a plot: the PLOTS_DRAWN most severe (highest status, then page order).
+def _cards(doc: dict) -> str:
+    """One card per patient episode, most urgent first; plots for the PLOTS_DRAWN first paged cards.
 
     A first digest over years of history can hold hundreds of alerts; drawing each costs about a
     tenth of a second, so unbounded plotting would dominate the run, and a page that long is not
     read past its first cards anyway."""
-    order = [(section, key, ws) for section, groups in cards.items() for key, ws in groups.items()]
-    ranked = sorted(range(len(order)), key=lambda i: (-max(rank(w["status"]) for w in order[i][2]), i))
-    return {order[i][:2] for i in ranked[:PLOTS_DRAWN]}
-
-
-def _detailed(doc: dict, section: str, cards: dict, plotted: set[tuple]) -> str:
     index = patient_index(doc)
-    alert_cards = sum(len(groups) for groups in cards.values())
-    html = []
-    for key, ws in cards[section].items():
-        p = index.get(key, {"patient_id": key[0]})
+    found = doc.get("cards") or cards(doc)
+    paged = sum(c["paged"] for c in found)
+    html, drawn = [], 0
+    for card in found:
+        p = index.get((card["patient_id"], card["infusion_id"]), {"patient_id": card["patient_id"]})
         tz = p.get("site_tz")
-        d = f", day {day(p['day_now'])}" if p.get("day_now") is not None else ""
-        windows = "".join(f'<div class="window">{_window_head(w)}</div>{_evidence(w, tz)}' for w in ws)
-        html.append(
-            f'<div class="patient" data-patient="{escape(p["patient_id"])}">'
-            f'<h3>{escape(p["patient_id"])} ({escape(p.get("product") or "product unknown")}{d})</h3>'
-            f"<div>CRS: {escape(crs_state(p))}</div><div>Criteria sets: {escape(statuses_line(p))}</div>"
-            f"<div>Ferritin trend: {escape(ferritin_trend(p))}</div>{windows}"
-            f"{_plot(p, (section, key) in plotted, alert_cards)}</div>")
-    context = [w for w in doc["sections"][section] if rank(w["status"]) < ALERT_RANK]
-    if context:
-        html.append(f"<p>Context, not alerts ({len(context)}):</p>{_brief(doc, section, context)}")
-    return "".join(html)
+        facts = "".join(f"<div><b>{escape(k)}:</b> {escape(v)}</div>" for k, v in card_facts(doc, card))
+        windows = "".join(f'<div class="window">{_window_head(w)}</div>{_summary(w, tz)}'
+                          for w in card_windows(doc, card))
+        plot = ""
+        if card["paged"]:
+            plot = _plot(p, drawn < PLOTS_DRAWN, paged, card["iec_hs"].get("onset_day"))
+            drawn += 1
+        html.append(f'<div class="patient" data-patient="{escape(card["patient_id"])}" '
+                    f'data-urgency="{escape(card["urgency"])}"><h3>{escape(card_title(card))}</h3>'
+                    f"{facts}{windows}{plot}</div>")
+    return "".join(html) or '<p class="none">None.</p>'
 
 
 def _brief(doc: dict, section: str, windows: list[dict] | None = None) -> str:
@@ -128,7 +137,9 @@ def _brief(doc: dict, section: str, windows: list[dict] | None = None) -> str:
     return f"<ul>{''.join(items)}</ul>"
 
 
-def _data_quality(dq: dict) -> str:
+def _data_quality(dq: dict, part: str = "all") -> str:
+    """`part`: 'files' (the files loaded), 'issues' (not loaded, quarantined by reason and by file,
+    silent feeds) or 'all'."""
     since = f" since {escape(dq['since'])}" if dq.get("since") else ""
     if len(dq["files"]) > FILES_LISTED:
         rows = "".join(f"<tr><td>{escape(f['feed'])}</td>" + "".join(
@@ -163,6 +174,15 @@ def _data_quality(dq: dict) -> str:
         silent = f"<p>Feeds silent longer than {limit}:</p><ul id=silent-feeds>{items}</ul>"
     else:
         silent = f'<p class="none">No feed silent longer than {limit}.</p>'
+    by_file = [f for f in dq["files"] if f["quarantined"]]
+    if part == "issues" and by_file:
+        quarantine += ("<p>By file: " + ", ".join(f"{escape(f['source_file'])} {f['quarantined']}" for f in by_file)
+                       + " (the files loaded are listed at the end).</p>")
+    loaded, marker, not_loaded = files.partition("<p>Files not loaded")
+    if part == "files":
+        return loaded
+    if part == "issues":
+        return marker + not_loaded + quarantine + silent
     return files + quarantine + silent
 
 
@@ -175,20 +195,40 @@ def render_html(doc: dict, *, mask_ids: bool = False) -> str:
              f"<h1>cartwatch digest as of {escape(doc['as_of'])}</h1>",
              f'<p class="summary">Rules version {escape(doc["rules_version"] + rules_note(doc["rules_version"]))}; '
              f'{doc["monitored_episodes"]} infusion '
-             f"episodes monitored; <b>{doc['alerts']} alerts</b>. New {c['new']}, escalated {c['escalated']}, "
-             f"still open {c['still_open']}, resolved {c['resolved']}{since}.</p>"]
+             f"episodes monitored; <b>{escape(header_counts(doc))}</b>; windows: new {c['new']}, "
+             f"escalated {c['escalated']}, still open {c['still_open']}, resolved {c['resolved']}{since}.</p>"]
     pager = pager_lines(doc)
     if pager:
         parts.append('<section id="pager"><h2>Pager</h2><ul class="pager">'
                      + "".join(f"<li>{escape(p)}</li>" for p in pager) + "</ul></section>")
-    cards = _alert_cards(doc)
-    plotted = _plotted(cards)
+    problems = data_quality_problems(doc["data_quality"])
+    if problems:                              # what went wrong first; the files loaded at the end
+        parts.append(f'<section id="data-quality"><h2>Data quality</h2>'
+                     f'{_data_quality(doc["data_quality"], "issues")}</section>')
+        dq = f'<section id="files-loaded"><h2>Files loaded</h2>{_data_quality(doc["data_quality"], "files")}</section>'
+    else:
+        dq = f'<section id="data-quality"><h2>Data quality</h2>{_data_quality(doc["data_quality"])}</section>'
+
+    if doc.get("monitoring_gap_hours") is not None:
+        gaps = doc.get("monitoring_gaps") or []
+        items = "".join(f"<li>{escape(gap_line(g))}</li>" for g in gaps) or '<li class="none">None.</li>'
+        parts.append(f'<section id="monitoring-gaps"><h2>Monitoring gaps</h2><p>At-risk episodes whose ferritin, '
+                     f"fibrinogen or transaminases were not measured in the last {doc['monitoring_gap_hours']:g} h "
+                     f"({len(gaps)}):</p><ul>{items}</ul></section>")
+    parts.append(f'<section id="patients"><h2>Patients</h2>{_cards(doc)}</section>')
     for section in ("new", "escalated", "still_open", "resolved"):
-        if not doc["sections"][section]:
+        if section == "still_open":
+            recent, stale = split_stale(doc)
+            body = _brief(doc, section, recent) if recent else '<p class="none">None.</p>'
+            if stale:
+                body += (f'<p id="no-recent-data">No recent data ({len(stale)}): open windows of episodes without a lab '
+                         f'result for more than {doc["no_recent_data_hours"]:g} h</p>{_brief(doc, section, stale)}')
+        elif not doc["sections"][section]:
             body = '<p class="none">None.</p>'
         else:
-            body = _detailed(doc, section, cards, plotted) if section in DETAILED else _brief(doc, section)
+            body = _brief(doc, section)
         parts.append(f'<section id="{section}"><h2>{SECTION_TITLES[section]}</h2>{body}</section>')
-    parts.append(f'<section id="data-quality"><h2>Data quality</h2>{_data_quality(doc["data_quality"])}</section>')
+    if not problems:
+        parts.append(dq)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from cartwatch.digest.document import (crs_state, ferritin_trend, pager_lines, patient_index,
-                                       set_label, status_label)
+from cartwatch.digest.document import (cards, crs_course_text, ferritin_trend, pager_lines, patient_index,
+                                       set_label, status_label, verdict_line)
 from cartwatch.digest.ids import masked
 from cartwatch.digest.state import ALERT_RANK, rank
-from cartwatch.digest.select import FILES_LISTED
+from cartwatch.digest.select import FILES_LISTED, FINDINGS
 
 SECTION_TITLES = {"new": "New since the last digest", "escalated": "Escalated",
                   "still_open": "Still open", "resolved": "Resolved"}
@@ -42,22 +43,51 @@ def fmt_threshold(e: dict) -> str:
     return "; ".join(parts)
 
 
+UNIT_LABELS = {"10*9/L": "x10^9/L", "10*12/L": "x10^12/L", "Cel": "°C", "{ratio}": "", "[degF]": "°F"}
+ANALYTE_LABELS = {"inr": "INR", "pt": "PT", "aptt": "aPTT", "ast": "AST", "alt": "ALT", "ldh": "LDH",
+                  "anc": "ANC", "wbc": "WBC", "scd25": "sCD25", "crp": "CRP", "hscore_min": "HScore (lowest)",
+                  "hscore_max": "HScore (highest)", "criteria_met": "criteria met",
+                  "criteria_evaluable": "criteria evaluable"}
+
+
+def unit_label(unit: str | None) -> str:
+    """Readable units: x10^9/L for 10*9/L, °C for Cel, nothing for INR's {ratio}."""
+    return UNIT_LABELS.get(unit or "", unit or "")
+
+
+def analyte_label(analyte: str | None) -> str:
+    return ANALYTE_LABELS.get(analyte or "", (analyte or "").replace("_", " "))
+
+
+def manifestation_label(rule: str) -> str:
+    """'re_rise' -> 're rise'; 'hlh_2004.anc_lt' -> 'anc lt' (the rule's last part, spaced)."""
+    name = re.sub(r"_(lt|le|ge|gt|x)(_[a-z0-9]+)*$|_factor$", "", rule.rsplit(".", 1)[-1])
+    return name.replace("_", " ")
+
+
+def summary_value(s: dict) -> str:
+    """'15 x10^9/L', 'INR 1.31', 'hemophagocytosis: documented'."""
+    if s.get("finding") or s.get("analyte") in FINDINGS:
+        return f"{analyte_label(s['analyte'])}: documented"
+    if s.get("analyte") == "inr":
+        return f"INR {fmt_value(s.get('value'))}"
+    return f"{fmt_value(s.get('value'))} {unit_label(s.get('unit'))}".strip()
+
+
+def summary_threshold(s: dict) -> str:
+    """'> 555 U/L (1 x ULN, iec_hs.ldh_x_uln)': the number in the result's unit when known."""
+    rule = s.get("threshold_rule")
+    note = ", ".join(x for x in (s.get("threshold_text"), rule) if x)
+    if s.get("threshold_value") is not None:
+        if s.get("threshold_text") == f"{s['threshold_value']:g} {s.get('unit')}":
+            note = rule or ""                  # the cut-off is already in the result's unit
+        unit = unit_label(s.get("unit"))
+        return f"{fmt_value(s['threshold_value'])} {unit}".strip() + (f" ({note})" if note else "")
+    return note or str(s.get("detail") or "")
+
+
 def day(d) -> str:
     return "" if d is None else f"{d:+d}"
-
-
-def statuses_line(patient: dict) -> str:
-    st = patient.get("statuses") or {}
-    sets = [f"{set_label(k)}: {status_label(v)}" for k, v in st.items()
-            if k in ("astct_iec_hs_2023", "cartox_2017", "shah_2020", "ucsf_masl_2020", "hlh_94") and v]
-    met, evaluable = st.get("hlh_2004_met"), st.get("hlh_2004_evaluable")
-    if isinstance(met, bool):
-        sets.append(f"HLH-2004: {'met' if met else 'not met'}")
-    elif met is not None:
-        sets.append(f"HLH-2004: {met} of {evaluable} evaluable criteria met")
-    if st.get("hscore_min") is not None:
-        sets.append(f"HScore {fmt_value(st['hscore_min'])}-{fmt_value(st.get('hscore_max'))}")
-    return "; ".join(sets) if sets else "no criteria set status for the latest day"
 
 
 def window_head(w: dict) -> str:
@@ -79,39 +109,113 @@ def evidence_table(w: dict, tz: str | None) -> list[str]:
         return []
     out = ["| rule | analyte | value | at | threshold | source |", "|---|---|---:|---|---|---|"]
     for e in w["evidence"]:
-        out.append(f"| {e.get('rule') or ''} | {e.get('analyte') or ''} | {fmt_value(e.get('value'))} "
-                   f"{e.get('unit') or ''} | {local_time(e.get('at'), tz)} | {fmt_threshold(e)} "
-                   f"| {e.get('source') or ''} |")
+        value = md_text(f"{fmt_value(e.get('value'))} {e.get('unit') or ''}", cell=True)
+        out.append(f"| {e.get('rule') or ''} | {md_text(e.get('analyte') or '', cell=True)} | {value} | "
+                   f"{local_time(e.get('at'), tz)} | {fmt_threshold(e)} | {md_text(e.get('source') or '', cell=True)} |")
     return out
 
 
-def patient_heading(p: dict) -> str:
-    d = f", day {day(p['day_now'])}" if p.get("day_now") is not None else ""
-    return f"### {p['patient_id']} ({p.get('product') or 'product unknown'}{d})"
+def card_windows(doc: dict, card: dict) -> list[dict]:
+    """The card's alerting windows that are new or escalated (their evidence is shown)."""
+    key = (card["patient_id"], card["infusion_id"])
+    return [w for s in ("new", "escalated") for w in doc["sections"][s]
+            if (w["patient_id"], w["infusion_id"]) == key and rank(w["status"]) >= ALERT_RANK]
 
 
-def detailed(doc: dict, section: str) -> list[str]:
-    """New and escalated alerts, grouped by patient, with all their context; context-level windows
-    (watch, possible) in one line each after them."""
-    index = patient_index(doc)
-    by_patient: dict[tuple, list[dict]] = {}
-    for w in doc["sections"][section]:
-        if rank(w["status"]) < ALERT_RANK:
-            continue
-        by_patient.setdefault((w["patient_id"], w["infusion_id"]), []).append(w)
-    out = []
-    for key, ws in by_patient.items():
-        p = index.get(key, {"patient_id": key[0]})
-        tz = p.get("site_tz")
-        out += [patient_heading(p), "", f"- CRS: {crs_state(p)}", f"- Criteria sets: {statuses_line(p)}",
-                f"- Ferritin trend: {ferritin_trend(p)}", ""]
-        for w in ws:
-            out += [f"#### {window_head(w)}", ""]
-            out += evidence_table(w, tz) + [""]
-    context = [w for w in doc["sections"][section] if rank(w["status"]) < ALERT_RANK]
-    if context:
-        out += [f"Context, not alerts ({len(context)}):", ""] + brief(doc, section, context)
+def card_facts(doc: dict, card: dict) -> list[tuple[str, str]]:
+    """(label, text) lines of a patient card, shared by the Markdown and HTML renderers."""
+    p = patient_index(doc).get((card["patient_id"], card["infusion_id"]), {})
+    tz = p.get("site_tz")
+    iec = card["iec_hs"]
+    if iec["status"]:
+        text = status_label(iec["status"])
+        if iec.get("onset_day") is not None:
+            text += f", onset day {day(iec['onset_day'])} ({iec['onset_date']})"
+        if iec.get("end_day") is not None:
+            text += f", closed day {day(iec['end_day'])}"
+    else:
+        text = "no IEC-HS window"
+    st_day = (p.get("statuses") or {}).get("day")
+    return [("IEC-HS", text), ("CRS course", crs_course_text(card.get("crs"))),
+            ("Changed since the last digest", "; ".join(card["changes"]) or "nothing"),
+            (f"Criteria sets (day {day(st_day)})" if st_day is not None else "Criteria sets", verdict_line(card)),
+            ("Last result", (local_time(card.get("last_result_at"), tz) or "none") + (
+                f" (no recent data: none for more than {doc['no_recent_data_hours']:g} h; open windows are not "
+                "known to be still open)" if card.get("no_recent_data") else "")),
+            ("Ferritin trend", ferritin_trend(p))]
+
+
+def card_title(card: dict) -> str:
+    bits = [card.get("product") or "product unknown"]
+    if card.get("infusion_date"):
+        bits.append(f"infused {card['infusion_date']}")
+    if card.get("day_now") is not None:
+        bits.append(f"day {day(card['day_now'])}")
+    return f"{card['patient_id']} ({', '.join(bits)}): {card['urgency']}"
+
+
+MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#"})
+MD_CELL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|"})
+
+
+def md_text(text: str, cell: bool = False) -> str:
+    """Feed text (ids, product, units) with Markdown's active characters escaped (and `|` in a
+    table cell)."""
+    return str(text).translate(MD_CELL if cell else MD_SPECIAL)
+
+
+def summary_table(w: dict, tz: str | None) -> list[str]:
+    """One row per manifestation of a window: its worst result and how many more support it."""
+    found = w.get("evidence_summary") or []
+    if not found:
+        return []
+    out = ["| manifestation | worst | at | threshold | source | more |", "|---|---:|---|---|---|---:|"]
+    for s in found:
+        label = manifestation_label(s["rule"])
+        if s.get("analyte") and analyte_label(s["analyte"]).lower() not in label:
+            label += f" ({analyte_label(s['analyte'])})"
+        out.append(f"| {md_text(label, cell=True)} | {md_text(summary_value(s), cell=True)} | "
+                   f"{local_time(s.get('at'), tz)} | {summary_threshold(s)} | {md_text(s.get('source') or '', cell=True)} "
+                   f"| {s['more']} |")
+    total = len(w.get("evidence") or [])
+    return out + ["", f"{total} results in all (the HTML and JSON digests list each)."]
+
+
+def card_lines(doc: dict) -> list[str]:
+    out = ["## Patients", ""]
+    for card in doc.get("cards") or cards(doc):
+        tz = patient_index(doc).get((card["patient_id"], card["infusion_id"]), {}).get("site_tz")
+        out += [f"### {md_text(card_title(card))}", ""]
+        out += [f"- {k}: {md_text(v)}" for k, v in card_facts(doc, card)] + [""]
+        for w in card_windows(doc, card):
+            out += [f"#### {window_head(w)}", ""] + summary_table(w, tz) + [""]
     return out
+
+
+def gap_line(g: dict) -> str:
+    """'CW-0019 (axi-cel, day +80; IEC-HS suspected): ferritin last 2026-09-27 09:34 CEST (1,336 h ago); ...'."""
+    tests = "; ".join(f"{o['test']} last {local_time(o['last_at'], g.get('site_tz'))} ({o['hours']:,.0f} h ago)"
+                      if o.get("last_at") else f"{o['test']} never measured" for o in g["overdue"])
+    d = f", day {day(g['day_now'])}" if g.get("day_now") is not None else ""
+    return f"{g['patient_id']} ({g.get('product') or '?'}{d}; {g['reason']}): {tests}"
+
+
+def gap_lines(doc: dict) -> list[str]:
+    gaps = doc.get("monitoring_gaps") or []
+    if doc.get("monitoring_gap_hours") is None:
+        return []
+    out = ["## Monitoring gaps", "",
+           f"At-risk episodes whose ferritin, fibrinogen or transaminases were not measured in the last "
+           f"{doc['monitoring_gap_hours']:g} h ({len(gaps)}):", ""]
+    return out + ([f"- {md_text(gap_line(g))}" for g in gaps] or ["None."]) + [""]
+
+
+def split_stale(doc: dict) -> tuple[list[dict], list[dict]]:
+    """Still-open windows of episodes with recent data, and those of episodes with no recent data."""
+    stale = {(c["patient_id"], c["infusion_id"]) for c in doc.get("cards") or [] if c.get("no_recent_data")}
+    found = doc["sections"]["still_open"]
+    return ([w for w in found if (w["patient_id"], w["infusion_id"]) not in stale],
+            [w for w in found if (w["patient_id"], w["infusion_id"]) in stale])
 
 
 def brief(doc: dict, section: str, windows: list[dict] | None = None) -> list[str]:
@@ -121,14 +225,18 @@ def brief(doc: dict, section: str, windows: list[dict] | None = None) -> list[st
         p = index.get((w["patient_id"], w["infusion_id"]), {})
         extra = " (results withdrawn)" if w.get("withdrawn") else ""
         d = f" day {day(p.get('day_now'))}" if p.get("day_now") is not None else ""
-        out.append(f"- {w['patient_id']} ({p.get('product') or '?'}{d}): {window_head(w)}{extra}")
+        out.append(f"- {md_text(w['patient_id'])} ({md_text(p.get('product') or '?')}{d}): {window_head(w)}{extra}")
     return out + [""]
 
 
-def data_quality_lines(dq: dict) -> list[str]:
-    out = ["## Data quality", ""]
+def data_quality_lines(dq: dict, files: bool = True, issues: bool = True, title: str = "Data quality") -> list[str]:
+    """The data-quality section: the files loaded (`files`) and what went wrong (`issues`: files not
+    loaded, quarantined rows by reason and by file, silent feeds)."""
+    out = [f"## {title}", ""]
     since = f" since {dq['since']}" if dq.get("since") else ""
-    if len(dq["files"]) > FILES_LISTED:
+    if not files:
+        pass
+    elif len(dq["files"]) > FILES_LISTED:
         out += [f"{len(dq['files'])} files loaded{since}:", "", "| feed | files | read | accepted | duplicate | quarantined |",
                 "|---|---:|---:|---:|---:|---:|"]
         out += [f"| {f['feed']} | {f['files']} | {f['rows_read']} | {f['accepted']} | {f['duplicate']} | "
@@ -141,6 +249,8 @@ def data_quality_lines(dq: dict) -> list[str]:
     else:
         out.append(f"No files loaded{since}.")
     out.append("")
+    if not issues:
+        return out
     if dq.get("not_loaded"):
         out += [f"Files not loaded{since} ({len(dq['not_loaded'])}):", ""]
         out += [f"- {f['source_file']}: {f['problem']} ({f['reason']})" for f in dq["not_loaded"]]
@@ -148,6 +258,10 @@ def data_quality_lines(dq: dict) -> list[str]:
     if dq["quarantined"]:
         out += ["Rows quarantined, by reason:", "", "| feed | reason | rows |", "|---|---|---:|"]
         out += [f"| {q['feed']} | {q['reason']} | {q['rows']} |" for q in dq["quarantined"]]
+        by_file = [f for f in dq["files"] if f["quarantined"]]
+        if by_file and not files:
+            out += ["", "By file: " + ", ".join(f"{md_text(f['source_file'])} {f['quarantined']}" for f in by_file)
+                    + " (the files loaded are listed at the end)."]
     else:
         out.append("No rows quarantined.")
     out.append("")
@@ -158,6 +272,19 @@ def data_quality_lines(dq: dict) -> list[str]:
     else:
         out.append(f"No feed silent longer than {dq['silence_limit_hours']:g} h.")
     return out + [""]
+
+
+def header_counts(doc: dict) -> str:
+    """'12 patients in this digest, 11 paged (one pager line each)': patients, not windows."""
+    found = doc.get("cards") or cards(doc)
+    n = len(found)
+    return f"{n} patient{'' if n == 1 else 's'} in this digest, {sum(c['paged'] for c in found)} paged " \
+           "(one pager line each)"
+
+
+def data_quality_problems(dq: dict) -> bool:
+    """Anything skipped, not loaded or quarantined: the data-quality section moves to the top."""
+    return bool(dq.get("not_loaded") or dq.get("quarantined"))
 
 
 def rules_note(version: str) -> str:
@@ -172,16 +299,27 @@ def render_md(doc: dict, *, mask_ids: bool = False) -> str:
     lines = [f"# cartwatch digest as of {doc['as_of']}", "",
              f"Rules version {doc['rules_version']}{rules_note(doc['rules_version'])}; "
              f"{doc['monitored_episodes']} infusion episodes monitored; "
-             f"{doc['alerts']} alerts. New {c['new']}, escalated {c['escalated']}, still open {c['still_open']}, "
-             f"resolved {c['resolved']}" + (f" since {doc['since']}." if doc.get("since") else "."), ""]
+             f"{header_counts(doc)}; windows: new {c['new']}, escalated {c['escalated']}, "
+             f"still open {c['still_open']}, resolved {c['resolved']}" + (f" since {doc['since']}." if doc.get("since")
+                                                                          else "."), ""]
     pager = pager_lines(doc)
     if pager:
-        lines += ["## Pager", "", *[f"- {p}" for p in pager], ""]
-    for section in ("new", "escalated"):
+        lines += ["## Pager", "", *[f"- {md_text(p)}" for p in pager], ""]
+    problems = data_quality_problems(doc["data_quality"])
+    if problems:                              # what went wrong first; the files loaded at the end
+        lines += data_quality_lines(doc["data_quality"], files=False)
+    lines += gap_lines(doc)
+    lines += card_lines(doc)
+    for section in ("new", "escalated", "still_open", "resolved"):
         lines += [f"## {SECTION_TITLES[section]}", ""]
-        lines += detailed(doc, section) if doc["sections"][section] else ["None.", ""]
-    for section in ("still_open", "resolved"):
-        lines += [f"## {SECTION_TITLES[section]}", ""]
+        if section == "still_open":
+            recent, stale = split_stale(doc)
+            lines += brief(doc, section, recent) if recent else ["None.", ""]
+            if stale:
+                lines += [f"No recent data ({len(stale)}): open windows of episodes without a lab result for more "
+                          f"than {doc['no_recent_data_hours']:g} h", ""] + brief(doc, section, stale)
+            continue
         lines += brief(doc, section) if doc["sections"][section] else ["None.", ""]
-    lines += data_quality_lines(doc["data_quality"])
+    lines += data_quality_lines(doc["data_quality"], issues=False, title="Files loaded") if problems else \
+        data_quality_lines(doc["data_quality"])
     return "\n".join(lines).rstrip() + "\n"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import date, datetime, timezone
 from pathlib import PurePath
 
@@ -114,6 +115,8 @@ def threshold(rules: Rules, rule: str | None, criteria_set: str | None = None) -
     if rule_id is None and rule and criteria_set in RULE_PREFIX:
         stem = f"{RULE_PREFIX[criteria_set]}.{rule}"
         rule_id = next((r for r in table if r.startswith(stem)), None)
+        if rule_id is None and rule.endswith("s"):          # `transaminases`: iec_hs.transaminase_x_uln
+            rule_id = next((r for r in table if r.startswith(stem[:-1])), None)
     if rule_id is None or not isinstance(table[rule_id], dict):
         return None
     return {"rule": rule_id, "value": table[rule_id].get("value"), "unit": table[rule_id].get("unit")}
@@ -131,11 +134,95 @@ def windows(con: duckdb.DuckDBPyConnection, rules: Rules) -> list[dict]:
     cols = ", ".join(c if c in have else f"NULL AS {c}" for c in WINDOW_COLUMNS)
     found = rows(con, f"SELECT {cols} FROM flags.windows WHERE status IS DISTINCT FROM 'not_met' "
                       "ORDER BY patient_id, infusion_id, criteria_set, onset_at, status")
+    refs = _references(con, {(w["patient_id"], w["infusion_id"]) for w in found})
     for w in found:
-        w["evidence"] = [dict(e, threshold=threshold(rules, e.get("rule"), w["criteria_set"]))
+        w["evidence"] = [dict(e, threshold=threshold(rules, _rule_of(e), w["criteria_set"]),
+                              **refs.get((w["patient_id"], w["infusion_id"], e.get("analyte"), _moment(e.get("at"))), {}))
                          for e in sorted((e for e in parse_evidence(w["evidence"]) if isinstance(e, dict)),
                                          key=evidence_key)]
+        w["evidence_summary"] = summarize_evidence(w["evidence"])
+        for e in w["evidence"]:                  # used for the summary's thresholds only
+            e.pop("uln", None)
+            e.pop("baseline", None)
     return found
+
+
+def _rule_of(e: dict) -> str | None:
+    """The rule an item was judged by; a new cytopenia is judged by the analyte's fixed cut-off
+    (iec_hs.anc_lt), a worsening one by the fraction."""
+    if e.get("rule") == "cytopenia" and e.get("detail") == "new" and e.get("analyte"):
+        return str(e["analyte"])
+    return e.get("rule")
+
+
+def _moment(at: object) -> str | None:
+    if not at:
+        return None
+    try:
+        return iso(datetime.fromisoformat(str(at).replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
+def _references(con, keys: set[tuple[str, str]]) -> dict[tuple, dict]:
+    """ULN and baseline of each lab result of the episodes, by (patient, infusion, analyte, time)."""
+    have = table_columns(con, "derived.timeline")
+    if not keys or not {"patient_id", "infusion_id", "analyte", "observed_at", "uln", "baseline"} <= have:
+        return {}
+    out = {}
+    for r in rows(con, "SELECT patient_id, infusion_id, analyte, observed_at, uln, baseline FROM derived.timeline "
+                       "WHERE uln IS NOT NULL OR baseline IS NOT NULL"):
+        if (r["patient_id"], r["infusion_id"]) in keys:
+            out[(r["patient_id"], r["infusion_id"], r["analyte"], r["observed_at"])] = {
+                "uln": r["uln"], "baseline": r["baseline"]}
+    return out
+
+
+LOWER_IS_WORSE = {"fibrinogen", "platelets", "anc", "hemoglobin", "wbc", "lymphocytes"}
+FINDINGS = {"splenomegaly", "hepatomegaly", "hemophagocytosis", "immunosuppression"}
+
+
+def threshold_in_unit(e: dict) -> float | None:
+    """The item's threshold as a number in the result's unit: a multiple of its ULN, baseline or
+    (the engine's note) post-peak nadir, or the cut-off itself when written in the result's unit."""
+    t = e.get("threshold") or {}
+    value, unit = t.get("value"), t.get("unit")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    if unit == "x ULN" and e.get("uln"):
+        return round(value * e["uln"], 6)
+    if unit == "x baseline" and e.get("baseline"):
+        return round(value * e["baseline"], 6)
+    if unit == "x nadir":
+        found = re.search(r"nadir ([0-9.]+)", str(e.get("detail") or ""))
+        return round(value * float(found.group(1)), 6) if found else None
+    if unit and unit == e.get("unit"):
+        return value
+    return None
+
+
+def summarize_evidence(items: list[dict]) -> list[dict]:
+    """Per manifestation (rule and analyte): the worst result with its time, the threshold in the
+    result's unit, its source, and how many more results of the window support it (first-seen order)."""
+    groups: dict[tuple, list[dict]] = {}
+    for e in items:
+        groups.setdefault((str(e.get("rule") or ""), str(e.get("analyte") or "")), []).append(e)
+    out = []
+    for (rule, analyte), found in groups.items():
+        numeric = [e for e in found if isinstance(e.get("value"), (int, float)) and not isinstance(e.get("value"), bool)]
+        if numeric:
+            pick = min if analyte in LOWER_IS_WORSE else max
+            worst = pick(numeric, key=lambda e: e["value"])
+        else:
+            worst = found[-1]
+        t = worst.get("threshold") or {}
+        out.append({"rule": rule, "analyte": analyte, "value": worst.get("value"), "unit": worst.get("unit"),
+                    "at": worst.get("at"), "source": worst.get("source"), "detail": worst.get("detail"),
+                    "finding": analyte in FINDINGS, "threshold_value": threshold_in_unit(worst),
+                    "threshold_rule": t.get("rule"), "threshold_text": f"{t['value']:g} {t['unit']}"
+                    if isinstance(t.get("value"), (int, float)) and t.get("unit") else None,
+                    "more": len(found) - 1})
+    return out
 
 
 def _episodes(con, as_of: datetime, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
@@ -163,8 +250,8 @@ def _crs(con, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
                     "days_with_crs": r["crs_days"] or []}
     have = table_columns(con, "derived.crs_episodes")
     if {"patient_id", "infusion_id", "onset_day"} <= have:
-        pick = [c for c in ("onset_day", "peak_grade", "peak_day", "resolved_day", "resolved_at",
-                            "improvement_at") if c in have]
+        pick = [c for c in ("onset_day", "peak_grade", "peak_day", "improvement_day", "resolved_day",
+                            "resolved_at", "improvement_at") if c in have]
         for r in rows(con, f"SELECT patient_id, infusion_id, {', '.join(pick)} FROM derived.crs_episodes "
                            "ORDER BY patient_id, infusion_id, onset_day"):
             key = (r["patient_id"], r["infusion_id"])
@@ -173,7 +260,7 @@ def _crs(con, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
     return out
 
 
-def _statuses(con, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+def _statuses(con, keys: set[tuple[str, str]], rules: Rules) -> dict[tuple[str, str], dict]:
     """Each criteria set's status on the patient's latest day of flags.daily."""
     have = table_columns(con, "flags.daily")
     if not {"patient_id", "infusion_id", "day"} <= have:
@@ -189,7 +276,54 @@ def _statuses(con, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
         key = (r.pop("patient_id"), r.pop("infusion_id"))
         if key in keys:
             out[key] = r
+    _hlh_counts(con, out, rules)
+    for st in out.values():
+        st["hscore_cutoff"] = rules.value("hscore.cutoff")
     return out
+
+
+HLH_INPUTS = {  # criterion of a set -> the day's worst-value / finding columns that can decide it
+    "hlh_2004": [("fever", ("temperature_max",)), ("splenomegaly", ("splenomegaly",)),
+                 ("cytopenias", ("hemoglobin_min", "platelets_min", "anc_min")),
+                 ("triglycerides/fibrinogen", ("triglycerides_max", "fibrinogen_min")),
+                 ("hemophagocytosis", ("hemophagocytosis",)), ("NK activity", ()),
+                 ("ferritin", ("ferritin_max",)), ("sCD25", ("scd25_max",))],
+    "hlh_94": [("fever", ("temperature_max",)), ("splenomegaly", ("splenomegaly",)),
+               ("cytopenias", ("hemoglobin_min", "platelets_min", "anc_min")),
+               ("triglycerides/fibrinogen", ("triglycerides_max", "fibrinogen_min")),
+               ("hemophagocytosis", ("hemophagocytosis",))],
+}
+
+
+def _hlh_counts(con, out: dict[tuple[str, str], dict], rules: Rules) -> None:
+    """HLH-2004 and HLH-94 on the latest day of flags.daily: criteria met, criteria that could be
+    decided, their total, and the criteria with no input at all that day (`<set>_missing`)."""
+    have = table_columns(con, "derived.hlh_criteria_daily")
+    if not out or not {"patient_id", "infusion_id", "day"} <= have:
+        return
+    for name, items in HLH_INPUTS.items():
+        if not {f"{name}_met_count", f"{name}_evaluable_count"} <= have:
+            continue
+        inputs = sorted({c for _, cols in items for c in cols if c in have})
+        sel = ", ".join([f"{name}_met_count AS met", f"{name}_evaluable_count AS evaluable"]
+                        + [f"{c} IS NOT NULL AS {c}" for c in inputs])
+        for r in rows(con, f"SELECT patient_id, infusion_id, day, {sel} FROM derived.hlh_criteria_daily"):
+            st = out.get((r["patient_id"], r["infusion_id"]))
+            if st is None or r["day"] != st.get("day"):
+                continue
+            st[f"{name}_counts"] = {
+                "met": r["met"], "evaluable": r["evaluable"], "total": len(items),
+                "required": int(rules.value("hlh_2004.criteria_required")) if name == "hlh_2004" else len(items),
+                "missing": [label for label, cols in items if not any(r.get(c) for c in cols)]}
+
+
+def _last_results(con, keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The time of each episode's latest lab result (derived.timeline)."""
+    if not keys or not {"patient_id", "infusion_id", "observed_at"} <= table_columns(con, "derived.timeline"):
+        return {}
+    return {k: r["at"] for r in rows(con, "SELECT patient_id, infusion_id, max(observed_at) AS at "
+                                          "FROM derived.timeline GROUP BY ALL")
+            if (k := (r["patient_id"], r["infusion_id"])) in keys}
 
 
 def _ferritin(con, keys: set[tuple[str, str]], rules: Rules) -> dict[tuple[str, str], dict]:
@@ -261,21 +395,94 @@ def patient_snapshot(con: duckdb.DuckDBPyConnection, *, as_of: datetime, rules: 
     found = windows(con, rules)
     keys = sorted({(w["patient_id"], w["infusion_id"]) for w in found}, key=lambda k: (k[0], k[1] or ""))
     episodes = _episodes(con, as_of, set(keys))
-    crs, statuses, ferritin = _crs(con, set(keys)), _statuses(con, set(keys)), _ferritin(con, set(keys), rules)
+    crs, statuses, ferritin = _crs(con, set(keys)), _statuses(con, set(keys), rules), _ferritin(con, set(keys), rules)
+    last = _last_results(con, set(keys))
     patients = []
     for key in keys:
         ep = episodes.get(key, {})
         patients.append({
             "patient_id": key[0], "infusion_id": key[1], "product": ep.get("product"),
             "infused_at": ep.get("infused_at"), "site_tz": ep.get("site_tz"), "day_now": ep.get("day_now"),
-            "crs": crs.get(key), "statuses": statuses.get(key), "ferritin": ferritin.get(key)})
+            "crs": crs.get(key), "statuses": statuses.get(key), "ferritin": ferritin.get(key),
+            "last_result_at": last.get(key)})
     monitored = 0
     if table_columns(con, "derived.infusion_episodes"):
         monitored = con.execute("SELECT count(*) FROM derived.infusion_episodes "
                                 "WHERE episode_end IS NULL OR episode_end > $as_of::TIMESTAMPTZ",
                                 {"as_of": as_of}).fetchone()[0]
     return {"as_of": iso(as_of), "rules_version": rules.version, "monitored_episodes": monitored,
+            "no_recent_data_hours": rules.value("operations.no_recent_data_hours"),
+            "monitoring_gap_hours": rules.value("operations.monitoring_gap_hours"),
+            "monitoring_gaps": monitoring_gaps(con, as_of, rules, found),
             "windows": found, "patients": patients}
+
+
+GAP_TESTS = {"ferritin": ("ferritin",), "fibrinogen": ("fibrinogen",), "transaminases": ("ast", "alt")}
+
+
+def at_risk(day_now: int | None, improvement_day: int | None, late_onset_day: float, open_status: str | None) -> str | None:
+    """Why an episode is at risk of IEC-HS now, or None: an open IEC-HS watch / suspected window, or
+    CRS improved and today's day post-infusion before iec_hs.late_onset_day."""
+    if open_status in ("watch", "suspected"):
+        return f"IEC-HS {open_status}"
+    if improvement_day is not None and day_now is not None and improvement_day <= day_now < late_onset_day:
+        return f"after CRS improvement (day {improvement_day:+d})"
+    return None
+
+
+def gaps_of(last: dict[str, str | None], as_of: datetime, limit_hours: float) -> list[dict]:
+    """The tests (GAP_TESTS) last measured more than `limit_hours` before `as_of`, or never."""
+    out = []
+    for test, analytes in GAP_TESTS.items():
+        times = [t for a in analytes if (t := last.get(a))]
+        newest = max(times) if times else None
+        hours = None if newest is None else (as_of - datetime.fromisoformat(newest.replace("Z", "+00:00"))
+                                             ).total_seconds() / 3600
+        if hours is None or hours > limit_hours:
+            out.append({"test": test, "last_at": newest, "hours": None if hours is None else round(hours, 1)})
+    return out
+
+
+def monitoring_gaps(con, as_of: datetime, rules: Rules, found: list[dict]) -> list[dict]:
+    """At-risk monitored episodes whose ferritin, fibrinogen or transaminases are overdue
+    (operations.monitoring_gap_hours), so the clinician can order them."""
+    if not {"patient_id", "infusion_id", "infused_at"} <= table_columns(con, "derived.infusion_episodes"):
+        return []
+    limit = rules.value("operations.monitoring_gap_hours")
+    late = rules.value("iec_hs.late_onset_day")
+    now = iso(as_of)
+    open_iec: dict[tuple, str] = {}
+    for w in found:
+        if w["criteria_set"] == "astct_iec_hs_2023" and (w.get("end_at") is None or w["end_at"] > now):
+            key = (w["patient_id"], w["infusion_id"])
+            if w["status"] in ("watch", "suspected") and key not in open_iec:
+                open_iec[key] = w["status"]
+            elif w["status"] in ("criteria_met", "met"):
+                open_iec[key] = w["status"]                 # met: alerted already, not a gap to chase
+    improved: dict[tuple, int] = {}
+    if {"patient_id", "infusion_id", "improvement_day", "onset_day"} <= table_columns(con, "derived.crs_episodes"):
+        for r in rows(con, "SELECT patient_id, infusion_id, arg_min(improvement_day, onset_day) AS d "
+                           "FROM derived.crs_episodes GROUP BY ALL"):
+            improved[(r["patient_id"], r["infusion_id"])] = r["d"]
+    last: dict[tuple, dict] = {}
+    if {"patient_id", "infusion_id", "analyte", "observed_at"} <= table_columns(con, "derived.timeline"):
+        for r in rows(con, "SELECT patient_id, infusion_id, analyte, max(observed_at) AS at FROM derived.timeline "
+                           "WHERE analyte IN ('ferritin', 'fibrinogen', 'ast', 'alt') GROUP BY ALL"):
+            last.setdefault((r["patient_id"], r["infusion_id"]), {})[r["analyte"]] = r["at"]
+    end = "episode_end" if "episode_end" in table_columns(con, "derived.infusion_episodes") else "NULL"
+    out = []
+    for ep in rows(con, f"SELECT patient_id, infusion_id, product, site_tz, "
+                        f"day_post_infusion(site_tz, $as_of::TIMESTAMPTZ, infused_at) AS day_now "
+                        f"FROM derived.infusion_episodes WHERE {end} IS NULL OR {end} > $as_of::TIMESTAMPTZ "
+                        f"ORDER BY patient_id, infusion_id", {"as_of": as_of}):
+        key = (ep["patient_id"], ep["infusion_id"])
+        reason = at_risk(ep["day_now"], improved.get(key), late, open_iec.get(key))
+        if reason is None or (open_iec.get(key) in ("criteria_met", "met") and not reason.startswith("IEC-HS")):
+            continue
+        overdue = gaps_of(last.get(key, {}), as_of, limit)
+        if overdue:
+            out.append(dict(ep, reason=reason, overdue=overdue))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -65,11 +65,15 @@ def test_rendered_digest_shows_evidence_trend_plot_and_pager(cohort_db, rules, e
                   "## Data quality"):
         assert title in md
     assert "re-rise" not in md or "x nadir" in md
-    assert re.search(r"\| iec_hs\.re_rise_factor \| ferritin \| [\d,]+ ng/mL \| 2026-03-1\d \d\d:\d\d EDT \| 2 x nadir", md)
+    assert not doc["data_quality"]["quarantined"] and md.index("## Resolved") < md.index("## Data quality")
+    # one row per manifestation: the worst value, its time, the threshold and how many more results
+    assert re.search(r"\| re rise \(ferritin\) \| [\d,]+ ng/mL \| 2026-03-1\d \d\d:\d\d EDT \| "
+                     r"2 x nadir, iec_hs\.re_rise_factor \| timeline \| 1 \|", md)      # no nadir note: no number
     assert "Ferritin trend:" in md and "x nadir" in md and "x baseline" in md
     lines = pager_lines(doc)
     assert lines and all(len(line) < 140 for line in lines)
     html = render(doc, "html")
+    assert "<th>manifestation</th>" in html and "<details><summary>All 2 results</summary>" in html
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     assert images and all(base64.b64decode(i).startswith(b"\x89PNG\r\n\x1a\n") for i in images)
     body = json.loads(render(doc, "json"))
@@ -99,6 +103,10 @@ def test_data_quality_counts_quarantine_reasons_and_silent_feeds(cohort_db, rule
     assert {s["feed"] for s in dq["silent_feeds"]} >= {"labs", "vitals"}
     md = render(doc, "md")
     assert "Feeds silent longer than 36 h" in md and "unit … not convertible" in md
+    # rows were quarantined: the section comes before the cards, right after the pager
+    assert md.index("## Data quality") < md.index("## Patients") < md.index("## New since the last digest")
+    html = render(doc, "html")
+    assert html.index('id="data-quality"') < html.index('id="patients"')
 
 
 def test_digest_command_writes_json_against_the_nightly_state(cohort_db, tmp_path, engine):
@@ -134,3 +142,156 @@ def test_plots_are_drawn_for_the_most_severe_cards_only(cohort_db, rules, engine
     assert html.count("Ferritin plot not drawn") == len(cards) - 1
     plotted = re.search(r'data-patient="([^"]+)"((?!data-patient=).)*data:image/png', html, re.S).group(1)
     assert rank(cards[next(k for k in cards if k[0] == plotted)]) == max(rank(s) for s in cards.values())
+
+
+def test_one_card_per_patient_with_course_verdicts_and_pager_line(cohort_db, rules, engine):
+    """The escalated sample patient: one card, one pager line (exact), CRS labelled as CRS, the
+    IEC-HS onset day and date, and every criteria set's verdict side by side."""
+    _, doc = digest_doc(cohort_db, rules)
+    assert [(c["patient_id"], c["urgency"], c["paged"]) for c in doc["cards"]] == [("P001", "escalated", True)]
+    card = doc["cards"][0]
+    assert card["iec_hs"]["onset_day"] == 12 and card["iec_hs"]["onset_date"] == "2026-03-13"
+    assert card["changes"] == ["IEC-HS: suspected -> criteria met"]
+    assert pager_lines(doc) == ["P001 axi-cel d+14: IEC-HS criteria met onset d+12 (was suspected) | "
+                                "ferritin 2,841 ng/mL d+13 | CRS G1 d+2 (d+2..d+5) | no other set met"]
+    md = render(doc, "md")
+    assert "1 patient in this digest, 1 paged (one pager line each)" in md
+    assert "### P001 (axi-cel, infused 2026-03-01, day +14): escalated" in md
+    assert "- CRS course: CRS onset d+2, peak G1 d+2, resolved d+5" in md
+    assert ("IEC-HS criteria met; CARTOX not met; Shah 2020 not met; UCSF MAS-L not met; HLH-94 not evaluable "
+            "(no data); HLH-2004 not evaluable (no data); HScore not evaluable (no data)") in md
+    masked_line = pager_lines(mask_doc(doc))[0]
+    assert masked_line.startswith(mask("P001") + " axi-cel d+14:") and "P001" not in masked_line
+
+
+def mask_doc(doc):
+    from cartwatch.digest.ids import masked
+
+    return masked(doc, True)
+
+
+def test_cards_are_ordered_by_urgency_and_pager_lines_are_bounded():
+    from cartwatch.digest.document import cards, pager_lines as lines
+
+    def w(pid, status, **kw):
+        return dict(window(status, **kw), patient_id=pid, infusion_id=pid + "-1")
+
+    long_product = "x" * 60
+    doc = {"sections": {"new": [w("W", "watch"), w("S", "suspected"), w("M", "criteria_met")],
+                        "escalated": [dict(w("E", "suspected"), previous_status="watch")],
+                        "still_open": [dict(w("O", "suspected"), previous_status="suspected")],
+                        "resolved": [dict(w("R", "suspected"), previous_status="suspected")]},
+           "patients": [{"patient_id": "S", "infusion_id": "S-1", "product": long_product, "day_now": 123,
+                         "crs": {"episode": {"onset_day": 1, "peak_grade": 4, "peak_day": 3, "resolved_day": 19}},
+                         "ferritin": {"unit": "ng/mL", "latest": {"value": 123456.0, "day": 120}}}]}
+    doc["cards"] = cards(doc)
+    assert [(c["patient_id"], c["urgency"]) for c in doc["cards"]] == [
+        ("M", "new criteria met"), ("E", "escalated"), ("S", "new suspected"), ("O", "still open"),
+        ("W", "watch"), ("R", "resolved")]
+    out = lines(doc)
+    assert [line.split()[0] for line in out] == ["M", "E", "S"]             # paged: new/escalated >= suspected
+    assert all(len(line) < 140 for line in out)
+    assert "CRS" not in out[2] and out[2].endswith("no other set met")      # the CRS course goes first
+
+
+def test_feed_text_on_cards_and_pager_is_escaped(cohort_db, rules, engine):
+    _, doc = digest_doc(cohort_db, rules)
+    doc["patients"][0]["product"] = "<b>axi|cel</b>"
+    doc["cards"][0]["product"] = "<b>axi|cel</b>"
+    md = render(doc, "md")
+    assert "<b>" not in md and "\\<b\\>axi|cel\\</b\\>" in md
+    html = render(doc, "html")
+    assert "<b>axi" not in html and "&lt;b&gt;axi|cel&lt;/b&gt;" in html
+
+
+def test_evidence_summary_worst_value_threshold_in_the_results_unit_and_labels():
+    from cartwatch.digest.render_md import summary_threshold, summary_value
+    from cartwatch.digest.select import summarize_evidence
+
+    def item(analyte, value, unit, at, threshold, **kw):
+        return dict(rule=kw.pop("rule", "coagulation"), analyte=analyte, value=value, unit=unit, at=at,
+                    source=f"labs.csv:{at}", threshold=threshold, **kw)
+
+    x_uln = {"rule": "iec_hs.coagulation_x_uln", "value": 1, "unit": "x ULN"}
+    items = [item("inr", 1.3, "{ratio}", "1", x_uln, uln=1.2), item("inr", 1.55, "{ratio}", "2", x_uln, uln=1.2),
+             item("inr", 1.4, "{ratio}", "3", x_uln, uln=1.2),
+             item("platelets", 30.0, "10*9/L", "1", {"rule": "iec_hs.platelets_lt", "value": 50, "unit": "10*9/L"},
+                  rule="cytopenia"),
+             item("platelets", 7.0, "10*9/L", "2", {"rule": "iec_hs.platelets_lt", "value": 50, "unit": "10*9/L"},
+                  rule="cytopenia"),
+             item("ferritin", 11322.0, "ng/mL", "4", {"rule": "iec_hs.re_rise_factor", "value": 2, "unit": "x nadir"},
+                  rule="re_rise", detail="post-peak nadir 3413.0"),
+             item("temperature", 39.2, "Cel", "5", None, rule="hscore.temperature"),
+             item("hemophagocytosis", 1.0, None, "6", None, rule="hlh_2004.hemophagocytosis")]
+    found = {s["analyte"]: s for s in summarize_evidence(items)}
+    inr, plt, fer = found["inr"], found["platelets"], found["ferritin"]
+    assert (inr["value"], inr["at"], inr["more"], inr["threshold_value"]) == (1.55, "2", 2, 1.2)
+    assert (plt["value"], plt["more"], plt["threshold_value"]) == (7.0, 1, 50)          # lowest is worst
+    assert fer["threshold_value"] == 6826.0
+    assert summary_value(inr) == "INR 1.55" and summary_threshold(inr) == "1.2 (1 x ULN, iec_hs.coagulation_x_uln)"
+    assert summary_value(plt) == "7 x10^9/L" and summary_threshold(plt) == "50 x10^9/L (iec_hs.platelets_lt)"
+    assert summary_threshold(fer) == "6,826 ng/mL (2 x nadir, iec_hs.re_rise_factor)"
+    assert summary_value(found["temperature"]) == "39.2 °C"
+    assert summary_value(found["hemophagocytosis"]) == "hemophagocytosis: documented"
+
+
+def test_a_still_open_window_without_data_beyond_the_rules_limit_is_no_recent_data(rules):
+    """operations.no_recent_data_hours (72 h): a result exactly that old is recent, a second more is not."""
+    from datetime import datetime, timedelta, timezone
+
+    from cartwatch.digest.document import cards, no_recent_data
+    from cartwatch.digest.render_md import render_md
+
+    limit = rules.value("operations.no_recent_data_hours")
+    assert limit == 72
+    as_of = datetime(2026, 3, 20, 6, tzinfo=timezone.utc)
+
+    def doc_with(last):
+        doc = {"as_of": "2026-03-20T06:00:00Z", "no_recent_data_hours": limit, "rules_version": "r",
+               "monitored_episodes": 1, "since": "2026-03-19T06:00:00Z",
+               "counts": {"new": 0, "escalated": 0, "still_open": 1, "resolved": 0},
+               "sections": {"new": [], "escalated": [], "resolved": [],
+                            "still_open": [dict(window("suspected"), previous_status="suspected", open=True)]},
+               "patients": [{"patient_id": "P1", "infusion_id": "I1", "product": "axi-cel", "day_now": 19,
+                             "site_tz": "UTC", "last_result_at": last}],
+               "data_quality": {"files": [], "quarantined": [], "silent_feeds": [], "silence_limit_hours": 36}}
+        doc["cards"] = cards(doc)
+        return doc
+
+    at_limit = (as_of - timedelta(hours=limit)).isoformat().replace("+00:00", "Z")
+    past_limit = (as_of - timedelta(hours=limit, seconds=1)).isoformat().replace("+00:00", "Z")
+    assert not no_recent_data(at_limit, "2026-03-20T06:00:00Z", limit)
+    assert no_recent_data(past_limit, "2026-03-20T06:00:00Z", limit) and no_recent_data(None, "2026-03-20T06:00:00Z", 72)
+    recent, stale = doc_with(at_limit), doc_with(past_limit)
+    assert recent["cards"][0]["urgency"] == "still open" and not recent["cards"][0]["no_recent_data"]
+    assert stale["cards"][0]["urgency"] == "no recent data"
+    md = render_md(stale)
+    assert "- Last result: 2026-03-17 05:59 UTC (no recent data: none for more than 72 h" in md
+    assert "## Still open\n\nNone.\n\nNo recent data (1): open windows of episodes without a lab result for more than 72 h" in md
+    assert "No recent data" not in render_md(recent)
+
+
+def test_monitoring_gaps_at_risk_episodes_and_the_gap_boundary(rules):
+    """operations.monitoring_gap_hours (24 h): measured exactly 24 h ago is not a gap, a second more is."""
+    from datetime import datetime, timedelta, timezone
+
+    from cartwatch.digest.render_md import gap_line
+    from cartwatch.digest.select import at_risk, gaps_of
+
+    limit, late = rules.value("operations.monitoring_gap_hours"), rules.value("iec_hs.late_onset_day")
+    assert limit == 24 and late == 29
+    as_of = datetime(2026, 3, 20, 6, tzinfo=timezone.utc)
+
+    def ago(hours, seconds=0):
+        return (as_of - timedelta(hours=hours, seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+    last = {"ferritin": ago(24), "fibrinogen": ago(24, 1), "ast": ago(30), "alt": ago(2)}
+    assert gaps_of(last, as_of, limit) == [{"test": "fibrinogen", "last_at": ago(24, 1), "hours": 24.0}]
+    assert [g["test"] for g in gaps_of({}, as_of, limit)] == ["ferritin", "fibrinogen", "transaminases"]
+    assert at_risk(40, None, late, "watch") == "IEC-HS watch"
+    assert at_risk(10, 6, late, None) == "after CRS improvement (day +6)"
+    assert at_risk(29, 6, late, None) is None and at_risk(5, 6, late, None) is None and at_risk(10, None, late, None) is None
+    gap = {"patient_id": "P1", "product": "axi-cel", "day_now": 10, "site_tz": "UTC", "reason": "IEC-HS watch",
+           "overdue": gaps_of({"ferritin": ago(30)}, as_of, limit)}
+    assert gap_line(gap) == ("P1 (axi-cel, day +10; IEC-HS watch): ferritin last 2026-03-19 00:00 UTC (30 h ago); "
+                             "fibrinogen never measured; transaminases never measured")

@@ -365,7 +365,7 @@ def changed_rules(tmp_path):
 
 
 def test_the_released_rules_file_has_its_declared_version(rules):
-    assert rules.released and rules.version == rules.declared_version == "2026.11.0"
+    assert rules.released and rules.version == rules.declared_version == "2026.12.0"
 
 
 def test_a_changed_rules_file_is_versioned_by_its_content(changed_rules, evaluated, tmp_path, capsys):
@@ -373,7 +373,7 @@ def test_a_changed_rules_file_is_versioned_by_its_content(changed_rules, evaluat
 
     custom = load_rules(changed_rules)
     assert not custom.released
-    assert custom.version == f"2026.11.0+{custom.content_hash[:8]}"
+    assert custom.version == f"2026.12.0+{custom.content_hash[:8]}"
     out = tmp_path / "windows.json"
     assert main(["export", "windows", "--rules", str(changed_rules), "--as-of", AS_OF, "--out", str(out),
                  "--db", str(evaluated)]) == 0
@@ -381,11 +381,11 @@ def test_a_changed_rules_file_is_versioned_by_its_content(changed_rules, evaluat
     assert rows and {r["rules_version"] for r in rows} == {custom.version}
     capsys.readouterr()
     assert main(["digest", "--rules", str(changed_rules), "--db", str(evaluated)]) == 0
-    assert (f"Rules version {custom.version} (rules content {custom.content_hash[:8]}, not the released 2026.11.0)"
+    assert (f"Rules version {custom.version} (rules content {custom.content_hash[:8]}, not the released 2026.12.0)"
             in capsys.readouterr().out)
     # the stored evaluation was made with the changed file: reading it with the released one is refused
     assert main(["digest", "--db", str(evaluated)]) == 2
-    assert "the stored evaluation was made with 2026.11.0+" in capsys.readouterr().err
+    assert "the stored evaluation was made with 2026.12.0+" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from transforms.rules import DEFAULT_RULES_PATH, REQUIRED_RULES, RulesError, loa
 
 
 def test_shipped_rules_load_with_every_required_rule(rules):
-    assert rules.version == "2026.11.0"
+    assert rules.version == "2026.12.0"
     assert set(REQUIRED_RULES) <= set(rules.values)
     assert rules.value("iec_hs.rapid_rise_ng_ml_per_hour") == 100
     assert rules.analyte("ferritin").canonical_unit == "ng/mL"
