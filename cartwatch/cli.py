@@ -23,6 +23,7 @@ from cartwatch.preflight import InputError
 from cartwatch.settings import Settings, SettingsError, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_BUSY, EXIT_NOT_LOADED = 0, 1, 2, 3, 4
+OWNER_ONLY_UMASK = 0o077     # files 0600, folders 0700
 
 
 def version() -> str:
@@ -427,7 +428,11 @@ def console(commands: dict | None = None) -> None:
     """The `cartwatch` script (flows/cli.py passes the flow commands). After a run that imported
     Prefect, end without the interpreter's module teardown: exit handlers run (Prefect stops its
     temporary server, logs are flushed), but the teardown would only add DuckDB's 'nanobind: leaked
-    instances' dump after the one line."""
+    instances' dump after the one line.
+
+    Everything the program writes (the database, digests, exports, failures.log, Prefect's own
+    database in var/prefect) holds patient data: owner-only, whatever the caller's umask."""
+    os.umask(OWNER_ONLY_UMASK)
     status = main(None, commands)
     if "prefect" not in sys.modules:
         sys.exit(status)

@@ -557,3 +557,17 @@ def test_nightly_reports_its_steps_and_files_for_progress(cohort_db, tmp_path, e
     assert [s for s in shown if s.startswith("step ")] == ["step ingest", "step evaluate", "step digest",
                                                             "step write", "step deliver"]
     assert "file 1/1 infusions.csv: loaded, 1 rows; 1 rows so far" in shown
+
+
+def test_what_the_program_writes_is_owner_only_whatever_the_umask(tmp_path):
+    """Issue 12 F11: the database, exports and folders it creates were 0644/0755 under umask 022."""
+    import stat
+    out = tmp_path / "out"
+    done = subprocess.run(
+        ["sh", "-c", f"umask 022 && {sys.executable} -m flows.cli ingest --db {out}/db/c.duckdb "
+                     f"{SAMPLE / 'infusions.csv'} && {sys.executable} -m flows.cli export quarantine "
+                     f"--db {out}/db/c.duckdb --out {out}/q.csv"],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for path, mode in ((out / "db", 0o700), (out / "db" / "c.duckdb", 0o600), (out / "q.csv", 0o600)):
+        assert stat.S_IMODE(path.stat().st_mode) == mode, path
