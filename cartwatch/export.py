@@ -8,6 +8,8 @@ row's raw text (which holds the patient id) by "(masked)".
 
 from __future__ import annotations
 
+import json
+
 import uuid
 from pathlib import Path
 
@@ -105,7 +107,7 @@ def export_table(con: duckdb.DuckDBPyConnection, table: str, fmt: str, out: Path
 
 def masked_table(data: pa.Table) -> pa.Table:
     """Ids replaced by the digest's pseudonyms; a quarantined row's raw text and reason scrubbed."""
-    from cartwatch.digest.ids import mask
+    from cartwatch.digest.ids import mask, mask_source
     from cartwatch.notify import scrub
 
     def replace(column: str, fn) -> None:
@@ -119,7 +121,20 @@ def masked_table(data: pa.Table) -> pa.Table:
     replace("infusion_id", lambda v: mask(v, prefix="inf-"))
     replace("raw", lambda v: MASKED_RAW)
     replace("reason", scrub)
+    replace("source", mask_source)
+    replace("source_file", mask_source)
+    replace("evidence", _masked_evidence)
     return data
+
+
+def _masked_evidence(text: str) -> str:
+    """The evidence JSON of a window with each item's source masked (a file name can hold an id)."""
+    from cartwatch.digest.ids import mask_source
+    items = json.loads(text)
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and "source" in item:
+            item["source"] = mask_source(item["source"])
+    return json.dumps(items, separators=(",", ":"))
 
 
 def _sql_path(path: Path) -> str:
