@@ -16,7 +16,6 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from cartwatch.store import scalar
 
 # CONTRACT 3: column lists are part of the interface; changing one is a breaking change.
 EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
