@@ -18,7 +18,7 @@ import polars as pl
 
 from cartwatch.build import named_parameters, strip_comments
 from cartwatch.store import SQL_DIR, scalar
-from transforms.parsers.base import ParsedBatch
+from transforms.parsers.base import GRADE_SCALE, VASOPRESSOR_COUNT_MAX, ParsedBatch
 from transforms.rules import Rules
 from transforms.units import UnitConverter, UnitError
 
@@ -34,8 +34,6 @@ COUNTED = ("vasopressor",)
 FINDINGS = ("hemophagocytosis", "splenomegaly", "hepatomegaly", "immunosuppression")
 OTHER_EVENTS = ("tocilizumab", "corticosteroid", "anakinra", "ruxolitinib", "etoposide", "emapalumab",
                 "death")
-GRADE_SCALE_MAX = 4       # ASTCT CRS and ICANS grades are 0-4 (a scale, not a clinical threshold)
-COUNT_MAX = 10            # vasopressor agents: a count sanity bound, not a clinical threshold
 TRUE_WORDS = ("true", "yes", "1", "y", "t")
 FALSE_WORDS = ("false", "no", "0", "n", "f")
 
@@ -69,8 +67,8 @@ class StagingReference:
         if feed == "vitals":
             base["o2_devices"] = sorted(self.rules.o2_devices)
         if feed == "events":
-            base.update(graded=list(GRADED), graded_max=GRADE_SCALE_MAX, counted=list(COUNTED),
-                        counted_max=COUNT_MAX, findings=list(FINDINGS), other_events=list(OTHER_EVENTS),
+            base.update(graded=list(GRADED), graded_max=GRADE_SCALE[1], counted=list(COUNTED),
+                        counted_max=VASOPRESSOR_COUNT_MAX, findings=list(FINDINGS), other_events=list(OTHER_EVENTS),
                         true_words=list(TRUE_WORDS), false_words=list(FALSE_WORDS))
         return base
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from transforms.parsers.base import GRADE_SCALE
 from transforms.rules import Rules
 
 SUITES_DIR = Path(__file__).resolve().parent
 SUITE_OF_FEED = {"labs": "stg_lab_results", "vitals": "stg_vitals",
                  "infusions": "stg_infusions", "events": "stg_events"}
 ROW_ID = "batch_row"   # the row's place in its staging batch (cartwatch/staging.py)
-GRADE_SCALE = (0, 4)  # ASTCT CRS/ICANS grades are 0-4 (a scale, not a threshold)
 
 
 @dataclass

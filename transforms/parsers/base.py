@@ -20,6 +20,11 @@ FEED_FIELDS: dict[str, tuple[str, ...]] = {
     "events": ("patient_id", "event_at", "event_type", "value"),
 }
 LOINC_SYSTEM = "LN"
+# The scales of documented event values (docs/contract.md, events feed), read by staging and by the
+# events suite: ASTCT CRS and ICANS grades run 0-4 (a scale, not a clinical threshold); a count of
+# vasopressor agents above this is a typing error, not a patient.
+GRADE_SCALE = (0, 4)
+VASOPRESSOR_COUNT_MAX = 10
 
 
 @dataclass(frozen=True)
