@@ -11,12 +11,17 @@ Source criterion: ASTCT consensus on IEC-HS (Hines et al., Transplant Cell Ther 
   hemoglobin). Other manifestations: LDH > ULN, PT/PTT prolonged, direct hyperbilirubinemia, new
   splenomegaly, fever, neurotoxicity, pulmonary involvement, new renal insufficiency, fasting
   triglycerides > 265 mg/dL. CLINICAL_RULES 3.
+  - A censored result shows a manifestation only when it proves it (derived.censored_compare,
+    CLINICAL_RULES 1): fibrinogen `<150` is below 150 mg/dL, `<200` is not proven below 150. The
+    post-infusion best a cytopenia is measured from is the highest value the earlier results
+    prove (derived.lowest_possible: `<0.5` proves no best). `comparator` is kept for the evidence.
 Parameters: $iec_hs__transaminase_x_uln, $iec_hs__transaminase_x_baseline, $iec_hs__fibrinogen_lt_mg_dl,
   $iec_hs__anc_lt, $iec_hs__platelets_lt, $iec_hs__hemoglobin_lt_g_dl, $iec_hs__cytopenia_worsening_fraction,
   $iec_hs__ldh_x_uln, $iec_hs__coagulation_x_uln, $iec_hs__bilirubin_direct_x_uln,
   $iec_hs__creatinine_x_baseline, $iec_hs__triglycerides_gt_mg_dl, $iec_hs__neurotoxicity_icans_grade_min,
   $crs__fever_c, $rules_version
-Upstream tables: derived.timeline, derived.vitals_timeline, derived.events_timeline, derived.infusion_episodes
+Upstream tables: derived.timeline, derived.vitals_timeline, derived.events_timeline, derived.infusion_episodes;
+  derived.censored_compare, derived.lowest_possible (macros)
 */
 CREATE OR REPLACE TABLE flags.astct_iec_hs_2023_manifestations AS
 WITH labs AS (
@@ -54,7 +59,7 @@ counts AS (
             WHEN 'hemoglobin' THEN $iec_hs__hemoglobin_lt_g_dl
         END AS threshold,
         -- the post-infusion best before this result (worsening is a fall from it)
-        max(value) OVER (
+        max(derived.lowest_possible(value, comparator)) OVER (
             PARTITION BY patient_id, infusion_id, analyte ORDER BY observed_at
             RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW EXCLUDE GROUP
         ) AS best_before
@@ -101,11 +106,13 @@ cytopenias AS (
             ELSE 'worsening'
         END AS detail
     FROM counts
-    WHERE value < threshold
+    WHERE derived.censored_compare(value, comparator, '<', threshold)
         AND (
             baseline >= threshold
             OR best_before >= threshold
-            OR value <= (1 - $iec_hs__cytopenia_worsening_fraction) * best_before
+            OR derived.censored_compare(
+                value, comparator, '<=', (1 - $iec_hs__cytopenia_worsening_fraction) * best_before
+            )
         )
 ),
 
@@ -225,15 +232,15 @@ pulmonary AS (
 ),
 
 lab_found AS (
-    SELECT * FROM transaminases WHERE value > threshold
+    SELECT * FROM transaminases WHERE derived.censored_compare(value, comparator, '>', threshold)
     UNION ALL BY NAME
-    SELECT * FROM fibrinogen WHERE value < threshold
+    SELECT * FROM fibrinogen WHERE derived.censored_compare(value, comparator, '<', threshold)
     UNION ALL BY NAME
     SELECT * EXCLUDE (best_before) FROM cytopenias
     UNION ALL BY NAME
-    SELECT * FROM other_labs WHERE value > threshold
+    SELECT * FROM other_labs WHERE derived.censored_compare(value, comparator, '>', threshold)
     UNION ALL BY NAME
-    SELECT * FROM renal WHERE value >= threshold
+    SELECT * FROM renal WHERE derived.censored_compare(value, comparator, '>=', threshold)
 ),
 
 found AS (
@@ -244,6 +251,7 @@ found AS (
         day,
         analyte,
         value,
+        comparator,
         unit,
         source,
         rule,
@@ -268,6 +276,7 @@ SELECT
     analyte,
     -- values
     value,
+    comparator,
     unit,
     threshold,
     detail,

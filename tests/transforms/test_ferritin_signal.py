@@ -20,14 +20,17 @@ def h(hours: float) -> datetime:
     return INFUSED + timedelta(hours=hours)
 
 
-def run(results: list[tuple[float, float]], crs: dict[str, float] | None = None, baseline: float | None = None,
+def run(results: list[tuple], crs: dict[str, float] | None = None, baseline: float | None = None,
         day_of=lambda hours: int(hours // 24)) -> list[dict]:
-    """results: (hours after infusion, value); crs: milestone -> hours (the same at every point)."""
+    """results: (hours after infusion, value[, comparator]); crs: milestone -> hours (the same at
+    every point)."""
+    results = [(t, v, c[0] if c else None) for t, v, *c in results]
     ferritin = pl.DataFrame({
         "point_id": list(range(len(results))), "patient_id": "P", "infusion_id": "I",
-        "observed_at": [h(t) for t, _ in results], "day": [day_of(t) for t, _ in results],
-        "value": [float(v) for _, v in results], "uln": ULN, "baseline": baseline, "infused_at": INFUSED,
-    }, schema_overrides={"baseline": pl.Float64})
+        "observed_at": [h(t) for t, _, _ in results], "day": [day_of(t) for t, _, _ in results],
+        "value": [float(v) for _, v, _ in results], "comparator": [c for _, _, c in results],
+        "uln": ULN, "baseline": baseline, "infused_at": INFUSED,
+    }, schema_overrides={"baseline": pl.Float64, "comparator": pl.String})
     crs = crs or {}
     crs_at = pl.DataFrame({"point_id": list(range(len(results)))}).with_columns(
         pl.lit(h(crs[m]) if m in crs else None, pl.Datetime("us", "UTC")).alias(m)
@@ -44,8 +47,8 @@ def run(results: list[tuple[float, float]], crs: dict[str, float] | None = None,
     (3001, 1500, True),
 ])
 def test_elevated_is_strictly_above_twice_uln_and_twice_an_abnormal_baseline(value, baseline, elevated):
-    frame = pl.DataFrame({"value": [float(value)], "uln": [ULN], "baseline": [baseline]},
-                         schema_overrides={"baseline": pl.Float64})
+    frame = pl.DataFrame({"value": [float(value)], "comparator": [None], "uln": [ULN], "baseline": [baseline]},
+                         schema_overrides={"baseline": pl.Float64, "comparator": pl.String})
     assert frame.select(ferritin_elevated(RULES)).item() is elevated
 
 
@@ -138,11 +141,11 @@ def test_peaks_nadirs_and_rise_pairs_match_the_definitions_over_every_pair():
             t = rng.choice([k * 7.0, (k - 1) * 7.0 if k else 0.0])            # some share a moment
             known_onset = onset if onset is not None and t >= onset else None
             rows.append({"point_id": len(rows), "patient_id": "P", "infusion_id": infusion, "t": h(t),
-                         "value": float(rng.choice([300, 900, 2500, 2500, 6000, 12000])),
+                         "value": float(rng.choice([300, 900, 2500, 2500, 6000, 12000])), "comparator": None,
                          "onset_at": h(known_onset) if known_onset is not None else None,
                          "resolved_at": (h(resolved) if known_onset is not None and resolved and t > resolved
                                          else None)})
-    post = pl.DataFrame(rows, schema_overrides={"onset_at": pl.Datetime("us", "UTC"),
+    post = pl.DataFrame(rows, schema_overrides={"comparator": pl.String, "onset_at": pl.Datetime("us", "UTC"),
                                                  "resolved_at": pl.Datetime("us", "UTC")})
     earlier = post.select("patient_id", "infusion_id", pl.col("t").alias("o_at"), pl.col("value").alias("o_value"))
     pairs = post.join(earlier, on=["patient_id", "infusion_id"]).filter(pl.col("o_at") <= pl.col("t"))
