@@ -12,13 +12,9 @@ Which value of the day: the worst one (highest LDH, creatinine and CRP, lowest p
   rarely matters, and when a day has several the worst keeps the daily score conservative for
   monitoring (it never hides a bad draw behind a better one) and matches the "day's worst values"
   of the daily flags (CONTRACT 3). The time of each value is kept.
-Censored inputs (CLINICAL_RULES 1): a day's value keeps the comparator of the result chosen (a
-  censored result ranks at its bound). The score rises with LDH, creatinine and CRP and falls with
-  platelets, so when every censored input bounds the score from the same side the score is that
-  bound: `easix_comparator` '>' (a lower bound: LDH `>2500`, platelets `<10`) or '<' (an upper
-  bound); when the inputs bound it from both sides nothing is proven and the score is NULL
-  (unknown). Exact inputs: comparator NULL, the score as before. derived.lowest_possible and
-  derived.highest_possible say which side a result bounds.
+Censored inputs (CLINICAL_RULES 1): when every censored input bounds the score from one side,
+  the score is that bound, `easix_comparator` '>' (at least; LDH `>2500`) or '<' (at most); from
+  both sides, the score is NULL (unknown). Exact inputs: comparator NULL.
 Units: the formula's units (U/L, mg/dL, 10^9/L, CRP in mg/dL) are reached from each analyte's
   canonical unit by the factors $easix_unit__* that transforms/easix_units.py computes with the
   units module (transforms.units.UnitConverter): CRP's canonical unit is mg/L, so its factor is
@@ -119,11 +115,11 @@ SELECT
     crp_mg_dl,
     -- Luft 2017: EASIX = LDH x creatinine / platelets (no score when platelets are 0)
     -- (a bound when censored inputs bound it from one side, NULL when from both: see header)
-    CASE WHEN $easix__enabled::BOOLEAN AND easix_side IS DISTINCT FROM 'unknown'
+    CASE WHEN $easix__enabled::BOOLEAN AND coalesce(easix_side, 'exact') <> 'unknown'
         THEN ldh_u_l * creatinine_mg_dl / nullif(platelets_10e9_l, 0) END AS easix,
     CASE WHEN easix_side <> 'unknown' THEN easix_side END AS easix_comparator,
     -- Pennisi 2021: m-EASIX = LDH x CRP (mg/dL) / platelets
-    CASE WHEN $easix__enabled::BOOLEAN AND m_easix_side IS DISTINCT FROM 'unknown'
+    CASE WHEN $easix__enabled::BOOLEAN AND m_coalesce(easix_side, 'exact') <> 'unknown'
         THEN ldh_u_l * crp_mg_dl / nullif(platelets_10e9_l, 0) END AS m_easix,
     CASE WHEN m_easix_side <> 'unknown' THEN m_easix_side END AS m_easix_comparator,
     -- timestamps

@@ -18,17 +18,14 @@ Source criterion: Kennedy VE et al., UCSF MAS-L criteria, ASH 2020 (Blood 136 Su
     such a moment falls on it; a run of consecutive met days is one window: onset = its first
     moment, end = the end of its last day (NULL while that day has not ended at $as_of).
   - Rates, values and multiples are rounded to float_guard.decimals before comparison.
-  - Censored results (CLINICAL_RULES 1): a companion counts only when proven
-    (derived.censored_compare: fibrinogen `<150` is below 150, `<200` is not proven); a rise counts
-    only when its least possible rate meets the threshold (derived.lowest_possible of the later
-    result minus derived.highest_possible of the earlier: `>100000` after `>100000` proves no rise,
-    `>100000` after 5000 a rise of at least 95,000). Evidence keeps each comparator.
+  - Censored (CLINICAL_RULES 1): a companion counts when proven; a rise when its least
+    possible rate meets the threshold.
   - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, CLINICAL_RULES 3).
 Parameters: $ucsf__rise_ng_ml_per_hour, $ucsf__rise_window_hours, $ucsf__fibrinogen_lt_mg_dl,
   $ucsf__ldh_x_uln, $ucsf__companion_window_hours, $iec_hs__late_onset_day, $as_of, $rules_version
 Upstream tables: derived.ferritin_rises, derived.timeline, derived.infusion_episodes,
-  derived.day_start_at, derived.censored_compare, derived.lowest_possible, derived.highest_possible
-  and flags.evidence_item (macros), derived.crs_episodes (read through the table macros
+  derived.day_start_at, derived.censored_compare, derived.*_possible and flags.evidence_item
+  (macros), derived.crs_episodes (read through the table macros
   flags.met_day_windows and flags.criteria_set_windows, sql/macros/)
 */
 CREATE OR REPLACE TABLE flags.windows_ucsf_masl_2020 AS
