@@ -119,7 +119,7 @@ SELECT
         THEN ldh_u_l * creatinine_mg_dl / nullif(platelets_10e9_l, 0) END AS easix,
     CASE WHEN easix_side <> 'unknown' THEN easix_side END AS easix_comparator,
     -- Pennisi 2021: m-EASIX = LDH x CRP (mg/dL) / platelets
-    CASE WHEN $easix__enabled::BOOLEAN AND m_coalesce(easix_side, 'exact') <> 'unknown'
+    CASE WHEN $easix__enabled::BOOLEAN AND coalesce(m_easix_side, 'exact') <> 'unknown'
         THEN ldh_u_l * crp_mg_dl / nullif(platelets_10e9_l, 0) END AS m_easix,
     CASE WHEN m_easix_side <> 'unknown' THEN m_easix_side END AS m_easix_comparator,
     -- timestamps

@@ -169,3 +169,41 @@ def test_peaks_nadirs_and_rise_pairs_match_the_definitions_over_every_pair():
     found = rise_pairs(post.select("point_id", "patient_id", "t"), earlier, RULES.rapid_window)
     assert found.sort(pl.all()).equals(every.select(found.columns).sort(pl.all()))
     assert min(peaks.height, nadirs.height, found.height) > 20
+
+
+# --- censored results (CLINICAL_RULES 1): a conclusion only when every allowed value gives it ---
+
+@pytest.mark.parametrize("comparator, value, elevated", [
+    (">", 2 * ULN, True),       # above 800: every value is elevated
+    (">=", 2 * ULN, False),     # may be exactly 800: not proven
+    ("<", 10 * ULN, False),     # may be anything below 4000: not proven
+])
+def test_censored_elevated_only_when_proven(comparator, value, elevated):
+    frame = pl.DataFrame({"value": [float(value)], "comparator": [comparator], "uln": [ULN], "baseline": [None]},
+                         schema_overrides={"baseline": pl.Float64})
+    assert frame.select(ferritin_elevated(RULES)).item() is elevated
+
+
+def test_censored_rapid_rise_uses_the_least_rise_the_results_allow():
+    start, rise = 15 * 24.0, RULES.rapid_rate * 24
+    proven = run([(start, 5000), (start + 24, 5000 + rise, ">")])          # at least 100 ng/mL/h
+    assert (proven[1]["rapid_rise"], proven[1]["max_rate_ng_ml_h"], proven[1]["status"]) == (
+        True, RULES.rapid_rate, "suspected")
+    both_above = run([(start, 100000, ">"), (start + 24, 100000, ">")])     # proves nothing about a rise
+    assert (both_above[1]["rapid_rise"], both_above[1]["max_rate_ng_ml_h"], both_above[1]["signal"]) == (
+        False, None, None)
+    earlier_below = run([(start, 5000, "<"), (start + 24, 5000 + rise)])    # the earlier was at most 5000
+    assert earlier_below[1]["rapid_rise"] is True
+
+
+def test_censored_nadir_and_peak_are_the_highest_values_allowed():
+    no_crs = 15 * 24.0
+    below = run([(no_crs, 3000), (no_crs + 48, 1000, "<"), (no_crs + 96, 2000)])
+    assert (below[2]["post_peak_nadir"], below[2]["re_rise"]) == (1000, True)      # 2000 >= 2 x (at most 1000)
+    above = run([(no_crs, 3000), (no_crs + 48, 1000, ">"), (no_crs + 96, 2000)])
+    assert (above[2]["post_peak_nadir"], above[2]["re_rise"]) == (3000, False)     # the nadir may still be 3000
+    just_under = run([(no_crs, 1000), (no_crs + 96, 1999, ">")])                    # may be 1999.5: not proven
+    assert just_under[1]["re_rise"] is False
+    crs = {"onset_at": 24, "improvement_at": 72, "resolved_at": 96}
+    unbounded_peak = run([(30, 6000, ">"), (300, 50000)], crs)                     # the peak may be any height
+    assert (unbounded_peak[1]["crs_phase_peak"], unbounded_peak[1]["new_high"]) == (None, False)
