@@ -57,10 +57,18 @@ class FerritinRules:
 
 
 def ferritin_elevated(r: FerritinRules) -> pl.Expr:
-    """> x ULN, and > x baseline when the baseline is above ULN (pre-infusion hyperferritinemia)."""
+    """> x ULN, and > x baseline when the baseline is above ULN (pre-infusion hyperferritinemia).
+
+    A censored baseline that is not proven normal must be exceeded at its highest possible value
+    (reaching it is enough when the baseline is strictly below it: `<1500` is under 1500).
+    """
     value, comparator, uln, baseline = pl.col("value"), pl.col("comparator"), pl.col("uln"), pl.col("baseline")
-    above_baseline = (baseline.is_null() | (baseline <= uln)
-                      | judged(value, comparator, ">", r.elevated_x_baseline * baseline).fill_null(False))
+    baseline_comparator = pl.col("baseline_comparator")
+    limit = r.elevated_x_baseline * highest_possible(baseline, baseline_comparator)
+    above_limit = (pl.when(baseline_comparator == "<").then(judged(value, comparator, ">=", limit))
+                   .otherwise(judged(value, comparator, ">", limit)))
+    above_baseline = (baseline.is_null() | judged(baseline, baseline_comparator, "<=", uln).fill_null(False)
+                      | above_limit.fill_null(False))
     return (judged(value, comparator, ">", r.elevated_x_uln * uln) & above_baseline).fill_null(False)
 
 

@@ -13,6 +13,8 @@ from typing import Mapping
 
 import polars as pl
 
+from transforms.censored import judged
+
 KEYS = ["patient_id", "infusion_id"]
 CRITERIA_SET = "astct_iec_hs_2023"
 WATCH, SUSPECTED, CRITERIA_MET = "watch", "suspected", "criteria_met"
@@ -200,8 +202,8 @@ def window_rows(windows: pl.DataFrame, points: pl.DataFrame, manifestations: pl.
     the site zone) and every result that made it as evidence (a list of ITEM).
 
     windows: onset_windows output. points: evaluation_points output. manifestations: + m_id.
-    crs_episodes: derived.crs_episodes. baselines: patient_id, infusion_id, value, uln, at, source
-    of each infusion's baseline ferritin result. Rule: iec_hs.late_onset_day,
+    crs_episodes: derived.crs_episodes. baselines: patient_id, infusion_id, value, comparator, uln,
+    at, source of each infusion's baseline ferritin result (listed when proven above ULN). Rule: iec_hs.late_onset_day,
     iec_hs.manifestation_window_hours.
     """
     w = windows.rename({"onset_at": "window_onset_at"})
@@ -225,7 +227,8 @@ def window_rows(windows: pl.DataFrame, points: pl.DataFrame, manifestations: pl.
     manifestation_items = evidence_items(pl.concat([near.drop("s_at"), kept_open.drop("end_at")],
                                                    how="diagonal_relaxed"), status=pl.lit(None, pl.String))
     baseline_items = evidence_items(
-        baselines.filter(pl.col("value") > pl.col("uln")).join(w.select(*KEYS, "window_onset_at"), on=KEYS),
+        baselines.filter(judged(pl.col("value"), pl.col("comparator"), ">", pl.col("uln")))
+        .join(w.select(*KEYS, "window_onset_at"), on=KEYS),
         rule=pl.lit("pre_infusion_hyperferritinemia"), analyte=pl.lit("ferritin"),
         detail=pl.lit("baseline above ULN: elevated is judged against the baseline too"))
     by = [*KEYS, "window_onset_at"]

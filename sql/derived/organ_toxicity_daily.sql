@@ -44,6 +44,7 @@ graded_results AS (
         t.x_uln,
         t.baseline,
         t.x_baseline,
+        t.x_baseline_comparator,
         t.observed_at,
         t.source,
         round(t.x_uln, g.decimals) AS x_uln_r,
@@ -80,7 +81,9 @@ per_result AS (
             -- CTCAE v5 creatinine increased: grade 3 > 3 x baseline or > 3-6 x ULN
             WHEN analyte = 'creatinine'
                 AND (derived.censored_compare(x_uln_r, comparator, '>', $ctcae__creatinine_g3_x_uln)
-                    OR derived.censored_compare(x_baseline_r, comparator, '>', $ctcae__creatinine_g3_x_baseline))
+                    OR derived.censored_compare(
+                        x_baseline_r, x_baseline_comparator, '>', $ctcae__creatinine_g3_x_baseline
+                    ))
                 THEN $ctcae__grade_severe
             ELSE 0
         END::INTEGER AS grade

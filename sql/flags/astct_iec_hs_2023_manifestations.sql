@@ -14,7 +14,9 @@ Source criterion: ASTCT consensus on IEC-HS (Hines et al., Transplant Cell Ther 
   - A censored result shows a manifestation only when it proves it (derived.censored_compare,
     CLINICAL_RULES 1): fibrinogen `<150` is below 150 mg/dL, `<200` is not proven below 150. The
     post-infusion best a cytopenia is measured from is the highest value the earlier results
-    prove (derived.lowest_possible: `<0.5` proves no best). `comparator` is kept for the evidence.
+    prove (derived.lowest_possible: `<0.5` proves no best). A censored baseline counts by what it
+    proves too: abnormal, normal, or unknown (then the value must exceed both thresholds); a
+    threshold that is a multiple of it uses its highest possible value. `comparator` is kept.
 Parameters: $iec_hs__transaminase_x_uln, $iec_hs__transaminase_x_baseline, $iec_hs__fibrinogen_lt_mg_dl,
   $iec_hs__anc_lt, $iec_hs__platelets_lt, $iec_hs__hemoglobin_lt_g_dl, $iec_hs__cytopenia_worsening_fraction,
   $iec_hs__ldh_x_uln, $iec_hs__coagulation_x_uln, $iec_hs__bilirubin_direct_x_uln,
@@ -58,6 +60,15 @@ counts AS (
             WHEN 'platelets' THEN $iec_hs__platelets_lt
             WHEN 'hemoglobin' THEN $iec_hs__hemoglobin_lt_g_dl
         END AS threshold,
+        -- the baseline was at or above the threshold (a censored one only when it proves it)
+        coalesce(derived.censored_compare(
+            baseline, baseline_comparator, '>=',
+            CASE analyte
+                WHEN 'anc' THEN $iec_hs__anc_lt
+                WHEN 'platelets' THEN $iec_hs__platelets_lt
+                WHEN 'hemoglobin' THEN $iec_hs__hemoglobin_lt_g_dl
+            END
+        ), FALSE) AS baseline_at_or_above,
         -- the post-infusion best before this result (worsening is a fall from it)
         max(derived.lowest_possible(value, comparator)) OVER (
             PARTITION BY patient_id, infusion_id, analyte ORDER BY observed_at
@@ -73,12 +84,35 @@ transaminases AS (
         *,
         'transaminases' AS rule,
         'common' AS manifestation_class,
-        CASE
-            WHEN baseline > uln THEN $iec_hs__transaminase_x_baseline * baseline
-            ELSE $iec_hs__transaminase_x_uln * uln
+        CASE baseline_abnormal
+            WHEN TRUE THEN $iec_hs__transaminase_x_baseline * baseline_highest
+            WHEN FALSE THEN $iec_hs__transaminase_x_uln * uln
+            -- a censored baseline that may or may not be abnormal: both thresholds must be exceeded
+            ELSE CASE WHEN baseline_highest IS NOT NULL THEN greatest(
+                $iec_hs__transaminase_x_uln * uln, $iec_hs__transaminase_x_baseline * baseline_highest
+            ) END
         END AS threshold,
-        CASE WHEN baseline > uln THEN 'above x baseline (baseline abnormal)' ELSE 'above x ULN' END AS detail
-    FROM labs
+        CASE baseline_abnormal
+            WHEN TRUE THEN 'above x baseline (baseline abnormal)'
+            WHEN FALSE THEN 'above x ULN'
+            ELSE 'above x ULN and x baseline (censored baseline)'
+        END AS detail,
+        -- the threshold is a multiple of a baseline strictly below it (`<100`): reaching it is enough
+        coalesce(
+            baseline_abnormal IS NULL AND baseline_comparator = '<'
+            AND $iec_hs__transaminase_x_baseline * baseline_highest > $iec_hs__transaminase_x_uln * uln,
+            FALSE
+        ) AS threshold_inclusive
+    FROM (
+        SELECT
+            *,
+            -- no baseline is a normal one (the ULN rule); a censored one is judged by its interval
+            CASE WHEN baseline IS NOT NULL
+                THEN derived.censored_compare(baseline, baseline_comparator, '>', uln)
+                ELSE FALSE END AS baseline_abnormal,
+            derived.highest_possible(baseline, baseline_comparator) AS baseline_highest
+        FROM labs
+    ) AS l
     WHERE analyte IN ('ast', 'alt')
 ),
 
@@ -102,13 +136,13 @@ cytopenias AS (
         'cytopenia' AS rule,
         'common' AS manifestation_class,
         CASE
-            WHEN baseline >= threshold OR best_before >= threshold THEN 'new'
+            WHEN baseline_at_or_above OR best_before >= threshold THEN 'new'
             ELSE 'worsening'
         END AS detail
     FROM counts
     WHERE derived.censored_compare(value, comparator, '<', threshold)
         AND (
-            baseline >= threshold
+            baseline_at_or_above
             OR best_before >= threshold
             OR derived.censored_compare(
                 value, comparator, '<=', (1 - $iec_hs__cytopenia_worsening_fraction) * best_before
@@ -145,7 +179,7 @@ renal AS (
         *,
         'renal' AS rule,
         'other' AS manifestation_class,
-        $iec_hs__creatinine_x_baseline * baseline AS threshold,
+        $iec_hs__creatinine_x_baseline * derived.highest_possible(baseline, baseline_comparator) AS threshold,
         'at or above x baseline' AS detail
     FROM labs
     WHERE analyte = 'creatinine'
@@ -232,11 +266,12 @@ pulmonary AS (
 ),
 
 lab_found AS (
-    SELECT * FROM transaminases WHERE derived.censored_compare(value, comparator, '>', threshold)
+    SELECT * FROM transaminases
+    WHERE derived.censored_compare(value, comparator, CASE WHEN threshold_inclusive THEN '>=' ELSE '>' END, threshold)
     UNION ALL BY NAME
     SELECT * FROM fibrinogen WHERE derived.censored_compare(value, comparator, '<', threshold)
     UNION ALL BY NAME
-    SELECT * EXCLUDE (best_before) FROM cytopenias
+    SELECT * EXCLUDE (best_before, baseline_at_or_above) FROM cytopenias
     UNION ALL BY NAME
     SELECT * FROM other_labs WHERE derived.censored_compare(value, comparator, '>', threshold)
     UNION ALL BY NAME

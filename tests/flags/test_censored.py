@@ -30,6 +30,9 @@ AST_ULN = RULES.analyte("ast").default_high
 AST_G3 = RULES.value("ctcae.transaminase_g3_x_uln") * AST_ULN
 AST_G4 = RULES.value("ctcae.transaminase_g4_x_uln") * AST_ULN
 HS_FERRITIN = RULES.hscore["items"]["ferritin"]
+CREATININE_G3_X_BASELINE = RULES.value("ctcae.creatinine_g3_x_baseline")
+RENAL_X_BASELINE = RULES.value("iec_hs.creatinine_x_baseline")
+IEC_AST_X = RULES.value("iec_hs.transaminase_x_baseline")
 DAY = 5
 MANIFESTATIONS = "flags/astct_iec_hs_2023_manifestations.sql"
 
@@ -57,6 +60,16 @@ EASIX_CASES = {"EASIX_EXACT": ((None, 300), (None, 1.0), (None, 100)),
                "EASIX_PLT_LT": ((None, 300), (None, 1.0), ("<", 100)),
                "EASIX_LDH_LT": (("<", 300), (None, 1.0), (None, 100)),
                "EASIX_BOTH_SIDES": ((">", 300), (None, 1.0), (">", 100))}
+
+
+# patient -> the pre-infusion creatinine (comparator, value) and the CTCAE grade proven of a day-5
+# creatinine of exactly 3 x that bound (its ULN alone gives no grade)
+BASELINE_CTCAE_CASES = {"CREA_BASE_LT": ("<", 0.4, 3, ">"), "CREA_BASE_LE": ("<=", 0.4, 0, ">="),
+                        "CREA_BASE_GT": (">", 0.4, 0, "<"), "CREA_BASE_EXACT": (None, 0.4, 0, None)}
+# patient -> the pre-infusion AST (comparator, value), the day-5 AST, is it a manifestation
+BASELINE_AST_CASES = {"IEC_BASE_LT_300": ("<", 100, 300, False),     # baseline may be 99: 5 x is 495
+                      "IEC_BASE_LT_500": ("<", 100, IEC_AST_X * 100, True),
+                      "IEC_BASE_GT": (">", 100, 5000, False)}       # abnormal and unbounded
 
 
 def organ_items(case: Case, patient: str, day: int) -> None:
@@ -111,6 +124,20 @@ def case():
         analyte = "fibrinogen" if patient.startswith("IEC_FIB") else "ast"
         case.lab(patient, analyte, case.at(DAY), value, comparator=comparator,
                  ref_low=IEC_FIB - 50 if analyte == "fibrinogen" else None)
+    for patient, (comparator, value, _, _) in BASELINE_CTCAE_CASES.items():
+        case.infusion(patient)
+        case.lab(patient, "creatinine", case.at(-1), value, comparator=comparator)
+        case.lab(patient, "creatinine", case.at(DAY), CREATININE_G3_X_BASELINE * value)
+    for patient, (comparator, value, later, _) in BASELINE_AST_CASES.items():
+        case.infusion(patient)
+        case.lab(patient, "ast", case.at(-1), value, comparator=comparator)
+        case.lab(patient, "ast", case.at(DAY), later)
+    case.infusion("RENAL_BASE_LT")                 # 1.5 x a baseline below 0.8: reached for sure
+    case.lab("RENAL_BASE_LT", "creatinine", case.at(-1), 0.8, comparator="<")
+    case.lab("RENAL_BASE_LT", "creatinine", case.at(DAY), RENAL_X_BASELINE * 0.8)
+    case.infusion("RENAL_BASE_GT")                 # any multiple of an unbounded baseline: not proven
+    case.lab("RENAL_BASE_GT", "creatinine", case.at(-1), 0.8, comparator=">")
+    case.lab("RENAL_BASE_GT", "creatinine", case.at(DAY), 40 * 0.8)
     return case.build(*CRITERIA_STEPS, MANIFESTATIONS)
 
 
@@ -221,8 +248,29 @@ def test_easix_with_a_censored_input_is_a_bound_or_unknown(case, patient, easix,
 
 def test_iec_hs_manifestations_only_when_proven(case):
     rows = case.rows("SELECT patient_id, rule, value, comparator FROM flags.astct_iec_hs_2023_manifestations "
-                     "WHERE patient_id LIKE 'IEC_%' ORDER BY patient_id")
+                     "WHERE patient_id IN ('IEC_FIB_LT', 'IEC_FIB_LT_50_ABOVE', 'IEC_AST_GT', 'IEC_AST_GE') "
+                     "ORDER BY patient_id")
     assert rows == [
         {"patient_id": "IEC_AST_GT", "rule": "transaminases", "value": AST_G3, "comparator": ">"},
         {"patient_id": "IEC_FIB_LT", "rule": "fibrinogen", "value": IEC_FIB, "comparator": "<"},
     ]
+
+
+@pytest.mark.parametrize("patient", BASELINE_CTCAE_CASES)
+def test_ctcae_creatinine_against_a_censored_baseline(case, patient):
+    comparator, value, grade, ratio_side = BASELINE_CTCAE_CASES[patient]
+    timeline = case.one("SELECT baseline, baseline_comparator, x_baseline, x_baseline_comparator FROM derived.timeline "
+                        "WHERE patient_id = ? AND day = ?", [patient, DAY])
+    assert (timeline["baseline"], timeline["baseline_comparator"], timeline["x_baseline_comparator"]) == (
+        value, comparator, ratio_side)
+    assert timeline["x_baseline"] == pytest.approx(CREATININE_G3_X_BASELINE)
+    assert case.one("SELECT grade FROM derived.organ_toxicity_daily WHERE patient_id = ? AND day = ?",
+                    [patient, DAY])["grade"] == grade
+
+
+def test_iec_hs_against_a_censored_baseline(case):
+    found = {r["patient_id"]: r["rule"] for r in case.rows(
+        "SELECT patient_id, rule FROM flags.astct_iec_hs_2023_manifestations "
+        "WHERE patient_id LIKE 'IEC_BASE%' OR patient_id LIKE 'RENAL_BASE%'")}
+    expected = {p: "transaminases" for p, (*_, shown) in BASELINE_AST_CASES.items() if shown}
+    assert found == expected | {"RENAL_BASE_LT": "renal"}

@@ -29,8 +29,8 @@ def run(results: list[tuple], crs: dict[str, float] | None = None, baseline: flo
         "point_id": list(range(len(results))), "patient_id": "P", "infusion_id": "I",
         "observed_at": [h(t) for t, _, _ in results], "day": [day_of(t) for t, _, _ in results],
         "value": [float(v) for _, v, _ in results], "comparator": [c for _, _, c in results],
-        "uln": ULN, "baseline": baseline, "infused_at": INFUSED,
-    }, schema_overrides={"baseline": pl.Float64, "comparator": pl.String})
+        "uln": ULN, "baseline": baseline, "baseline_comparator": None, "infused_at": INFUSED,
+    }, schema_overrides={"baseline": pl.Float64, "comparator": pl.String, "baseline_comparator": pl.String})
     crs = crs or {}
     crs_at = pl.DataFrame({"point_id": list(range(len(results)))}).with_columns(
         pl.lit(h(crs[m]) if m in crs else None, pl.Datetime("us", "UTC")).alias(m)
@@ -47,8 +47,10 @@ def run(results: list[tuple], crs: dict[str, float] | None = None, baseline: flo
     (3001, 1500, True),
 ])
 def test_elevated_is_strictly_above_twice_uln_and_twice_an_abnormal_baseline(value, baseline, elevated):
-    frame = pl.DataFrame({"value": [float(value)], "comparator": [None], "uln": [ULN], "baseline": [baseline]},
-                         schema_overrides={"baseline": pl.Float64, "comparator": pl.String})
+    frame = pl.DataFrame({"value": [float(value)], "comparator": [None], "uln": [ULN], "baseline": [baseline],
+                          "baseline_comparator": [None]},
+                         schema_overrides={"baseline": pl.Float64, "comparator": pl.String,
+                                           "baseline_comparator": pl.String})
     assert frame.select(ferritin_elevated(RULES)).item() is elevated
 
 
@@ -173,14 +175,20 @@ def test_peaks_nadirs_and_rise_pairs_match_the_definitions_over_every_pair():
 
 # --- censored results (CLINICAL_RULES 1): a conclusion only when every allowed value gives it ---
 
-@pytest.mark.parametrize("comparator, value, elevated", [
-    (">", 2 * ULN, True),       # above 800: every value is elevated
-    (">=", 2 * ULN, False),     # may be exactly 800: not proven
-    ("<", 10 * ULN, False),     # may be anything below 4000: not proven
+@pytest.mark.parametrize("comparator, value, baseline, elevated", [
+    (">", 2 * ULN, (None, None), True),       # above 800: every value is elevated
+    (">=", 2 * ULN, (None, None), False),     # may be exactly 800: not proven
+    ("<", 10 * ULN, (None, None), False),     # may be anything below 4000: not proven
+    (None, 2500, ("<", 1500), False),         # the baseline may be 1499 (abnormal): 2500 is not 2 x that
+    (None, 3000, ("<", 1500), True),          # above 2 x any baseline below 1500
+    (None, 900, ("<", ULN), True),            # the baseline is proven normal: ULN alone
+    (None, 900, (">", ULN), False),           # proven abnormal, unbounded: nothing is 2 x it for sure
 ])
-def test_censored_elevated_only_when_proven(comparator, value, elevated):
-    frame = pl.DataFrame({"value": [float(value)], "comparator": [comparator], "uln": [ULN], "baseline": [None]},
-                         schema_overrides={"baseline": pl.Float64})
+def test_censored_elevated_only_when_proven(comparator, value, baseline, elevated):
+    frame = pl.DataFrame({"value": [float(value)], "comparator": [comparator], "uln": [ULN],
+                          "baseline": [baseline[1]], "baseline_comparator": [baseline[0]]},
+                         schema_overrides={"baseline": pl.Float64, "comparator": pl.String,
+                                           "baseline_comparator": pl.String})
     assert frame.select(ferritin_elevated(RULES)).item() is elevated
 
 

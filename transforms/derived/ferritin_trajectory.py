@@ -16,7 +16,8 @@ from transforms.tables import read_frame, write_table
 FERRITIN_SQL = """
 SELECT
     row_number() OVER (ORDER BY t.patient_id, t.observed_at, t.load_seq) AS point_id,
-    t.patient_id, t.infusion_id, t.observed_at, t.day, t.value, t.comparator, t.unit, t.uln, t.baseline, t.source,
+    t.patient_id, t.infusion_id, t.observed_at, t.day, t.value, t.comparator, t.unit, t.uln, t.baseline,
+    t.baseline_comparator, t.source,
     t.load_seq, i.infused_at
 FROM derived.timeline AS t
 JOIN derived.infusion_episodes AS i ON t.patient_id = i.patient_id AND t.infusion_id = i.infusion_id
