@@ -21,7 +21,8 @@ Units: the formula's units (U/L, mg/dL, 10^9/L, CRP in mg/dL) are reached from e
   1/10, never a bare literal. cartwatch/build.py adds them to every build's parameters.
 Parameters: $easix__enabled (0 leaves the scores empty), $easix_unit__ldh,
   $easix_unit__creatinine, $easix_unit__platelets, $easix_unit__crp, $rules_version
-Upstream tables: derived.timeline; derived.lowest_possible, derived.highest_possible (macros)
+Upstream tables: derived.timeline; derived.lowest_possible, derived.highest_possible,
+  derived.bounded_side (macros)
 */
 CREATE OR REPLACE TABLE derived.easix_daily AS
 WITH day_values AS (
@@ -70,26 +71,18 @@ bounded AS (
 sides AS (
     SELECT
         *,
-        CASE
-            WHEN NOT easix_censored THEN NULL
-            WHEN ldh_platelets_floor
-                AND derived.lowest_possible(creatinine_result.value, creatinine_result.comparator) IS NOT NULL
-                THEN '>'
-            WHEN ldh_platelets_ceiling
-                AND derived.highest_possible(creatinine_result.value, creatinine_result.comparator) IS NOT NULL
-                THEN '<'
-            ELSE 'unknown'
-        END AS easix_side,
-        CASE
-            WHEN NOT m_easix_censored THEN NULL
-            WHEN ldh_platelets_floor
-                AND derived.lowest_possible(crp_result.value, crp_result.comparator) IS NOT NULL
-                THEN '>'
-            WHEN ldh_platelets_ceiling
-                AND derived.highest_possible(crp_result.value, crp_result.comparator) IS NOT NULL
-                THEN '<'
-            ELSE 'unknown'
-        END AS m_easix_side
+        derived.bounded_side(
+            easix_censored,
+            ldh_platelets_floor
+            AND derived.lowest_possible(creatinine_result.value, creatinine_result.comparator) IS NOT NULL,
+            ldh_platelets_ceiling
+            AND derived.highest_possible(creatinine_result.value, creatinine_result.comparator) IS NOT NULL
+        ) AS easix_side,
+        derived.bounded_side(
+            m_easix_censored,
+            ldh_platelets_floor AND derived.lowest_possible(crp_result.value, crp_result.comparator) IS NOT NULL,
+            ldh_platelets_ceiling AND derived.highest_possible(crp_result.value, crp_result.comparator) IS NOT NULL
+        ) AS m_easix_side
     FROM bounded
 ),
 

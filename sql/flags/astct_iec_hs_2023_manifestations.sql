@@ -11,12 +11,9 @@ Source criterion: ASTCT consensus on IEC-HS (Hines et al., Transplant Cell Ther 
   hemoglobin). Other manifestations: LDH > ULN, PT/PTT prolonged, direct hyperbilirubinemia, new
   splenomegaly, fever, neurotoxicity, pulmonary involvement, new renal insufficiency, fasting
   triglycerides > 265 mg/dL. CLINICAL_RULES 3.
-  - A censored result shows a manifestation only when it proves it (derived.censored_compare,
-    CLINICAL_RULES 1): fibrinogen `<150` is below 150 mg/dL, `<200` is not proven below 150. The
-    post-infusion best a cytopenia is measured from is the highest value the earlier results
-    prove (derived.lowest_possible: `<0.5` proves no best). A censored baseline counts by what it
-    proves too: abnormal, normal, or unknown (then the value must exceed both thresholds); a
-    threshold that is a multiple of it uses its highest possible value. `comparator` is kept.
+  - Censored results and baselines count by what they prove (CLINICAL_RULES 1): fibrinogen
+    `<150` is below 150, `<200` is not proven; a baseline that may or may not be abnormal needs
+    both thresholds exceeded, at its highest possible value. `comparator` is kept.
 Parameters: $iec_hs__transaminase_x_uln, $iec_hs__transaminase_x_baseline, $iec_hs__fibrinogen_lt_mg_dl,
   $iec_hs__anc_lt, $iec_hs__platelets_lt, $iec_hs__hemoglobin_lt_g_dl, $iec_hs__cytopenia_worsening_fraction,
   $iec_hs__ldh_x_uln, $iec_hs__coagulation_x_uln, $iec_hs__bilirubin_direct_x_uln,
@@ -69,7 +66,8 @@ counts AS (
                 WHEN 'hemoglobin' THEN $iec_hs__hemoglobin_lt_g_dl
             END
         ), FALSE) AS baseline_at_or_above,
-        -- the post-infusion best before this result (worsening is a fall from it)
+        -- the post-infusion best before this result (worsening is a fall from it), from what the
+        -- earlier results prove (`<0.5` proves no best)
         max(derived.lowest_possible(value, comparator)) OVER (
             PARTITION BY patient_id, infusion_id, analyte ORDER BY observed_at
             RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW EXCLUDE GROUP
