@@ -75,8 +75,8 @@ def summary_value(s: dict) -> str:
     if s.get("finding") or s.get("analyte") in FINDINGS:
         return f"{analyte_label(s['analyte'])}: documented"
     if s.get("analyte") == "inr":
-        return f"INR {fmt_value(s.get('value'))}"
-    return f"{fmt_value(s.get('value'))} {unit_label(s.get('unit'))}".strip()
+        return f"INR {fmt_result(s)}"
+    return f"{fmt_result(s)} {unit_label(s.get('unit'))}".strip()
 
 
 def summary_threshold(s: dict) -> str:

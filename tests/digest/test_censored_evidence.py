@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from cartwatch.digest.render_html import _evidence
-from cartwatch.digest.render_md import evidence_table
+from cartwatch.digest.render_md import evidence_table, summary_value
+from cartwatch.digest.select import summarize_evidence
 
 ITEMS = [{"rule": "shah.ferritin_peak_gt", "analyte": "ferritin", "value": 100000.0, "comparator": ">",
           "unit": "ng/mL", "at": "2026-03-14T10:00:00+00:00", "source": "labs.csv:7"},
@@ -16,3 +17,9 @@ def test_markdown_and_html_evidence_keep_the_comparator():
     assert "| \\>100,000 ng/mL |" in rows[2] and "| 3.7 mg/dL |" in rows[3]   # ">" escaped for Markdown
     html = _evidence({"evidence": ITEMS}, "America/New_York")
     assert "<td class=num>&gt;100,000 ng/mL</td>" in html and "<td class=num>3.7 mg/dL</td>" in html
+
+
+def test_the_evidence_summary_keeps_the_comparator():
+    ferritin, bilirubin = summarize_evidence(ITEMS)
+    assert (ferritin["comparator"], summary_value(ferritin)) == (">", ">100,000 ng/mL")
+    assert (bilirubin["comparator"], summary_value(bilirubin)) == (None, "3.7 mg/dL")
