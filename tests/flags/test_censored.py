@@ -15,6 +15,7 @@ import pytest
 
 from criteria_helpers import CRITERIA_STEPS, Case
 from transforms.rules import load_rules
+from transforms.units import UnitConverter
 
 RULES = load_rules()
 SHAH = RULES.value("shah.ferritin_peak_gt")
@@ -22,6 +23,7 @@ CARTOX = RULES.value("cartox.ferritin_peak_gt")
 UCSF_FIB = RULES.value("ucsf.fibrinogen_lt_mg_dl")
 UCSF_RATE = RULES.value("ucsf.rise_ng_ml_per_hour")
 UCSF_HOURS = RULES.value("ucsf.rise_window_hours")
+UCSF_LDH = RULES.value("ucsf.ldh_x_uln") * RULES.analyte("ldh").default_high
 HLH_FIB = RULES.value("hlh_2004.fibrinogen_le_mg_dl")
 HLH_TG = RULES.value("hlh_2004.triglycerides_ge_mg_dl")
 HLH_FERRITIN = RULES.value("hlh_2004.ferritin_ge")
@@ -30,6 +32,8 @@ AST_ULN = RULES.analyte("ast").default_high
 AST_G3 = RULES.value("ctcae.transaminase_g3_x_uln") * AST_ULN
 AST_G4 = RULES.value("ctcae.transaminase_g4_x_uln") * AST_ULN
 HS_FERRITIN = RULES.hscore["items"]["ferritin"]
+HS_FIBRINOGEN = RULES.hscore["items"]["fibrinogen"]
+HS_FIB_LE = UnitConverter(RULES).to_canonical("fibrinogen", HS_FIBRINOGEN["unit"]).apply(HS_FIBRINOGEN["le"])
 CREATININE_G3_X_BASELINE = RULES.value("ctcae.creatinine_g3_x_baseline")
 RENAL_X_BASELINE = RULES.value("iec_hs.creatinine_x_baseline")
 IEC_AST_X = RULES.value("iec_hs.transaminase_x_baseline")
@@ -45,6 +49,8 @@ CTCAE_CASES = {"AST_GT_G3": (">", AST_G3, 3), "AST_GE_G3": (">=", AST_G3, 0), "A
 # patient -> the companion fibrinogen (comparator, value) of a rise of exactly the UCSF rate
 UCSF_FIB_CASES = {"UCSF_FIB_LT": ("<", UCSF_FIB, True), "UCSF_FIB_LT_50_ABOVE": ("<", UCSF_FIB + 50, False),
                   "UCSF_FIB_LE": ("<=", UCSF_FIB, False)}
+# patient -> the companion LDH (comparator, value) against "above 2 x ULN" (default ULN)
+UCSF_LDH_CASES = {"UCSF_LDH_GT": (">", UCSF_LDH, True), "UCSF_LDH_GE": (">=", UCSF_LDH, False)}
 # patient -> the day's fibrinogen for HLH-2004's "and/or" item (triglycerides known below the cut-off)
 HLH_FIB_CASES = {"HLH_FIB_LT": ("<", HLH_FIB + 0.5, None), "HLH_FIB_LE": ("<=", HLH_FIB, True),
                  "HLH_FIB_LT_EXACT": ("<", HLH_FIB, True), "HLH_FIB_GT": (">", HLH_FIB, False),
@@ -54,6 +60,10 @@ HLH_FERRITIN_CASES = {"HLH_FER_GE": (">=", HLH_FERRITIN, True), "HLH_FER_GT_BELO
 HSCORE_CASES = {"HS_GT_HIGH": (">", HS_FERRITIN["high_gt"]), "HS_GE_HIGH": (">=", HS_FERRITIN["high_gt"]),
                 "HS_GT_LOW": (">", HS_FERRITIN["low_lt"]), "HS_LT_LOW": ("<", HS_FERRITIN["low_lt"]),
                 "HS_EXACT_MID": (None, HS_FERRITIN["low_lt"]), "HS_EXACT_HIGH": (None, HS_FERRITIN["high_gt"] + 1)}
+# patient -> the day's fibrinogen against HScore's "at most" cut-off, and the points it scores
+HS_FIB_CASES = {"HS_FIB_LT": ("<", HS_FIB_LE, HS_FIBRINOGEN["points"]["yes"]),
+                "HS_FIB_LT_50_ABOVE": ("<", HS_FIB_LE + 50, None),
+                "HS_FIB_GT": (">", HS_FIB_LE, HS_FIBRINOGEN["points"]["no"])}
 # patient -> (LDH, creatinine, platelets) as (comparator, value): exact 300 x 1.0 / 100 = 3.0
 EASIX_CASES = {"EASIX_EXACT": ((None, 300), (None, 1.0), (None, 100)),
                "EASIX_LDH_GT": ((">", 300), (None, 1.0), (None, 100)),
@@ -96,6 +106,9 @@ def case():
     for patient, (comparator, value, _) in UCSF_FIB_CASES.items():
         later = ucsf_rise(case, patient, (None, 1000), (None, 1000 + UCSF_RATE * UCSF_HOURS))
         case.lab(patient, "fibrinogen", later, value, comparator=comparator)
+    for patient, (comparator, value, _) in UCSF_LDH_CASES.items():
+        later = ucsf_rise(case, patient, (None, 1000), (None, 1000 + UCSF_RATE * UCSF_HOURS))
+        case.lab(patient, "ldh", later, value, comparator=comparator)
     for patient, earlier, later_value in (
             ("UCSF_BOTH_ABOVE", (">", SHAH), (">", SHAH)),                          # proves no rise
             ("UCSF_RISE_AT_LEAST", (None, 5000), (">", 5000 + UCSF_RATE * UCSF_HOURS)),
@@ -113,6 +126,9 @@ def case():
     for patient, (comparator, value) in HSCORE_CASES.items():
         case.infusion(patient)
         case.lab(patient, "ferritin", case.at(DAY), value, comparator=comparator)
+    for patient, (comparator, value, _) in HS_FIB_CASES.items():
+        case.infusion(patient)
+        case.lab(patient, "fibrinogen", case.at(DAY), value, comparator=comparator)
     for patient, inputs in EASIX_CASES.items():
         case.infusion(patient)
         for analyte, (comparator, value) in zip(("ldh", "creatinine", "platelets"), inputs):
@@ -186,8 +202,12 @@ def test_ucsf_companion_fibrinogen_only_when_proven_below_the_cut_off(case):
     assert set(patients_with_windows(case, "ucsf_masl_2020", "UCSF_FIB")) == met == {"UCSF_FIB_LT"}
 
 
+def test_ucsf_companion_ldh_only_when_proven_above_twice_uln(case):
+    assert patients_with_windows(case, "ucsf_masl_2020", "UCSF_LDH") == ["UCSF_LDH_GT"]
+
+
 def test_ucsf_rise_counts_the_least_rate_the_results_allow(case):
-    found = set(patients_with_windows(case, "ucsf_masl_2020", "UCSF_")) - set(UCSF_FIB_CASES)
+    found = set(patients_with_windows(case, "ucsf_masl_2020", "UCSF_")) - set(UCSF_FIB_CASES) - set(UCSF_LDH_CASES)
     assert found == {"UCSF_RISE_AT_LEAST", "UCSF_EARLIER_BELOW"}
     [window] = [w for w in case.windows("ucsf_masl_2020") if w["patient_id"] == "UCSF_RISE_AT_LEAST"]
     assert [(e["value"], e["comparator"]) for e in window["evidence"][:2]] == [
@@ -231,6 +251,13 @@ def test_hscore_ferritin_band_proven_or_a_range(case):
         row = hscore(case, patient)
         assert (row["hscore_min"], row["hscore_max"]) == (mid["hscore_min"], high["hscore_max"]), patient
         assert "ferritin" in row["unknown_items"]
+
+
+@pytest.mark.parametrize("patient", HS_FIB_CASES)
+def test_hscore_fibrinogen_at_most_the_cut_off(case, patient):
+    row = hscore(case, patient)
+    assert row["fibrinogen_points"] == HS_FIB_CASES[patient][2]
+    assert ("fibrinogen" in row["unknown_items"]) is (HS_FIB_CASES[patient][2] is None)
 
 
 @pytest.mark.parametrize("patient, easix, comparator, exported", [
