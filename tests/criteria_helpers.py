@@ -56,7 +56,8 @@ STAND_INS = {
         "duration_days INTEGER, had_crs BOOLEAN, rules_version VARCHAR"),
     "derived.ferritin_trajectory": (
         "patient_id VARCHAR, infusion_id VARCHAR, observed_at TIMESTAMPTZ, day BIGINT, "
-        "value DOUBLE, unit VARCHAR, uln DOUBLE, baseline DOUBLE, elevated BOOLEAN, crs_phase_peak DOUBLE, "
+        "value DOUBLE, comparator VARCHAR, unit VARCHAR, uln DOUBLE, baseline DOUBLE, elevated BOOLEAN, "
+        "crs_phase_peak DOUBLE, "
         "crs_phase_peak_at TIMESTAMPTZ, post_peak_nadir DOUBLE, max_rate_ng_ml_h DOUBLE, "
         "re_rise BOOLEAN, rapid_rise BOOLEAN, new_high BOOLEAN, signal VARCHAR, "
         "timing_holds BOOLEAN, status VARCHAR, source VARCHAR, rules_version VARCHAR"),
@@ -66,7 +67,8 @@ STAND_INS = {
         "patient_id VARCHAR, infusion_id VARCHAR, criteria_set VARCHAR, status VARCHAR, "
         "onset_at TIMESTAMPTZ, onset_day INTEGER, end_at TIMESTAMPTZ, end_day INTEGER, "
         "crs_onset_day INTEGER, crs_peak_day INTEGER, crs_resolved_day INTEGER, "
-        "late_onset BOOLEAN, evidence STRUCT(rule VARCHAR, analyte VARCHAR, value DOUBLE, unit VARCHAR, "
+        "late_onset BOOLEAN, evidence STRUCT(rule VARCHAR, analyte VARCHAR, value DOUBLE, comparator VARCHAR, "
+        "unit VARCHAR, "
         "\"at\" VARCHAR, source VARCHAR, status VARCHAR, detail VARCHAR)[], rules_version VARCHAR"),
 }
 

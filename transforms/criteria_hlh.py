@@ -6,24 +6,26 @@ Pure polars: frames in, frames out (STYLE 4). The step that reads and writes the
 
 Inputs (CONTRACT 3: the day's worst values and the events known by the end of that day):
 - grid: `patient_id, infusion_id, day, day_start_at, day_end_at` (days post-infusion with data)
-- obs: `patient_id, infusion_id, day, analyte, value, unit, observed_at, source` (labs in canonical
-  units, plus body temperature as analyte `temperature`), days >= 0
+- obs: `patient_id, infusion_id, day, analyte, value, comparator, unit, observed_at, source` (labs
+  in canonical units, plus body temperature as analyte `temperature`), days >= 0
 - events: `patient_id, infusion_id, day, event_type, value_num, observed_at, source` (booleans as
   1/0), every day of the episode (an event known before the day counts on the day)
 
 Each item of a day is True (met), False (known not met) or None (unknown: nothing documented that
-day). "At least k of n" is True when k items are met, False when even every unknown item could not
+day, or only censored results that neither prove nor refute it: `<200` against fibrinogen <= 150).
+Lab values are judged by what they prove (transforms.censored, CLINICAL_RULES 1; obs carries their
+`comparator`): a day's item is True when one of its results proves it, False when all refute it. "At least k of n" is True when k items are met, False when even every unknown item could not
 make k, else None (undecided). The moment a day's criteria first held is the k-th earliest moment
 an item began to hold that day (an item from an earlier day holds from the day's start).
 """
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 
 import polars as pl
 
+from transforms.censored import judged
 from transforms.rules import Rules
 
 KEYS = ["patient_id", "infusion_id", "day"]
@@ -32,12 +34,13 @@ KEYS = ["patient_id", "infusion_id", "day"]
 DECIMALS = 9
 UTC_US = pl.Datetime("us", "UTC")
 # CONTRACT 3 evidence object; `at` is ISO 8601 text in UTC, as the windows export writes it.
+# `comparator` is the censored result's ('>' of `>100000`), null for an exact value.
 EVIDENCE_ITEM = pl.Struct({"rule": pl.String, "analyte": pl.String, "value": pl.Float64,
-                           "unit": pl.String, "at": pl.String, "source": pl.String})
+                           "comparator": pl.String, "unit": pl.String, "at": pl.String,
+                           "source": pl.String})
 ISO_UTC = "%Y-%m-%dT%H:%M:%S+00:00"
 EVIDENCE = pl.List(EVIDENCE_ITEM)
 MEMBER_COLUMNS = [*KEYS, "state", "at", "evidence"]
-_OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
 
 @dataclass(frozen=True)
@@ -54,17 +57,21 @@ class LabTest:
         return self.op in (">", ">=")
 
 
-def passes(value: pl.Expr, op: str, threshold: float) -> pl.Expr:
-    """`value op threshold`, on the value rounded to DECIMALS (see above)."""
-    return _OPS[op](value.round(DECIMALS), threshold)
+def passes(value: pl.Expr, comparator: pl.Expr, op: str, threshold: float) -> pl.Expr:
+    """`value op threshold` on the value rounded to DECIMALS (see above), judged by what a
+    censored value proves: True, False or null (unknown)."""
+    return judged(value.round(DECIMALS), comparator, op, threshold)
 
 
 def evidence_item(rule: str, analyte: str | pl.Expr, value: pl.Expr, unit: pl.Expr, at: pl.Expr,
-                  source: pl.Expr) -> pl.Expr:
-    """One CONTRACT 3 evidence object (`rule, analyte, value, unit, at, source`) as a struct."""
+                  source: pl.Expr, comparator: pl.Expr | None = None) -> pl.Expr:
+    """One CONTRACT 3 evidence object (`rule, analyte, value, comparator, unit, at, source`) as a
+    struct; `comparator` null for an exact value and for counts."""
     analyte = pl.lit(analyte) if isinstance(analyte, str) else analyte
+    comparator = pl.lit(None) if comparator is None else comparator
     return pl.struct(rule=pl.lit(rule), analyte=analyte.cast(pl.String),
-                     value=value.cast(pl.Float64), unit=unit.cast(pl.String),
+                     value=value.cast(pl.Float64), comparator=comparator.cast(pl.String),
+                     unit=unit.cast(pl.String),
                      at=at.cast(UTC_US).dt.convert_time_zone("UTC").dt.strftime(ISO_UTC),
                      source=source.cast(pl.String))
 
@@ -97,7 +104,8 @@ def worst_first(highest: bool) -> dict:
 
 
 def worst_of_day(obs: pl.DataFrame, analyte: str, highest: bool) -> pl.DataFrame:
-    """The day's worst result of one analyte: `KEYS, value, unit, observed_at, source`."""
+    """The day's worst result of one analyte: `KEYS, value, unit, observed_at, source` (a censored
+    result ranks at its bound)."""
     return (obs.filter(pl.col("analyte") == analyte)
             .sort("observed_at")
             .group_by(KEYS)
@@ -110,16 +118,19 @@ def lab_member(obs: pl.DataFrame, test: LabTest) -> pl.DataFrame:
 
     Output: MEMBER_COLUMNS; `at` is the first result of the day that passes (the item holds
     from then on; the day's worst can only get worse), the evidence is the day's worst result.
+    State: True when a result proves the test, False when every result refutes it, else null
+    (censored results that prove neither: the item is not evaluable that day).
     """
-    ok = passes(pl.col("value"), test.op, test.threshold)
-    worst = pl.struct("value", "unit", "observed_at", "source").sort_by(**worst_first(test.worst_is_highest)).first()
+    ok = passes(pl.col("value"), pl.col("comparator"), test.op, test.threshold)
+    worst = (pl.struct("value", "comparator", "unit", "observed_at", "source")
+             .sort_by(**worst_first(test.worst_is_highest)).first())
+    w = pl.col("worst").struct
     return (obs.filter(pl.col("analyte") == test.analyte)
             .group_by(KEYS)
-            .agg(state=ok.any(), at=pl.col("observed_at").filter(ok).min(), worst=worst)
+            .agg(state=ok.any(ignore_nulls=False), at=pl.col("observed_at").filter(ok).min(), worst=worst)
             .with_columns(evidence=pl.concat_list(evidence_item(
-                test.rule, test.analyte, pl.col("worst").struct.field("value"),
-                pl.col("worst").struct.field("unit"), pl.col("worst").struct.field("observed_at"),
-                pl.col("worst").struct.field("source"))))
+                test.rule, test.analyte, w.field("value"), w.field("unit"), w.field("observed_at"),
+                w.field("source"), w.field("comparator"))))
             .select(MEMBER_COLUMNS))
 
 

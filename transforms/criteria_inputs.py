@@ -20,11 +20,12 @@ FROM derived.episode_days
 WHERE has_data
 """
 OBS_SQL = """
-SELECT patient_id, infusion_id, day::INTEGER AS day, analyte, value, unit, observed_at, source
+SELECT patient_id, infusion_id, day::INTEGER AS day, analyte, value, comparator, unit, observed_at, source
 FROM derived.timeline
 WHERE day >= 0 AND value IS NOT NULL AND list_contains($analytes, analyte)
 UNION ALL
-SELECT patient_id, infusion_id, day::INTEGER AS day, 'temperature' AS analyte, value, unit, observed_at, source
+SELECT patient_id, infusion_id, day::INTEGER AS day, 'temperature' AS analyte, value,
+    NULL::VARCHAR AS comparator, unit, observed_at, source
 FROM derived.vitals_timeline
 WHERE day >= 0 AND value IS NOT NULL AND kind = 'temperature'
 """

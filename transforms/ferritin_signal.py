@@ -4,6 +4,13 @@
 Each post-infusion ferritin result at time t is judged with what was known at t: the ferritin
 results collected at or before t, and the CRS course as known at t (`crs_at`, from
 transforms.crs_milestones.milestones_known_at).
+
+Censored results (`>100000`, `<50`; column `comparator`) are judged by what they prove
+(transforms.censored, CLINICAL_RULES 1): the CRS-phase peak and the post-peak nadir a later result is
+compared with are the highest values the results in their span allow (a `>x` result allows no
+highest: the peak or nadir is then unbounded, stored as null, and nothing is proven against it), so
+a re-rise or new high is asserted only when it holds whatever the censored values were; a rise rate
+is at least (lowest the later result allows - highest the earlier allows) / gap.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Mapping
 
 import polars as pl
+
+from transforms.censored import highest_possible, judged, lowest_possible
 
 KEYS = ["patient_id", "infusion_id"]
 EARLIEST = datetime(1, 1, 1, tzinfo=timezone.utc)   # "since the infusion": every result of the episode
@@ -48,10 +57,24 @@ class FerritinRules:
 
 
 def ferritin_elevated(r: FerritinRules) -> pl.Expr:
-    """> x ULN, and > x baseline when the baseline is above ULN (pre-infusion hyperferritinemia)."""
-    value, uln, baseline = pl.col("value"), pl.col("uln"), pl.col("baseline")
-    above_baseline = baseline.is_null() | (baseline <= uln) | (value > r.elevated_x_baseline * baseline)
-    return ((value > r.elevated_x_uln * uln) & above_baseline).fill_null(False)
+    """> x ULN, and > x baseline when the baseline is above ULN (pre-infusion hyperferritinemia).
+
+    A censored baseline that is not proven normal must be exceeded at its highest possible value
+    (reaching it is enough when the baseline is strictly below it: `<1500` is under 1500).
+    """
+    value, comparator, uln, baseline = pl.col("value"), pl.col("comparator"), pl.col("uln"), pl.col("baseline")
+    baseline_comparator = pl.col("baseline_comparator")
+    limit = r.elevated_x_baseline * highest_possible(baseline, baseline_comparator)
+    above_limit = (pl.when(baseline_comparator == "<").then(judged(value, comparator, ">=", limit))
+                   .otherwise(judged(value, comparator, ">", limit)))
+    above_baseline = (baseline.is_null() | judged(baseline, baseline_comparator, "<=", uln).fill_null(False)
+                      | above_limit.fill_null(False))
+    return (judged(value, comparator, ">", r.elevated_x_uln * uln) & above_baseline).fill_null(False)
+
+
+def upper_bound_or_unbounded(value: pl.Expr, comparator: pl.Expr) -> pl.Expr:
+    """The highest value a result allows, infinite for `>x` (so a running max or min counts it)."""
+    return highest_possible(value, comparator).fill_null(float("inf"))
 
 
 def _running(asked: pl.DataFrame, results: pl.DataFrame, how: str) -> pl.DataFrame:
@@ -88,7 +111,8 @@ def crs_phase_peaks(post: pl.DataFrame, r: FerritinRules) -> pl.DataFrame:
     asked = post.filter(pl.col("onset_at").is_not_null()).select(
         "point_id", *KEYS, pl.col("onset_at").alias("_from"), pl.lit(True).alias("_inclusive"),
         window_end.alias("_to"))
-    results = post.select(*KEYS, pl.col("t").alias("o_at"), pl.col("value").alias("o_value"))
+    results = post.select(*KEYS, pl.col("t").alias("o_at"),
+                          upper_bound_or_unbounded(pl.col("value"), pl.col("comparator")).alias("o_value"))
     return (_as_of(asked, _running(asked, results, "max"), "_to", strictly_before=False)
             .filter(pl.col("_running").is_not_null())
             .select("point_id", pl.col("_running").alias("crs_phase_peak"),
@@ -107,7 +131,8 @@ def post_peak_nadirs(post: pl.DataFrame) -> pl.DataFrame:
     asked = post.select("point_id", *KEYS, "t",
                         pl.coalesce(peak_at, onset_at, pl.lit(EARLIEST)).alias("_from"),       # after the peak,
                         (peak_at.is_null() & onset_at.is_not_null()).alias("_inclusive"))     # or from onset on
-    results = post.select(*KEYS, pl.col("t").alias("o_at"), pl.col("value").alias("o_value"))
+    results = post.select(*KEYS, pl.col("t").alias("o_at"),
+                          upper_bound_or_unbounded(pl.col("value"), pl.col("comparator")).alias("o_value"))
     return (_as_of(asked, _running(asked, results, "min"), "t", strictly_before=True)
             .filter(pl.col("_running").is_not_null())
             .select("point_id", pl.col("_running").alias("post_peak_nadir")))
@@ -132,12 +157,14 @@ def rise_pairs(points: pl.DataFrame, results: pl.DataFrame, window: timedelta) -
 def rise_rates(pairs: pl.DataFrame, r: FerritinRules) -> pl.DataFrame:
     """Steepest rise to each point from an earlier result with 0 < gap <= the rapid-rise window.
 
-    pairs: rise_pairs output with value (the point's) and o_value. Output: point_id,
-    max_rate_ng_ml_h, rapid_rise. Rules: iec_hs.rapid_rise_ng_ml_per_hour,
-    iec_hs.rapid_rise_window_hours.
+    pairs: rise_pairs output with value, comparator (the point's), o_value and o_comparator.
+    Output: point_id, max_rate_ng_ml_h (the steepest rate proven: at least this), rapid_rise.
+    Rules: iec_hs.rapid_rise_ng_ml_per_hour, iec_hs.rapid_rise_window_hours.
     """
     gap_s = (pl.col("t") - pl.col("o_at")).dt.total_microseconds() / 1e6
-    rise = pl.col("value") - pl.col("o_value")
+    # the least the rise can be: censored values count at the bound that makes it smallest
+    rise = (lowest_possible(pl.col("value"), pl.col("comparator"))
+            - highest_possible(pl.col("o_value"), pl.col("o_comparator")))
     return (pairs.filter(pl.col("o_at") >= pl.col("t") - r.rapid_window)
             .group_by("point_id").agg(
                 (rise * SECONDS_PER_HOUR / gap_s).max().alias("max_rate_ng_ml_h"),
@@ -162,12 +189,14 @@ def ferritin_trajectory(ferritin: pl.DataFrame, crs_at: pl.DataFrame, r: Ferriti
     if rises is None:
         rises = rise_pairs(post.select("point_id", "patient_id", "t"),
                            f.select("patient_id", pl.col("observed_at").alias("o_at"),
-                                    pl.col("value").alias("o_value")),
+                                    pl.col("value").alias("o_value"), pl.col("comparator").alias("o_comparator")),
                            r.rapid_window)
-    rates = rise_rates(rises.join(post.select("point_id", "value"), on="point_id"), r)
-    judged = (post.join(peaks, on="point_id", how="left").join(nadirs, on="point_id", how="left")
-              .join(rates, on="point_id", how="left").pipe(_signal_and_status, r))
-    return (f.join(judged.select("point_id", *JUDGED), on="point_id", how="left")
+    rates = rise_rates(rises.join(post.select("point_id", "value", "comparator"), on="point_id"), r)
+    assessed = (post.join(peaks, on="point_id", how="left").join(nadirs, on="point_id", how="left")
+                .join(rates, on="point_id", how="left").pipe(_signal_and_status, r))
+    unbounded_to_null = [pl.when(pl.col(c).is_infinite()).then(None).otherwise(pl.col(c)).alias(c)
+                         for c in ("crs_phase_peak", "post_peak_nadir")]
+    return (f.join(assessed.select("point_id", *JUDGED).with_columns(unbounded_to_null), on="point_id", how="left")
             .sort([*KEYS, "observed_at", "point_id"]).drop("_post"))
 
 
@@ -176,12 +205,14 @@ JUDGED = ["crs_phase_peak", "crs_phase_peak_at", "post_peak_nadir", "max_rate_ng
 
 
 def _signal_and_status(df: pl.DataFrame, r: FerritinRules) -> pl.DataFrame:
-    t, value = pl.col("t"), pl.col("value")
+    t, value, comparator = pl.col("t"), pl.col("value"), pl.col("comparator")
     window_closed = pl.col("resolved_at").is_not_null() & (t > pl.col("resolved_at") + r.lag)
     df = df.with_columns(
-        (value >= r.re_rise_factor * pl.col("post_peak_nadir")).fill_null(False).alias("re_rise"),   # CR 3 (a)
+        judged(value, comparator, ">=", r.re_rise_factor * pl.col("post_peak_nadir"))     # CR 3 (a)
+        .fill_null(False).alias("re_rise"),
         pl.col("rapid_rise").fill_null(False),
-        (window_closed & (value > pl.col("crs_phase_peak"))).fill_null(False).alias("new_high"),     # CR 3 (c)
+        (window_closed & judged(value, comparator, ">", pl.col("crs_phase_peak"))).fill_null(False)  # CR 3 (c)
+        .alias("new_high"),
     )
     first_signal = pl.when(pl.col(SIGNALS[0])).then(pl.lit(SIGNALS[0]))
     for name in SIGNALS[1:]:

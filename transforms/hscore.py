@@ -12,6 +12,10 @@ triglycerides < 1.5 / 1.5-4 / > 4 mmol/L (inner bounds inclusive); fibrinogen <=
 AST >= 30 U/L; cytopenias count lineages with Hb <= 9.2 g/dL, WBC <= 5.0 and platelets <= 110
 x10^9/L (0 or 1 lineage score the "1" points). Inputs as `transforms.criteria_hlh`.
 
+A censored result (transforms.censored, CLINICAL_RULES 1) counts a band toward `hscore_min` only
+when it proves it, and toward `hscore_max` unless it refutes it: ferritin `>6000` scores the top
+band, `>2000` scores the middle band at least and the top band at most.
+
 `status` is `met` when the minimum reaches the cut-off, `possible` when only the maximum does.
 `status_at` is the first moment of the day the minimum reached the cut-off (the day's worst
 values only get worse as the day goes on, so the minimum only rises); for `possible`, the day's start.
@@ -68,27 +72,33 @@ def lab_levels(rules: Rules, converter: UnitConverter) -> dict[str, tuple[str, f
 
 
 def lab_item(grid, obs, item: str, analyte: str, base: float, levels: list[Level]) -> pl.DataFrame:
-    """Points of a banded lab item from the day's worst value; unknown days get the full range."""
+    """Points of a banded lab item from the day's worst value; unknown days get the full range.
+
+    A level counts toward the minimum from the first result that proves it, and toward the
+    maximum when some result of the day does not refute it (a censored value's interval)."""
     first = pl.col("observed_at").min()
-    reached = [pl.col("observed_at").filter(passes(pl.col("value"), lv.op, lv.threshold)).min()
-               .alias(f"level_{i}") for i, lv in enumerate(levels)]
+    tests = [passes(pl.col("value"), pl.col("comparator"), lv.op, lv.threshold) for lv in levels]
+    reached = [pl.col("observed_at").filter(test).min().alias(f"level_{i}") for i, test in enumerate(tests)]
+    possible = [test.fill_null(True).any().alias(f"possible_{i}") for i, test in enumerate(tests)]
     highest = levels[0].op in (">", ">=")
-    worst = pl.struct("value", "unit", "observed_at", "source").sort_by(**worst_first(highest)).first().alias("worst")
-    points = pl.lit(base)
+    worst = (pl.struct("value", "comparator", "unit", "observed_at", "source")
+             .sort_by(**worst_first(highest)).first().alias("worst"))
+    points, points_max = pl.lit(base), pl.lit(base)
     for i, lv in enumerate(levels):
         points = pl.when(pl.col(f"level_{i}").is_not_null()).then(pl.lit(lv.points)).otherwise(points)
+        points_max = pl.when(pl.col(f"possible_{i}")).then(pl.lit(lv.points)).otherwise(points_max)
     previous = [base] + [lv.points for lv in levels[:-1]]
     steps = [pl.struct(at=pl.col("first_at"), points=pl.lit(base)),
              *[pl.struct(at=pl.col(f"level_{i}"), points=pl.lit(lv.points - prev))
                for i, (lv, prev) in enumerate(zip(levels, previous))]]
     w = pl.col("worst").struct
     known = (obs.filter(pl.col("analyte") == analyte).group_by(KEYS)
-             .agg(first.alias("first_at"), *reached, worst)
+             .agg(first.alias("first_at"), *reached, *possible, worst)
              .pipe(concat_items, "steps", *steps)
-             .with_columns(points_min=points, points_max=points, steps=_reached(pl.col("steps")),
+             .with_columns(points_min=points, points_max=points_max, steps=_reached(pl.col("steps")),
                            evidence=pl.concat_list(evidence_item(
                                f"hscore.{item}", analyte, w.field("value"), w.field("unit"),
-                               w.field("observed_at"), w.field("source")))))
+                               w.field("observed_at"), w.field("source"), w.field("comparator")))))
     all_points = [base] + [lv.points for lv in levels]
     return _with_unknown(grid, known, item, item, min(all_points), max(all_points))
 

@@ -13,6 +13,8 @@ from typing import Mapping
 
 import polars as pl
 
+from transforms.censored import judged
+
 KEYS = ["patient_id", "infusion_id"]
 CRITERIA_SET = "astct_iec_hs_2023"
 WATCH, SUSPECTED, CRITERIA_MET = "watch", "suspected", "criteria_met"
@@ -23,8 +25,10 @@ FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 ISO = "%Y-%m-%dT%H:%M:%S%:z"
 # CONTRACT 3 evidence object (rule, analyte, value, unit, at as ISO 8601 text in UTC, source), plus
 # the IEC-HS status at the result and why it counts (detail); kept as a struct until the export.
-ITEM = pl.Struct({"rule": pl.String, "analyte": pl.String, "value": pl.Float64, "unit": pl.String,
-                  "at": pl.String, "source": pl.String, "status": pl.String, "detail": pl.String})
+# `comparator`: a censored result's ('>' of `>100000`, CLINICAL_RULES 1), null for an exact value
+ITEM = pl.Struct({"rule": pl.String, "analyte": pl.String, "value": pl.Float64, "comparator": pl.String,
+                  "unit": pl.String, "at": pl.String, "source": pl.String, "status": pl.String,
+                  "detail": pl.String})
 ITEM_FIELDS = list(ITEM.to_schema())
 NO_EVIDENCE = pl.lit([], dtype=pl.List(ITEM))
 WATCH_NOTE = "CRS-associated hyperferritinemia (timing does not hold): not an IEC-HS window"
@@ -143,7 +147,7 @@ def evaluation_points(trajectory: pl.DataFrame, manifestations: pl.DataFrame, wi
     trajectory: derived.ferritin_trajectory rows after the infusion (+ `at`). manifestations:
     flags.astct_iec_hs_2023_manifestations rows (+ m_id). windows: onset_windows output.
     Output: one row per point: patient_id, infusion_id, at, day, point_kind, rule, analyte, value,
-    unit, source, status, ferritin_signal, timing_holds, window_kind, window_onset_at,
+    comparator, unit, source, status, ferritin_signal, timing_holds, window_kind, window_onset_at,
     manifestations (list of the most-common ones found by then), evidence (list of ITEM: the
     point's own result and, per manifestation found, the first result of it that paired with a
     suspected ferritin of the window).
@@ -158,11 +162,13 @@ def evaluation_points(trajectory: pl.DataFrame, manifestations: pl.DataFrame, wi
                        .with_columns(pl.lit(IEC_HS).alias("window_kind")))
     points = pl.concat([
         ferr.select(*KEYS, "at", pl.col("day").cast(pl.Int32), pl.lit("ferritin").alias("point_kind"),
-                    pl.col("signal").alias("rule"), pl.lit("ferritin").alias("analyte"), "value", "unit", "source",
+                    pl.col("signal").alias("rule"), pl.lit("ferritin").alias("analyte"), "value", "comparator",
+                    "unit", "source",
                     "status", pl.col("signal").alias("ferritin_signal"), "timing_holds", "window_kind",
                     "window_onset_at", pl.lit(None, pl.Int64).alias("m_id"), ferritin_detail().alias("detail")),
         after_suspected.select(*KEYS, "at", pl.col("day").cast(pl.Int32), pl.lit("manifestation").alias("point_kind"),
-                               "rule", "analyte", "value", "unit", "source", pl.lit(SUSPECTED).alias("status"),
+                               "rule", "analyte", "value", "comparator", "unit", "source",
+                               pl.lit(SUSPECTED).alias("status"),
                                pl.lit(None, pl.String).alias("ferritin_signal"),
                                pl.lit(None, pl.Boolean).alias("timing_holds"), "window_kind", "window_onset_at",
                                pl.col("m_id").cast(pl.Int64), "detail"),
@@ -173,7 +179,8 @@ def evaluation_points(trajectory: pl.DataFrame, manifestations: pl.DataFrame, wi
                      .sort("known_at", "m_id").unique(subset=[*KEYS, "window_onset_at", "rule"], keep="first"))
     found = (points.filter(pl.col("status") == SUSPECTED).select("point_id", *KEYS, "window_onset_at", "at")
              .join(first_by_rule, on=[*KEYS, "window_onset_at"]).filter(pl.col("known_at") <= pl.col("at"))
-             .join(common.select("m_id", "analyte", "value", "unit", "source", "detail", pl.col("at").alias("m_at")),
+             .join(common.select("m_id", "analyte", "value", "comparator", "unit", "source", "detail",
+                                 pl.col("at").alias("m_at")),
                    on="m_id"))
     met = found.group_by("point_id").agg(pl.col("rule").sort().alias("_found"))
     points = points.join(met, on="point_id", how="left").with_columns(
@@ -195,8 +202,8 @@ def window_rows(windows: pl.DataFrame, points: pl.DataFrame, manifestations: pl.
     the site zone) and every result that made it as evidence (a list of ITEM).
 
     windows: onset_windows output. points: evaluation_points output. manifestations: + m_id.
-    crs_episodes: derived.crs_episodes. baselines: patient_id, infusion_id, value, uln, at, source
-    of each infusion's baseline ferritin result. Rule: iec_hs.late_onset_day,
+    crs_episodes: derived.crs_episodes. baselines: patient_id, infusion_id, value, comparator, uln,
+    at, source of each infusion's baseline ferritin result (listed when proven above ULN). Rule: iec_hs.late_onset_day,
     iec_hs.manifestation_window_hours.
     """
     w = windows.rename({"onset_at": "window_onset_at"})
@@ -220,7 +227,8 @@ def window_rows(windows: pl.DataFrame, points: pl.DataFrame, manifestations: pl.
     manifestation_items = evidence_items(pl.concat([near.drop("s_at"), kept_open.drop("end_at")],
                                                    how="diagonal_relaxed"), status=pl.lit(None, pl.String))
     baseline_items = evidence_items(
-        baselines.filter(pl.col("value") > pl.col("uln")).join(w.select(*KEYS, "window_onset_at"), on=KEYS),
+        baselines.filter(judged(pl.col("value"), pl.col("comparator"), ">", pl.col("uln")))
+        .join(w.select(*KEYS, "window_onset_at"), on=KEYS),
         rule=pl.lit("pre_infusion_hyperferritinemia"), analyte=pl.lit("ferritin"),
         detail=pl.lit("baseline above ULN: elevated is judged against the baseline too"))
     by = [*KEYS, "window_onset_at"]

@@ -12,7 +12,7 @@ from cartwatch.digest.state import ALERT_RANK, rank
 from cartwatch.digest.plot import ferritin_png
 from cartwatch.digest.select import FILES_LISTED
 from cartwatch.digest.render_md import (SECTION_TITLES, analyte_label, card_facts, card_title, card_windows, day,
-                                        data_quality_problems, fmt_threshold, fmt_value, gap_line, header_counts, local_time, manifestation_label,
+                                        data_quality_problems, fmt_result, fmt_threshold, gap_line, header_counts, local_time, manifestation_label,
                                         rules_note, split_stale, summary_threshold, summary_value)
 
 PLOTS_DRAWN = 20                   # a display choice, not a clinical rule: see _cards
@@ -55,7 +55,7 @@ def _evidence(w: dict, tz: str | None) -> str:
         return ""
     body = "".join(
         f"<tr><td>{escape(str(e.get('rule') or ''))}</td><td>{escape(str(e.get('analyte') or ''))}</td>"
-        f"<td class=num>{escape(fmt_value(e.get('value')))} {escape(str(e.get('unit') or ''))}</td>"
+        f"<td class=num>{escape(fmt_result(e))} {escape(str(e.get('unit') or ''))}</td>"
         f"<td>{escape(local_time(e.get('at'), tz))}</td><td>{escape(fmt_threshold(e))}</td>"
         f"<td>{escape(str(e.get('source') or ''))}</td></tr>" for e in w["evidence"])
     return ("<table class=evidence><tr><th>rule</th><th>analyte</th><th>value</th><th>at</th>"

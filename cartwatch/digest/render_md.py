@@ -34,6 +34,11 @@ def fmt_value(value) -> str:
     return str(value)
 
 
+def fmt_result(e: dict) -> str:
+    """An evidence item's value as the result proved it: `>100,000` for a censored one."""
+    return f"{e.get('comparator') or ''}{fmt_value(e.get('value'))}"
+
+
 def fmt_threshold(e: dict) -> str:
     """The rules-file threshold of a piece of evidence, and the engine's own note on it."""
     t = e.get("threshold")
@@ -70,8 +75,8 @@ def summary_value(s: dict) -> str:
     if s.get("finding") or s.get("analyte") in FINDINGS:
         return f"{analyte_label(s['analyte'])}: documented"
     if s.get("analyte") == "inr":
-        return f"INR {fmt_value(s.get('value'))}"
-    return f"{fmt_value(s.get('value'))} {unit_label(s.get('unit'))}".strip()
+        return f"INR {fmt_result(s)}"
+    return f"{fmt_result(s)} {unit_label(s.get('unit'))}".strip()
 
 
 def summary_threshold(s: dict) -> str:
@@ -109,7 +114,7 @@ def evidence_table(w: dict, tz: str | None) -> list[str]:
         return []
     out = ["| rule | analyte | value | at | threshold | source |", "|---|---|---:|---|---|---|"]
     for e in w["evidence"]:
-        value = md_text(f"{fmt_value(e.get('value'))} {e.get('unit') or ''}", cell=True)
+        value = md_text(f"{fmt_result(e)} {e.get('unit') or ''}", cell=True)
         out.append(f"| {e.get('rule') or ''} | {md_text(e.get('analyte') or '', cell=True)} | {value} | "
                    f"{local_time(e.get('at'), tz)} | {fmt_threshold(e)} | {md_text(e.get('source') or '', cell=True)} |")
     return out

@@ -216,7 +216,8 @@ def summarize_evidence(items: list[dict]) -> list[dict]:
         else:
             worst = found[-1]
         t = worst.get("threshold") or {}
-        out.append({"rule": rule, "analyte": analyte, "value": worst.get("value"), "unit": worst.get("unit"),
+        out.append({"rule": rule, "analyte": analyte, "value": worst.get("value"),
+                    "comparator": worst.get("comparator"), "unit": worst.get("unit"),
                     "at": worst.get("at"), "source": worst.get("source"), "detail": worst.get("detail"),
                     "finding": analyte in FINDINGS, "threshold_value": threshold_in_unit(worst),
                     "threshold_rule": t.get("rule"), "threshold_text": f"{t['value']:g} {t['unit']}"

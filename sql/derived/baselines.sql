@@ -8,6 +8,7 @@ Source criterion: CLINICAL_RULES 1 (Baseline: last result collected before the i
   and within $time_axis__baseline_lookback_hours of it; ULN: the result's own range, else the
   rules-file default for the analyte).
   - Results collected at the same moment: the later delivery (load_seq) is the baseline.
+  - A censored baseline keeps its comparator (CLINICAL_RULES 1): rules compare with the bound.
 Parameters: $time_axis__baseline_lookback_hours, $rules_version
 Upstream tables: derived.lab_results, derived.infusion_episodes, ref.analytes
 */
@@ -22,6 +23,7 @@ WITH candidates AS (
         l.load_seq,
         struct_pack(
             value := l.value,
+            comparator := l.comparator,
             uln := coalesce(l.ref_high, r.default_high),
             unit := l.unit,
             observed_at := l.observed_at,
@@ -53,6 +55,7 @@ SELECT
     analyte,
     -- the baseline result
     result.value AS value,
+    result.comparator AS comparator,
     result.uln AS uln,
     result.unit AS unit,
     -- timestamps

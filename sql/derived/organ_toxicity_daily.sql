@@ -8,6 +8,10 @@ Source criterion: NCI CTCAE v5.0 (2017), baseline normal, as CLINICAL_RULES 4 wr
   AST/ALT grade 3 > 5-20 x ULN, grade 4 > 20 x ULN; total bilirubin grade 3 > 3-10 x ULN,
   grade 4 > 10 x ULN; creatinine grade 3 > 3 x baseline or > 3-6 x ULN, grade 4 > 6 x ULN.
   Every bound is strict: exactly 5 x ULN is not grade 3. No baseline: creatinine on ULN alone.
+  - A censored result grades by what it proves (derived.censored_compare; CLINICAL_RULES 1): the
+    grade is the highest one proven, so AST `>1000` with ULN 40 (above 25 x ULN) is grade 4, and
+    `>150` (above 3.75 x ULN, perhaps not above 5) is not proven grade 3 and counts as 0;
+    `comparator` is kept with the day's worst result for the evidence.
   - organ: 'liver' (ast, alt, bilirubin_total) or 'kidney' (creatinine).
   - grade: 4, 3, or 0 for "below grade 3" (CLINICAL_RULES 4 gives only the grade 3/4
     thresholds, so grades 0-2 are not told apart; the criteria sets ask for >= 3).
@@ -19,7 +23,7 @@ Parameters: $ctcae__transaminase_g3_x_uln, $ctcae__transaminase_g4_x_uln,
   $ctcae__bilirubin_g3_x_uln, $ctcae__bilirubin_g4_x_uln, $ctcae__creatinine_g3_x_baseline,
   $ctcae__creatinine_g3_x_uln, $ctcae__creatinine_g4_x_uln, $ctcae__grade_severe,
   $ctcae__grade_life_threatening, $rules_version
-Upstream tables: derived.timeline
+Upstream tables: derived.timeline; derived.censored_compare (macro)
 */
 CREATE OR REPLACE TABLE derived.organ_toxicity_daily AS
 WITH float_guard AS (
@@ -34,11 +38,13 @@ graded_results AS (
         t.day,
         t.analyte,
         t.value,
+        t.comparator,
         t.unit,
         t.uln,
         t.x_uln,
         t.baseline,
         t.x_baseline,
+        t.x_baseline_comparator,
         t.observed_at,
         t.source,
         round(t.x_uln, g.decimals) AS x_uln_r,
@@ -55,22 +61,29 @@ per_result AS (
         CASE WHEN analyte = 'creatinine' THEN 'kidney' ELSE 'liver' END AS organ,
         CASE
             -- CTCAE v5 AST/ALT increased: grade 4 > 20 x ULN, grade 3 > 5-20 x ULN
-            WHEN analyte IN ('ast', 'alt') AND x_uln_r > $ctcae__transaminase_g4_x_uln
+            WHEN analyte IN ('ast', 'alt')
+                AND derived.censored_compare(x_uln_r, comparator, '>', $ctcae__transaminase_g4_x_uln)
                 THEN $ctcae__grade_life_threatening
-            WHEN analyte IN ('ast', 'alt') AND x_uln_r > $ctcae__transaminase_g3_x_uln
+            WHEN analyte IN ('ast', 'alt')
+                AND derived.censored_compare(x_uln_r, comparator, '>', $ctcae__transaminase_g3_x_uln)
                 THEN $ctcae__grade_severe
             -- CTCAE v5 blood bilirubin increased: grade 4 > 10 x ULN, grade 3 > 3-10 x ULN
-            WHEN analyte = 'bilirubin_total' AND x_uln_r > $ctcae__bilirubin_g4_x_uln
+            WHEN analyte = 'bilirubin_total'
+                AND derived.censored_compare(x_uln_r, comparator, '>', $ctcae__bilirubin_g4_x_uln)
                 THEN $ctcae__grade_life_threatening
-            WHEN analyte = 'bilirubin_total' AND x_uln_r > $ctcae__bilirubin_g3_x_uln
+            WHEN analyte = 'bilirubin_total'
+                AND derived.censored_compare(x_uln_r, comparator, '>', $ctcae__bilirubin_g3_x_uln)
                 THEN $ctcae__grade_severe
             -- CTCAE v5 creatinine increased: grade 4 > 6 x ULN
-            WHEN analyte = 'creatinine' AND x_uln_r > $ctcae__creatinine_g4_x_uln
+            WHEN analyte = 'creatinine'
+                AND derived.censored_compare(x_uln_r, comparator, '>', $ctcae__creatinine_g4_x_uln)
                 THEN $ctcae__grade_life_threatening
             -- CTCAE v5 creatinine increased: grade 3 > 3 x baseline or > 3-6 x ULN
             WHEN analyte = 'creatinine'
-                AND (x_uln_r > $ctcae__creatinine_g3_x_uln
-                    OR x_baseline_r > $ctcae__creatinine_g3_x_baseline)
+                AND (derived.censored_compare(x_uln_r, comparator, '>', $ctcae__creatinine_g3_x_uln)
+                    OR derived.censored_compare(
+                        x_baseline_r, x_baseline_comparator, '>', $ctcae__creatinine_g3_x_baseline
+                    ))
                 THEN $ctcae__grade_severe
             ELSE 0
         END::INTEGER AS grade
@@ -86,7 +99,7 @@ per_day AS (
         analyte,
         max(grade) AS grade,
         arg_max(
-            struct_pack(value, unit, uln, x_uln, baseline, x_baseline, observed_at, source),
+            struct_pack(value, comparator, unit, uln, x_uln, baseline, x_baseline, observed_at, source),
             (grade, x_uln_r, value)
         ) AS worst,
         count(*) AS results
@@ -119,6 +132,7 @@ SELECT
     -- grade and the day's worst result
     d.grade,
     d.worst.value AS value,
+    d.worst.comparator AS comparator,
     d.worst.unit AS unit,
     d.worst.uln AS uln,
     d.worst.x_uln AS x_uln,

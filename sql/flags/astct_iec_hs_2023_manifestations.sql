@@ -11,12 +11,16 @@ Source criterion: ASTCT consensus on IEC-HS (Hines et al., Transplant Cell Ther 
   hemoglobin). Other manifestations: LDH > ULN, PT/PTT prolonged, direct hyperbilirubinemia, new
   splenomegaly, fever, neurotoxicity, pulmonary involvement, new renal insufficiency, fasting
   triglycerides > 265 mg/dL. CLINICAL_RULES 3.
+  - Censored results and baselines count by what they prove (CLINICAL_RULES 1): fibrinogen
+    `<150` is below 150, `<200` is not proven; a baseline that may or may not be abnormal needs
+    both thresholds exceeded, at its highest possible value. `comparator` is kept.
 Parameters: $iec_hs__transaminase_x_uln, $iec_hs__transaminase_x_baseline, $iec_hs__fibrinogen_lt_mg_dl,
   $iec_hs__anc_lt, $iec_hs__platelets_lt, $iec_hs__hemoglobin_lt_g_dl, $iec_hs__cytopenia_worsening_fraction,
   $iec_hs__ldh_x_uln, $iec_hs__coagulation_x_uln, $iec_hs__bilirubin_direct_x_uln,
   $iec_hs__creatinine_x_baseline, $iec_hs__triglycerides_gt_mg_dl, $iec_hs__neurotoxicity_icans_grade_min,
   $crs__fever_c, $rules_version
-Upstream tables: derived.timeline, derived.vitals_timeline, derived.events_timeline, derived.infusion_episodes
+Upstream tables: derived.timeline, derived.vitals_timeline, derived.events_timeline, derived.infusion_episodes;
+  derived.censored_compare, derived.lowest_possible (macros)
 */
 CREATE OR REPLACE TABLE flags.astct_iec_hs_2023_manifestations AS
 WITH labs AS (
@@ -53,8 +57,18 @@ counts AS (
             WHEN 'platelets' THEN $iec_hs__platelets_lt
             WHEN 'hemoglobin' THEN $iec_hs__hemoglobin_lt_g_dl
         END AS threshold,
-        -- the post-infusion best before this result (worsening is a fall from it)
-        max(value) OVER (
+        -- the baseline was at or above the threshold (a censored one only when it proves it)
+        coalesce(derived.censored_compare(
+            baseline, baseline_comparator, '>=',
+            CASE analyte
+                WHEN 'anc' THEN $iec_hs__anc_lt
+                WHEN 'platelets' THEN $iec_hs__platelets_lt
+                WHEN 'hemoglobin' THEN $iec_hs__hemoglobin_lt_g_dl
+            END
+        ), FALSE) AS baseline_at_or_above,
+        -- the post-infusion best before this result (worsening is a fall from it), from what the
+        -- earlier results prove (`<0.5` proves no best)
+        max(derived.lowest_possible(value, comparator)) OVER (
             PARTITION BY patient_id, infusion_id, analyte ORDER BY observed_at
             RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW EXCLUDE GROUP
         ) AS best_before
@@ -68,12 +82,35 @@ transaminases AS (
         *,
         'transaminases' AS rule,
         'common' AS manifestation_class,
-        CASE
-            WHEN baseline > uln THEN $iec_hs__transaminase_x_baseline * baseline
-            ELSE $iec_hs__transaminase_x_uln * uln
+        CASE baseline_abnormal
+            WHEN TRUE THEN $iec_hs__transaminase_x_baseline * baseline_highest
+            WHEN FALSE THEN $iec_hs__transaminase_x_uln * uln
+            -- a censored baseline that may or may not be abnormal: both thresholds must be exceeded
+            ELSE CASE WHEN baseline_highest IS NOT NULL THEN greatest(
+                $iec_hs__transaminase_x_uln * uln, $iec_hs__transaminase_x_baseline * baseline_highest
+            ) END
         END AS threshold,
-        CASE WHEN baseline > uln THEN 'above x baseline (baseline abnormal)' ELSE 'above x ULN' END AS detail
-    FROM labs
+        CASE baseline_abnormal
+            WHEN TRUE THEN 'above x baseline (baseline abnormal)'
+            WHEN FALSE THEN 'above x ULN'
+            ELSE 'above x ULN and x baseline (censored baseline)'
+        END AS detail,
+        -- the threshold is a multiple of a baseline strictly below it (`<100`): reaching it is enough
+        coalesce(
+            baseline_abnormal IS NULL AND baseline_comparator = '<'
+            AND $iec_hs__transaminase_x_baseline * baseline_highest > $iec_hs__transaminase_x_uln * uln,
+            FALSE
+        ) AS threshold_inclusive
+    FROM (
+        SELECT
+            *,
+            -- no baseline is a normal one (the ULN rule); a censored one is judged by its interval
+            CASE WHEN baseline IS NOT NULL
+                THEN derived.censored_compare(baseline, baseline_comparator, '>', uln)
+                ELSE FALSE END AS baseline_abnormal,
+            derived.highest_possible(baseline, baseline_comparator) AS baseline_highest
+        FROM labs
+    ) AS l
     WHERE analyte IN ('ast', 'alt')
 ),
 
@@ -97,15 +134,17 @@ cytopenias AS (
         'cytopenia' AS rule,
         'common' AS manifestation_class,
         CASE
-            WHEN baseline >= threshold OR best_before >= threshold THEN 'new'
+            WHEN baseline_at_or_above OR best_before >= threshold THEN 'new'
             ELSE 'worsening'
         END AS detail
     FROM counts
-    WHERE value < threshold
+    WHERE derived.censored_compare(value, comparator, '<', threshold)
         AND (
-            baseline >= threshold
+            baseline_at_or_above
             OR best_before >= threshold
-            OR value <= (1 - $iec_hs__cytopenia_worsening_fraction) * best_before
+            OR derived.censored_compare(
+                value, comparator, '<=', (1 - $iec_hs__cytopenia_worsening_fraction) * best_before
+            )
         )
 ),
 
@@ -138,7 +177,7 @@ renal AS (
         *,
         'renal' AS rule,
         'other' AS manifestation_class,
-        $iec_hs__creatinine_x_baseline * baseline AS threshold,
+        $iec_hs__creatinine_x_baseline * derived.highest_possible(baseline, baseline_comparator) AS threshold,
         'at or above x baseline' AS detail
     FROM labs
     WHERE analyte = 'creatinine'
@@ -225,15 +264,16 @@ pulmonary AS (
 ),
 
 lab_found AS (
-    SELECT * FROM transaminases WHERE value > threshold
+    SELECT * FROM transaminases
+    WHERE derived.censored_compare(value, comparator, CASE WHEN threshold_inclusive THEN '>=' ELSE '>' END, threshold)
     UNION ALL BY NAME
-    SELECT * FROM fibrinogen WHERE value < threshold
+    SELECT * FROM fibrinogen WHERE derived.censored_compare(value, comparator, '<', threshold)
     UNION ALL BY NAME
-    SELECT * EXCLUDE (best_before) FROM cytopenias
+    SELECT * EXCLUDE (best_before, baseline_at_or_above) FROM cytopenias
     UNION ALL BY NAME
-    SELECT * FROM other_labs WHERE value > threshold
+    SELECT * FROM other_labs WHERE derived.censored_compare(value, comparator, '>', threshold)
     UNION ALL BY NAME
-    SELECT * FROM renal WHERE value >= threshold
+    SELECT * FROM renal WHERE derived.censored_compare(value, comparator, '>=', threshold)
 ),
 
 found AS (
@@ -244,6 +284,7 @@ found AS (
         day,
         analyte,
         value,
+        comparator,
         unit,
         source,
         rule,
@@ -268,6 +309,7 @@ SELECT
     analyte,
     -- values
     value,
+    comparator,
     unit,
     threshold,
     detail,

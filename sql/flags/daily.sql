@@ -11,7 +11,9 @@ Source criterion: CONTRACT 3; CLINICAL_RULES 2 (CRS as a daily value), 3 (IEC-HS
   - ferritin_max: the day's highest ferritin. ferritin_signal: the worsening rule that fired that
     day (derived.ferritin_trajectory.signal, which names the first of re_rise, rapid_rise,
     new_high to fire at a result), at the day's first signalling result.
-  - easix, m_easix: derived.easix_daily. hscore_min, hscore_max: derived.hscore_daily.
+  - easix, m_easix: derived.easix_daily, when exact: a score only bounded by a censored input
+    (its `easix_comparator` set) is left empty here, since the column holds values, not bounds
+    (CLINICAL_RULES 1); derived.easix_daily keeps the bound. hscore_min, hscore_max: derived.hscore_daily.
     hlh_2004_met, hlh_2004_evaluable: derived.hlh_criteria_daily (booleans; met is false on a
     day that cannot be decided, and evaluable says whether it could). Those use the day's worst
     values and the findings documented by the end of the day.
@@ -95,8 +97,8 @@ SELECT
     f.ferritin_max,
     s.ferritin_signal,
     -- scores
-    e.easix,
-    e.m_easix,
+    CASE WHEN e.easix_comparator IS NULL THEN e.easix END AS easix,
+    CASE WHEN e.m_easix_comparator IS NULL THEN e.m_easix END AS m_easix,
     h.hscore_min,
     h.hscore_max,
     l.hlh_2004_met,

@@ -18,11 +18,14 @@ Source criterion: Kennedy VE et al., UCSF MAS-L criteria, ASH 2020 (Blood 136 Su
     such a moment falls on it; a run of consecutive met days is one window: onset = its first
     moment, end = the end of its last day (NULL while that day has not ended at $as_of).
   - Rates, values and multiples are rounded to float_guard.decimals before comparison.
+  - Censored (CLINICAL_RULES 1): a companion counts when proven; a rise when its least
+    possible rate meets the threshold.
   - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, CLINICAL_RULES 3).
 Parameters: $ucsf__rise_ng_ml_per_hour, $ucsf__rise_window_hours, $ucsf__fibrinogen_lt_mg_dl,
   $ucsf__ldh_x_uln, $ucsf__companion_window_hours, $iec_hs__late_onset_day, $as_of, $rules_version
 Upstream tables: derived.ferritin_rises, derived.timeline, derived.infusion_episodes,
-  derived.day_start_at and flags.evidence_item (macros), derived.crs_episodes (read through the table macros
+  derived.day_start_at, derived.censored_compare, derived.*_possible and flags.evidence_item
+  (macros), derived.crs_episodes (read through the table macros
   flags.met_day_windows and flags.criteria_set_windows, sql/macros/)
 */
 CREATE OR REPLACE TABLE flags.windows_ucsf_masl_2020 AS
@@ -36,7 +39,9 @@ results AS (
         t.*,
         round(t.value, g.decimals) AS value_r,
         round(t.x_uln, g.decimals) AS x_uln_r,
-        flags.evidence_item(NULL::VARCHAR, t.analyte, t.value, t.unit, t.observed_at, t.source) AS shown
+        flags.evidence_item(
+            NULL::VARCHAR, t.analyte, t.value, t.comparator, t.unit, t.observed_at, t.source
+        ) AS shown
     FROM derived.timeline AS t
     CROSS JOIN float_guard AS g
     WHERE t.value IS NOT NULL
@@ -50,16 +55,20 @@ rises AS (
         r.observed_at AS rise_at,
         [
             flags.evidence_item(
-                'ucsf.rise_ng_ml_per_hour', 'ferritin', r.earlier_value, r.earlier_unit, r.earlier_at,
-                r.earlier_source
+                'ucsf.rise_ng_ml_per_hour', 'ferritin', r.earlier_value, r.earlier_comparator,
+                r.earlier_unit, r.earlier_at, r.earlier_source
             ),
-            flags.evidence_item('ucsf.rise_ng_ml_per_hour', 'ferritin', r.value, r.unit, r.observed_at, r.source)
+            flags.evidence_item(
+                'ucsf.rise_ng_ml_per_hour', 'ferritin', r.value, r.comparator, r.unit, r.observed_at, r.source
+            )
         ] AS evidence
     FROM derived.ferritin_rises AS r
     CROSS JOIN float_guard AS g
     WHERE epoch(r.observed_at - r.earlier_at) / epoch(INTERVAL 1 HOUR) <= $ucsf__rise_window_hours
       AND round(
-          (r.value - r.earlier_value) / (epoch(r.observed_at - r.earlier_at) / epoch(INTERVAL 1 HOUR)),
+          (derived.lowest_possible(r.value, r.comparator)
+              - derived.highest_possible(r.earlier_value, r.earlier_comparator))
+          / (epoch(r.observed_at - r.earlier_at) / epoch(INTERVAL 1 HOUR)),
           g.decimals
       ) >= $ucsf__rise_ng_ml_per_hour
 ),
@@ -71,7 +80,7 @@ companions AS (
         observed_at AS companion_at,
         struct_update(shown, rule := 'ucsf.fibrinogen_lt_mg_dl') AS evidence
     FROM results
-    WHERE analyte = 'fibrinogen' AND value_r < $ucsf__fibrinogen_lt_mg_dl
+    WHERE analyte = 'fibrinogen' AND derived.censored_compare(value_r, comparator, '<', $ucsf__fibrinogen_lt_mg_dl)
 
     UNION ALL
 
@@ -81,7 +90,7 @@ companions AS (
         observed_at AS companion_at,
         struct_update(shown, rule := 'ucsf.ldh_x_uln') AS evidence
     FROM results
-    WHERE analyte = 'ldh' AND x_uln_r > $ucsf__ldh_x_uln
+    WHERE analyte = 'ldh' AND derived.censored_compare(x_uln_r, comparator, '>', $ucsf__ldh_x_uln)
 ),
 
 moments AS (

@@ -9,8 +9,9 @@ Grain: one row per patient and infusion meeting the criteria (`status` = 'met'),
 Source criterion: Neelapu SS et al., Nat Rev Clin Oncol 2018;15:47 (CARTOX); Shah NN et al.,
   J Clin Oncol 2020;38:1938; CLINICAL_RULES 4. Both sets share this structure and differ only in
   their cut-offs, their time frame and an item's name, which the calling file passes:
-  - Ferritin: the first result strictly above `ferritin_peak_gt` from the phase's `starts_at` to
-    its `ferritin_ends_at` (NULL: open), ends inclusive.
+  - Ferritin: the first result proven strictly above `ferritin_peak_gt` (derived.censored_compare:
+    `>100000` is above 100,000, `>=100000` is not proven) from the phase's `starts_at` to its
+    `ferritin_ends_at` (NULL: open), ends inclusive.
   - Items, each from the first moment it held at or after `starts_at`: liver = CTCAE grade >=
     `organ_grade_min` of AST, ALT or total bilirubin, kidney = of creatinine
     (derived.organ_toxicity_daily); `lung_item` = CRS hypoxia grade >= `organ_grade_min` in
@@ -67,7 +68,8 @@ ferritin_peak AS (
         min(t.observed_at) AS held_at,
         arg_min(
             flags.evidence_item(
-                rule_prefix || '.ferritin_peak_gt', t.analyte, t.value, t.unit, t.observed_at, t.source
+                rule_prefix || '.ferritin_peak_gt', t.analyte, t.value, t.comparator, t.unit, t.observed_at,
+                t.source
             ),
             (t.observed_at, t.source)
         ) AS evidence
@@ -77,7 +79,7 @@ ferritin_peak AS (
     WHERE t.analyte = 'ferritin'
       AND t.observed_at >= p.starts_at
       AND (p.ferritin_ends_at IS NULL OR t.observed_at <= p.ferritin_ends_at)
-      AND t.value_r > ferritin_peak_gt
+      AND derived.censored_compare(t.value_r, t.comparator, '>', ferritin_peak_gt)
     GROUP BY ALL
 ),
 
@@ -89,7 +91,8 @@ items AS (
         o.organ AS item,
         o.grade_at AS held_at,
         flags.evidence_item(
-            rule_prefix || '.organ_grade_min', o.analyte, o.value, o.unit, o.observed_at, o.source
+            rule_prefix || '.organ_grade_min', o.analyte, o.value, o.comparator, o.unit, o.observed_at,
+            o.source
         ) AS evidence
     FROM derived.organ_toxicity_daily AS o
     INNER JOIN phase AS p
@@ -106,7 +109,8 @@ items AS (
         lung_item AS item,
         greatest(c.day_start_at, p.starts_at) AS held_at,
         flags.evidence_item(
-            rule_prefix || '.organ_grade_min', 'hypoxia_grade', c.hypoxia_grade::DOUBLE, 'ASTCT grade',
+            rule_prefix || '.organ_grade_min', 'hypoxia_grade', c.hypoxia_grade::DOUBLE, NULL::VARCHAR,
+            'ASTCT grade',
             c.day_start_at, 'derived.crs_daily'
         ) AS evidence
     FROM derived.crs_daily AS c
@@ -124,7 +128,8 @@ items AS (
         'hemophagocytosis' AS item,
         e.observed_at AS held_at,
         flags.evidence_item(
-            rule_prefix || '.hemophagocytosis', e.event_type, e.value_num, NULL::VARCHAR, e.observed_at, e.source
+            rule_prefix || '.hemophagocytosis', e.event_type, e.value_num, NULL::VARCHAR, NULL::VARCHAR,
+            e.observed_at, e.source
         ) AS evidence
     FROM derived.events_timeline AS e
     INNER JOIN phase AS p

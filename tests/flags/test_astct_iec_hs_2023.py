@@ -93,7 +93,7 @@ def test_evidence_is_a_json_list_of_results_with_the_contract_keys(flagged):
     by_rule = {item["rule"]: item for item in evidence}
     assert set(by_rule) == {"re_rise", "fibrinogen", "ldh"}
     assert by_rule["re_rise"] | {"detail": None} == {
-        "rule": "re_rise", "analyte": "ferritin", "value": 3200.0, "unit": "ng/mL", "at": "2026-05-09T12:00:00+00:00",
+        "rule": "re_rise", "analyte": "ferritin", "value": 3200.0, "comparator": None, "unit": "ng/mL", "at": "2026-05-09T12:00:00+00:00",
         "source": by_rule["re_rise"]["source"], "status": "suspected", "detail": None}
     assert by_rule["re_rise"]["source"].startswith("test.csv:")
     assert (by_rule["fibrinogen"]["value"], by_rule["fibrinogen"]["unit"]) == (120.0, "mg/dL")

@@ -20,14 +20,17 @@ def h(hours: float) -> datetime:
     return INFUSED + timedelta(hours=hours)
 
 
-def run(results: list[tuple[float, float]], crs: dict[str, float] | None = None, baseline: float | None = None,
+def run(results: list[tuple], crs: dict[str, float] | None = None, baseline: float | None = None,
         day_of=lambda hours: int(hours // 24)) -> list[dict]:
-    """results: (hours after infusion, value); crs: milestone -> hours (the same at every point)."""
+    """results: (hours after infusion, value[, comparator]); crs: milestone -> hours (the same at
+    every point)."""
+    results = [(t, v, c[0] if c else None) for t, v, *c in results]
     ferritin = pl.DataFrame({
         "point_id": list(range(len(results))), "patient_id": "P", "infusion_id": "I",
-        "observed_at": [h(t) for t, _ in results], "day": [day_of(t) for t, _ in results],
-        "value": [float(v) for _, v in results], "uln": ULN, "baseline": baseline, "infused_at": INFUSED,
-    }, schema_overrides={"baseline": pl.Float64})
+        "observed_at": [h(t) for t, _, _ in results], "day": [day_of(t) for t, _, _ in results],
+        "value": [float(v) for _, v, _ in results], "comparator": [c for _, _, c in results],
+        "uln": ULN, "baseline": baseline, "baseline_comparator": None, "infused_at": INFUSED,
+    }, schema_overrides={"baseline": pl.Float64, "comparator": pl.String, "baseline_comparator": pl.String})
     crs = crs or {}
     crs_at = pl.DataFrame({"point_id": list(range(len(results)))}).with_columns(
         pl.lit(h(crs[m]) if m in crs else None, pl.Datetime("us", "UTC")).alias(m)
@@ -44,8 +47,10 @@ def run(results: list[tuple[float, float]], crs: dict[str, float] | None = None,
     (3001, 1500, True),
 ])
 def test_elevated_is_strictly_above_twice_uln_and_twice_an_abnormal_baseline(value, baseline, elevated):
-    frame = pl.DataFrame({"value": [float(value)], "uln": [ULN], "baseline": [baseline]},
-                         schema_overrides={"baseline": pl.Float64})
+    frame = pl.DataFrame({"value": [float(value)], "comparator": [None], "uln": [ULN], "baseline": [baseline],
+                          "baseline_comparator": [None]},
+                         schema_overrides={"baseline": pl.Float64, "comparator": pl.String,
+                                           "baseline_comparator": pl.String})
     assert frame.select(ferritin_elevated(RULES)).item() is elevated
 
 
@@ -138,11 +143,11 @@ def test_peaks_nadirs_and_rise_pairs_match_the_definitions_over_every_pair():
             t = rng.choice([k * 7.0, (k - 1) * 7.0 if k else 0.0])            # some share a moment
             known_onset = onset if onset is not None and t >= onset else None
             rows.append({"point_id": len(rows), "patient_id": "P", "infusion_id": infusion, "t": h(t),
-                         "value": float(rng.choice([300, 900, 2500, 2500, 6000, 12000])),
+                         "value": float(rng.choice([300, 900, 2500, 2500, 6000, 12000])), "comparator": None,
                          "onset_at": h(known_onset) if known_onset is not None else None,
                          "resolved_at": (h(resolved) if known_onset is not None and resolved and t > resolved
                                          else None)})
-    post = pl.DataFrame(rows, schema_overrides={"onset_at": pl.Datetime("us", "UTC"),
+    post = pl.DataFrame(rows, schema_overrides={"comparator": pl.String, "onset_at": pl.Datetime("us", "UTC"),
                                                  "resolved_at": pl.Datetime("us", "UTC")})
     earlier = post.select("patient_id", "infusion_id", pl.col("t").alias("o_at"), pl.col("value").alias("o_value"))
     pairs = post.join(earlier, on=["patient_id", "infusion_id"]).filter(pl.col("o_at") <= pl.col("t"))
@@ -166,3 +171,47 @@ def test_peaks_nadirs_and_rise_pairs_match_the_definitions_over_every_pair():
     found = rise_pairs(post.select("point_id", "patient_id", "t"), earlier, RULES.rapid_window)
     assert found.sort(pl.all()).equals(every.select(found.columns).sort(pl.all()))
     assert min(peaks.height, nadirs.height, found.height) > 20
+
+
+# --- censored results (CLINICAL_RULES 1): a conclusion only when every allowed value gives it ---
+
+@pytest.mark.parametrize("comparator, value, baseline, elevated", [
+    (">", 2 * ULN, (None, None), True),       # above 800: every value is elevated
+    (">=", 2 * ULN, (None, None), False),     # may be exactly 800: not proven
+    ("<", 10 * ULN, (None, None), False),     # may be anything below 4000: not proven
+    (None, 2500, ("<", 1500), False),         # the baseline may be 1499 (abnormal): 2500 is not 2 x that
+    (None, 3000, ("<", 1500), True),          # above 2 x any baseline below 1500
+    (None, 900, ("<", ULN), True),            # the baseline is proven normal: ULN alone
+    (None, 900, (">", ULN), False),           # proven abnormal, unbounded: nothing is 2 x it for sure
+])
+def test_censored_elevated_only_when_proven(comparator, value, baseline, elevated):
+    frame = pl.DataFrame({"value": [float(value)], "comparator": [comparator], "uln": [ULN],
+                          "baseline": [baseline[1]], "baseline_comparator": [baseline[0]]},
+                         schema_overrides={"baseline": pl.Float64, "comparator": pl.String,
+                                           "baseline_comparator": pl.String})
+    assert frame.select(ferritin_elevated(RULES)).item() is elevated
+
+
+def test_censored_rapid_rise_uses_the_least_rise_the_results_allow():
+    start, rise = 15 * 24.0, RULES.rapid_rate * 24
+    proven = run([(start, 5000), (start + 24, 5000 + rise, ">")])          # at least 100 ng/mL/h
+    assert (proven[1]["rapid_rise"], proven[1]["max_rate_ng_ml_h"], proven[1]["status"]) == (
+        True, RULES.rapid_rate, "suspected")
+    both_above = run([(start, 100000, ">"), (start + 24, 100000, ">")])     # proves nothing about a rise
+    assert (both_above[1]["rapid_rise"], both_above[1]["max_rate_ng_ml_h"], both_above[1]["signal"]) == (
+        False, None, None)
+    earlier_below = run([(start, 5000, "<"), (start + 24, 5000 + rise)])    # the earlier was at most 5000
+    assert earlier_below[1]["rapid_rise"] is True
+
+
+def test_censored_nadir_and_peak_are_the_highest_values_allowed():
+    no_crs = 15 * 24.0
+    below = run([(no_crs, 3000), (no_crs + 48, 1000, "<"), (no_crs + 96, 2000)])
+    assert (below[2]["post_peak_nadir"], below[2]["re_rise"]) == (1000, True)      # 2000 >= 2 x (at most 1000)
+    above = run([(no_crs, 3000), (no_crs + 48, 1000, ">"), (no_crs + 96, 2000)])
+    assert (above[2]["post_peak_nadir"], above[2]["re_rise"]) == (3000, False)     # the nadir may still be 3000
+    just_under = run([(no_crs, 1000), (no_crs + 96, 1999, ">")])                    # may be 1999.5: not proven
+    assert just_under[1]["re_rise"] is False
+    crs = {"onset_at": 24, "improvement_at": 72, "resolved_at": 96}
+    unbounded_peak = run([(30, 6000, ">"), (300, 50000)], crs)                     # the peak may be any height
+    assert (unbounded_peak[1]["crs_phase_peak"], unbounded_peak[1]["new_high"]) == (None, False)

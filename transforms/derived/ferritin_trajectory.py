@@ -16,7 +16,8 @@ from transforms.tables import read_frame, write_table
 FERRITIN_SQL = """
 SELECT
     row_number() OVER (ORDER BY t.patient_id, t.observed_at, t.load_seq) AS point_id,
-    t.patient_id, t.infusion_id, t.observed_at, t.day, t.value, t.unit, t.uln, t.baseline, t.source,
+    t.patient_id, t.infusion_id, t.observed_at, t.day, t.value, t.comparator, t.unit, t.uln, t.baseline,
+    t.baseline_comparator, t.source,
     t.load_seq, i.infused_at
 FROM derived.timeline AS t
 JOIN derived.infusion_episodes AS i ON t.patient_id = i.patient_id AND t.infusion_id = i.infusion_id
@@ -24,12 +25,13 @@ WHERE t.analyte = 'ferritin' AND t.value IS NOT NULL
 """
 
 RISES_SQL = """
-SELECT patient_id, observed_at, load_seq, earlier_at AS o_at, earlier_value AS o_value
+SELECT patient_id, observed_at, load_seq, earlier_at AS o_at, earlier_value AS o_value,
+    earlier_comparator AS o_comparator
 FROM derived.ferritin_rises
 """
 COURSE_SQL = "SELECT * EXCLUDE (rules_version) FROM derived.crs_daily ORDER BY patient_id, infusion_id, day"
 
-COLUMNS = ["patient_id", "infusion_id", "observed_at", "day", "value", "unit", "uln", "baseline", "elevated",
+COLUMNS = ["patient_id", "infusion_id", "observed_at", "day", "value", "comparator", "unit", "uln", "baseline", "elevated",
            "crs_phase_peak", "crs_phase_peak_at", "post_peak_nadir", "max_rate_ng_ml_h", "re_rise", "rapid_rise",
            "new_high", "signal", "timing_holds", "status", "source"]
 

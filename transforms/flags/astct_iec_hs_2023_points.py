@@ -11,8 +11,8 @@ from transforms.iec_hs_inputs import ONSET_WINDOWS_SQL, iec_hs_inputs
 from transforms.iec_hs_windows import IecHsRules, evaluation_points
 from transforms.tables import read_frame, write_table
 
-COLUMNS = ["patient_id", "infusion_id", "observed_at", "day", "point_kind", "rule", "analyte", "value", "unit",
-           "detail", "source", "status", "ferritin_signal", "timing_holds", "window_kind", "window_onset_at",
+COLUMNS = ["patient_id", "infusion_id", "observed_at", "day", "point_kind", "rule", "analyte", "value",
+           "comparator", "unit", "detail", "source", "status", "ferritin_signal", "timing_holds", "window_kind", "window_onset_at",
            "manifestations", "evidence"]
 
 

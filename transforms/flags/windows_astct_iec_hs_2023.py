@@ -12,7 +12,7 @@ from transforms.tables import read_frame
 
 POINTS_SQL = "SELECT * EXCLUDE (rules_version), observed_at AS at FROM flags.astct_iec_hs_2023_points"
 BASELINES_SQL = """
-SELECT patient_id, infusion_id, value, uln, observed_at AS at, source, unit
+SELECT patient_id, infusion_id, value, comparator, uln, observed_at AS at, source, unit
 FROM derived.baselines
 WHERE analyte = 'ferritin'
 """

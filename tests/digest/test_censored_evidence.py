@@ -1,0 +1,25 @@
+"""The digest shows a censored result as it was proved (`>100,000`), never as the bare bound."""
+
+from __future__ import annotations
+
+from cartwatch.digest.render_html import _evidence
+from cartwatch.digest.render_md import evidence_table, summary_value
+from cartwatch.digest.select import summarize_evidence
+
+ITEMS = [{"rule": "shah.ferritin_peak_gt", "analyte": "ferritin", "value": 100000.0, "comparator": ">",
+          "unit": "ng/mL", "at": "2026-03-14T10:00:00+00:00", "source": "labs.csv:7"},
+         {"rule": "shah.organ_grade_min", "analyte": "bilirubin_total", "value": 3.7, "unit": "mg/dL",
+          "at": "2026-03-15T11:00:00+00:00", "source": "labs.csv:9"}]
+
+
+def test_markdown_and_html_evidence_keep_the_comparator():
+    rows = evidence_table({"evidence": ITEMS}, "America/New_York")
+    assert "| \\>100,000 ng/mL |" in rows[2] and "| 3.7 mg/dL |" in rows[3]   # ">" escaped for Markdown
+    html = _evidence({"evidence": ITEMS}, "America/New_York")
+    assert "<td class=num>&gt;100,000 ng/mL</td>" in html and "<td class=num>3.7 mg/dL</td>" in html
+
+
+def test_the_evidence_summary_keeps_the_comparator():
+    ferritin, bilirubin = summarize_evidence(ITEMS)
+    assert (ferritin["comparator"], summary_value(ferritin)) == (">", ">100,000 ng/mL")
+    assert (bilirubin["comparator"], summary_value(bilirubin)) == (None, "3.7 mg/dL")
