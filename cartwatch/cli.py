@@ -356,8 +356,9 @@ def parser(commands: dict | None = None) -> argparse.ArgumentParser:
     _as_of(p, "evaluate as of this moment first (default: read the last evaluation, no rebuild)")
     _stored(p)
     p.add_argument("table", choices=("windows", "timeline", "flags", "quarantine"))
-    p.add_argument("--format", choices=("csv", "parquet", "json"),
-                   help="default: from --out's extension (.csv, .parquet, .json)")
+    p.add_argument("--format", choices=("csv", "parquet", "json", "fhir"),
+                   help="default: from --out's extension (.csv, .parquet, .json, .ndjson); "
+                        "fhir (windows only): FHIR R4 NDJSON, DetectedIssue + Observation + Patient")
     p.add_argument("--out", required=True)
     p.set_defaults(run=cmd_export)
     p = sub.add_parser("synth", help="write a synthetic cohort (all four CSV feeds + ground truth)")
