@@ -64,3 +64,19 @@ def test_an_empty_cohort_is_bad_input(cohort_200, tmp_path, capsys):
     assert main(["report", "--db", str(cohort_200["db"]), "--product", "no-such-cel", "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip() == "cartwatch: report: no infusion matches the cohort filters"
     assert main(["report", "--db", str(cohort_200["db"]), "--out", str(tmp_path / "r.txt")]) == 2
+
+
+def test_an_antigen_the_feed_left_empty_comes_from_the_product(rules):
+    from cartwatch.report import make_report
+    from tests.engine_helpers import Scenario
+
+    s = Scenario(rules=rules)
+    s.infusion("P1", "2026-03-01 10:00", infusion_id="P1-I1", product="cilta-cel")
+    s.infusion("P2", "2026-03-02 10:00", infusion_id="P2-I1", product="in-house CAR-T")
+    s.lab("P1", "ferritin", "2026-03-03 06:00", 900)
+    s.build("2026-03-10 00:00")
+    doc = make_report(s.con, rules, [("P1", "P1-I1"), ("P2", "P2-I1")], as_of=s.t("2026-03-10 00:00"),
+                      cohort_filters={})
+    groups = {(r["by"], r["group"]) for r in doc["flagged"] if r["criteria_set"] == "astct_iec_hs_2023"}
+    assert groups == {("overall", "all"), ("product", "cilta-cel"), ("product", "in-house CAR-T"),
+                      ("target_antigen", "BCMA"), ("target_antigen", "not given"), ("indication", "not given")}
