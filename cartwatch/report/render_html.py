@@ -72,7 +72,8 @@ def _incidence(doc: dict) -> str:
     method = ("Aalen-Johansen, death a competing event" if ci["method"] == "aalen_johansen"
               else "Kaplan-Meier (1 - S), censored at the last day with data")
     marks = [d for d in (7, 14, 21, 28, 60, 90) if ci["curves"] and d <= ci["curves"][0]["days"][-1]]
-    rows = [[set_label(c["criteria_set"]), *[_pct(c["incidence"][d]) for d in marks]] for c in ci["curves"]]
+    rows = [[set_label(c["criteria_set"]), *[f"{_pct(c['incidence'][d])} ({c['at_risk'][d]} at risk)" for d in marks]]
+            for c in ci["curves"]]
     return (f"<p class=note>{escape(method)}.</p>" + _img(incidence_png(ci), "cumulative incidence by day")
             + _table(["criteria set", *[f"day {d}" for d in marks]], rows))
 

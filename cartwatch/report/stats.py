@@ -105,8 +105,11 @@ def cumulative_incidence(frame: pl.DataFrame) -> dict:
     for criteria_set in _set_order(frame):
         rows = timed.filter(pl.col("criteria_set") == criteria_set)
         durations, events = rows["duration"].to_numpy(), rows["event"].to_numpy()
+        # still followed and not yet flagged at the start of each day: how much each step rests on
+        at_risk = (durations[None, :] >= np.array(days)[:, None]).sum(axis=1)
         curves.append({"criteria_set": criteria_set, "days": days,
-                       "incidence": _incidence(durations, events, days, competing)})
+                       "incidence": _incidence(durations, events, days, competing),
+                       "at_risk": [int(n) for n in at_risk]})
     return {"method": "aalen_johansen" if competing else "kaplan_meier", "competing_event": "death" if competing else None,
             "curves": curves}
 

@@ -125,6 +125,8 @@ def check_against_truth(built: dict) -> None:
     onsets = {e["infusion_id"]: e["iec_hs_onset_day"] if flagged[e["infusion_id"]] else None for e in truth}
     by_hand = km_incidence(onsets, follow_up, curve["days"])
     assert all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip(curve["incidence"], by_hand, strict=True))
+    times = {i: onsets[i] if onsets[i] is not None else follow_up[i] for i in onsets}
+    assert curve["at_risk"] == [sum(t >= day for t in times.values()) for day in curve["days"]]
 
     # agreement of IEC-HS (ground truth) with every other set (exported windows)
     for pair in (p for p in doc["agreement"] if p["a"] == IEC):
