@@ -27,6 +27,7 @@ ONSET_MEASURES = {"onset_day": pl.col("onset_day"),
                   "days_from_crs_peak": pl.col("onset_day") - pl.col("crs_peak_day"),
                   "days_from_crs_improvement": pl.col("onset_day") - pl.col("crs_improvement_day")}
 EVENT, COMPETING, CENSORED = 1, 2, 0
+JITTER_SEED = 20261201        # lifelines' tie-breaking jitter, seeded so a report is reproducible
 
 
 def _num(value):
@@ -99,7 +100,7 @@ def cumulative_incidence(frame: pl.DataFrame) -> dict:
         pl.when(pl.col("flagged")).then(pl.lit(EVENT))
         .when(pl.col("death_day").is_not_null()).then(pl.lit(COMPETING))
         .otherwise(pl.lit(CENSORED)).alias("event"))
-    last = int(timed.get_column("duration").max() or 0)
+    last = int(max(timed.get_column("duration").max() or 0, timed.get_column("last_day").max() or 0))
     days = list(range(0, last + 1))
     curves = []
     for criteria_set in _set_order(frame):
@@ -118,13 +119,19 @@ def _incidence(durations: np.ndarray, events: np.ndarray, days: list[int], compe
     if not (events == EVENT).any():
         return [0.0] * len(days)
     if competing:
-        fitter = AalenJohansenFitter(calculate_variance=False)
-        with warnings.catch_warnings():   # lifelines jitters tied times and says so
+        # lifelines breaks tied event times by jittering them (by at most 1e-4 a pass, seeded: the
+        # same data gives the same curve): a censored infusion is followed through the whole of its
+        # last day (+0.5, so a jittered event of that day stays before it), and each day is read at
+        # +0.25, after every event of that day however jittered. Tied events of either kind give
+        # the same incidence at the end of their day in whatever order the jitter puts them.
+        times = np.where(events == CENSORED, durations + 0.5, durations).astype(float)
+        fitter = AalenJohansenFitter(calculate_variance=False, seed=JITTER_SEED)
+        with warnings.catch_warnings():   # lifelines says that it jittered
             warnings.simplefilter("ignore")
-            fitter.fit(durations, events, event_of_interest=EVENT)
-        # the step function at each day: its last value at or before it (0 before the first event)
+            fitter.fit(times, events, event_of_interest=EVENT)
         cif = fitter.cumulative_density_.iloc[:, 0]
-        values = cif.reindex(cif.index.union(days)).ffill().fillna(0.0).loc[days].tolist()
+        at = [d + 0.25 for d in days]
+        values = cif.reindex(cif.index.union(at)).ffill().fillna(0.0).loc[at].tolist()
     else:
         fitter = KaplanMeierFitter().fit(durations, event_observed=events == EVENT)
         values = [float(v) for v in fitter.cumulative_density_at_times(days).to_numpy()]
