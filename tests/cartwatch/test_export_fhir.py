@@ -1,6 +1,11 @@
 """`export windows --format fhir`: every resource of the sample's export validates with the FHIR
 R4B models of fhir.resources and round-trips, every reference resolves, one window is checked whole,
-ids are masked with --mask-ids and a censored result keeps its comparator."""
+ids are masked with --mask-ids and a censored result keeps its comparator.
+
+fhir.resources 8.3 has no R4 package: its top level is R5, beside `R4B` and `STU3`. R4B (4.3) is R4
+(4.0.1) with technical corrections; Patient, Observation and DetectedIssue have the same elements
+in both, so the R4B models are the closest maintained check of R4 output (R5 renamed DetectedIssue's
+`patient` to `subject` and would refuse it)."""
 
 from __future__ import annotations
 
