@@ -150,19 +150,28 @@ def read_patients_file(path: str | Path) -> list[str]:
     return [i for i in ids if i and not i.startswith("#") and i != "patient_id"]
 
 
-def cohort(con: duckdb.DuckDBPyConnection, *, site_tz: str, patients: list[str] | None = None,
-           product: str | None = None, infused_from: date | None = None,
-           infused_to: date | None = None) -> list[str]:
-    """Patients with an infusion matching every filter given (infusion date in its site's zone)."""
-    found = con.execute("""
-        SELECT DISTINCT patient_id FROM stg.infusions
+def cohort_infusions(con: duckdb.DuckDBPyConnection, *, site_tz: str, patients: list[str] | None = None,
+                     product: str | None = None, infused_from: date | None = None,
+                     infused_to: date | None = None) -> list[tuple[str, str]]:
+    """(patient, infusion) of every infusion matching every filter given (infusion date in its
+    site's zone): the selection of `backfill` and `report`."""
+    return con.execute("""
+        SELECT DISTINCT patient_id, infusion_id FROM stg.infusions
         WHERE ($patients::VARCHAR[] IS NULL OR list_contains($patients::VARCHAR[], patient_id))
           AND ($product::VARCHAR IS NULL OR lower(product) = lower($product::VARCHAR))
           AND ($from::DATE IS NULL OR timezone(coalesce(site_timezone, $tz), observed_at)::DATE >= $from::DATE)
           AND ($to::DATE IS NULL OR timezone(coalesce(site_timezone, $tz), observed_at)::DATE <= $to::DATE)
-        ORDER BY 1""", {"patients": patients, "product": product, "from": infused_from, "to": infused_to,
-                        "tz": site_tz}).fetchall()
-    return [p for (p,) in found]
+        ORDER BY 1, 2""", {"patients": patients, "product": product, "from": infused_from, "to": infused_to,
+                           "tz": site_tz}).fetchall()
+
+
+def cohort(con: duckdb.DuckDBPyConnection, *, site_tz: str, patients: list[str] | None = None,
+           product: str | None = None, infused_from: date | None = None,
+           infused_to: date | None = None) -> list[str]:
+    """Patients with an infusion matching every filter given (infusion date in its site's zone)."""
+    found = cohort_infusions(con, site_tz=site_tz, patients=patients, product=product,
+                             infused_from=infused_from, infused_to=infused_to)
+    return list(dict.fromkeys(p for p, _ in found))
 
 
 def make_plan(con: duckdb.DuckDBPyConnection, rules: Rules, settings: Settings, *, start: date, end: date,

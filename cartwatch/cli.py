@@ -236,6 +236,76 @@ def cmd_digest(args) -> int:
     return EXIT_OK
 
 
+def cohort_filters(args) -> dict:
+    """The cohort options of backfill and report, checked: patients file, product, infusion dates."""
+    from cartwatch import preflight
+
+    return {"patients_file": str(preflight.input_file(args.patients, "--patients")) if args.patients else None,
+            "product": args.product,
+            "infused_from": preflight.day(args.infused_from, "--infused-from"),
+            "infused_to": preflight.day(args.infused_to, "--infused-to")}
+
+
+REPORT_FORMATS = {".html": "html", ".htm": "html", ".json": "json"}
+
+
+def cmd_report(args) -> int:
+    from cartwatch import preflight
+
+    settings = settings_from_args(args)
+    out = Path(args.out)
+    fmt = args.format or REPORT_FORMATS.get(out.suffix.lower())
+    if fmt is None or (args.format and REPORT_FORMATS.get(out.suffix.lower(), fmt) != fmt):
+        raise InputError(f"--out {out}", "name it .html or .json (or pass a --format that agrees with it)")
+    preflight.output_file(out, "--out")
+    as_of = parse_as_of(args.as_of, settings.site_tz)
+    filters = cohort_filters(args)
+    rules = preflight.rules(settings.rules_path)
+    from cartwatch.backfill import BackfillError, cohort_infusions, read_patients_file
+
+    try:
+        patients = read_patients_file(filters["patients_file"]) if filters["patients_file"] else None
+    except BackfillError as exc:
+        raise as_input(exc) from None
+    with database_lock(settings, "report"):
+        from cartwatch.report import ReportError, make_report, render
+        from cartwatch.store import open_store
+        from cartwatch.streams import last_evaluation
+
+        con = open_store(settings.db_path, create=False)
+        try:
+            if as_of is not None:
+                from cartwatch.incremental import evaluate
+
+                evaluate(con, rules, as_of=as_of, as_loaded=args.as_loaded, site_tz=settings.site_tz)
+            else:
+                as_of, _ = last_evaluation(con)
+                _check_rules_of_tables(con, rules)
+            members = cohort_infusions(con, site_tz=settings.site_tz, patients=patients, product=filters["product"],
+                                       infused_from=filters["infused_from"], infused_to=filters["infused_to"])
+            shown = {"patients": len(patients) if patients is not None else None, "product": filters["product"],
+                     "infused_from": filters["infused_from"] and filters["infused_from"].isoformat(),
+                     "infused_to": filters["infused_to"] and filters["infused_to"].isoformat()}
+            try:
+                doc = make_report(con, rules, members, as_of=as_of, cohort_filters=shown)
+            except ReportError as exc:
+                raise as_input(exc) from None
+        finally:
+            con.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(doc, fmt, mask_ids=settings.mask_ids), encoding="utf-8")
+    print(f"report as of {doc['as_of']}: {doc['cohort']['infusions']} infusions of {doc['cohort']['patients']} "
+          f"patients -> {out} ({fmt}{', ids masked' if settings.mask_ids else ''})")
+    return EXIT_OK
+
+
+def _cohort_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--patients", help="file of patient ids, one a line")
+    parser.add_argument("--product", help="only infusions of this product")
+    parser.add_argument("--infused-from", dest="infused_from", help="only infusions on or after this date")
+    parser.add_argument("--infused-to", dest="infused_to", help="only infusions on or before this date")
+
+
 def _needs_flows(args) -> int:
     raise InputError(args.command, "runs a Prefect flow: use the cartwatch program (python -m flows.cli)")
 
@@ -325,10 +395,7 @@ def parser(commands: dict | None = None) -> argparse.ArgumentParser:
     p.add_argument("--start", required=True, help="first night (YYYY-MM-DD)")
     p.add_argument("--end", required=True, help="last night (YYYY-MM-DD)")
     p.add_argument("--as-of", dest="as_of", help="use only rows known by this moment (ISO 8601), for every night")
-    p.add_argument("--patients", help="file of patient ids, one a line")
-    p.add_argument("--product", help="only infusions of this product")
-    p.add_argument("--infused-from", dest="infused_from", help="only infusions on or after this date")
-    p.add_argument("--infused-to", dest="infused_to", help="only infusions on or before this date")
+    _cohort_options(p)
     p.add_argument("--as-loaded", dest="as_loaded", action="store_true",
                    help="each night sees only rows loaded by then (replays the nightly runs)")
     p.add_argument("--workers", type=int, help="parallel nights (default: CPU count, at most 4); "
@@ -356,10 +423,18 @@ def parser(commands: dict | None = None) -> argparse.ArgumentParser:
     _as_of(p, "evaluate as of this moment first (default: read the last evaluation, no rebuild)")
     _stored(p)
     p.add_argument("table", choices=("windows", "timeline", "flags", "quarantine"))
-    p.add_argument("--format", choices=("csv", "parquet", "json"),
-                   help="default: from --out's extension (.csv, .parquet, .json)")
+    p.add_argument("--format", choices=("csv", "parquet", "json", "fhir"),
+                   help="default: from --out's extension (.csv, .parquet, .json, .ndjson); "
+                        "fhir (windows only): FHIR R4 NDJSON, DetectedIssue + Observation + Patient")
     p.add_argument("--out", required=True)
     p.set_defaults(run=cmd_export)
+    p = sub.add_parser("report", help="the cohort report: flags per criteria set, onsets, incidence, agreement")
+    _common(p)
+    _as_of(p, "evaluate as of this moment first (default: read the last evaluation, no rebuild)")
+    _cohort_options(p)
+    p.add_argument("--format", choices=("html", "json"), help="default: from --out's extension (.html, .json)")
+    p.add_argument("--out", required=True, help="the report file (.html or .json)")
+    p.set_defaults(run=cmd_report)
     p = sub.add_parser("synth", help="write a synthetic cohort (all four CSV feeds + ground truth)")
     p.add_argument("--patients", type=int, default=28, help="default: the committed sample's 28")
     p.add_argument("--seed", type=int, default=20261122)

@@ -47,7 +47,8 @@ NIGHT_QUERIES: dict[str, str] = {
 }
 FORMATS = {"csv": "(FORMAT csv, HEADER true)", "parquet": "(FORMAT parquet)",
            "json": "(FORMAT json, ARRAY true)"}
-EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json"}
+FHIR = "fhir"            # windows only: FHIR R4 NDJSON (cartwatch/export_fhir.py)
+EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json", ".ndjson": FHIR}
 MASKED_RAW = "(masked)"
 
 
@@ -58,12 +59,12 @@ class ExportError(ValueError):
 def export_format(out: Path, fmt: str | None) -> str:
     """The format of an export: `--format`, or else `--out`'s extension; the two must agree."""
     by_extension = EXTENSIONS.get(out.suffix.lower())
-    if fmt is not None and fmt not in FORMATS:
-        raise ExportError(f"--format {fmt!r}: one of {', '.join(FORMATS)}")
+    if fmt is not None and fmt not in (*FORMATS, FHIR):
+        raise ExportError(f"--format {fmt!r}: one of {', '.join(FORMATS)}, {FHIR}")
     if fmt is None:
         if by_extension is None:
             raise ExportError(f"--out {out}: cannot tell the format from the extension "
-                              f"(name it .csv, .parquet or .json, or pass --format)")
+                              f"(name it .csv, .parquet, .json or .ndjson, or pass --format)")
         return by_extension
     if by_extension is not None and by_extension != fmt:
         raise ExportError(f"--out {out}: the extension says {by_extension} but --format says {fmt}")
@@ -82,9 +83,12 @@ def export_query(table: str, night: bool = False) -> str:
 
 def export_table(con: duckdb.DuckDBPyConnection, table: str, fmt: str, out: Path, *,
                  mask_ids: bool = False, night=None) -> int:
-    """Write one export (of the last evaluation, or of a stored `night`); returns the rows written."""
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
+    """Write one export (of the last evaluation, or of a stored `night`); returns the rows written
+    (for FHIR, the windows written as DetectedIssues)."""
+    if fmt not in (*FORMATS, FHIR):
+        raise ExportError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}, {FHIR}")
+    if fmt == FHIR and table != "windows":
+        raise ExportError(f"export {table}: --format fhir applies to windows only")
     query = export_query(table, night is not None)
     params = {"stream": night.stream, "as_of": night.as_of} if night is not None else {}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -93,6 +97,11 @@ def export_table(con: duckdb.DuckDBPyConnection, table: str, fmt: str, out: Path
     except duckdb.CatalogException:
         raise ExportError(f"export {table}: nothing evaluated in this database yet: run `cartwatch nightly`, "
                           "or pass --as-of to evaluate now") from None
+    if fmt == FHIR:
+        from cartwatch.export_fhir import write_fhir
+        from transforms.parsers.codes import vital_loinc_by_kind
+
+        return write_fhir(con, data, out, dict(vital_loinc_by_kind()), mask_ids=mask_ids)
     if mask_ids:
         data = masked_table(data)
     name = f"export_{uuid.uuid4().hex[:8]}"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 
 from cartwatch import cli
-from cartwatch.cli import (EXIT_OK, as_input, database_lock, eprint, parse_as_of, progress_for, settings_from_args,
-                           start_prefect)
+from cartwatch.cli import (EXIT_OK, as_input, cohort_filters, database_lock, eprint, parse_as_of, progress_for,
+                           settings_from_args, start_prefect)
 from cartwatch.preflight import InputError
 from cartwatch.settings import Settings, cron_problem
 
@@ -61,11 +61,10 @@ def cmd_backfill(args) -> int:
     if end < start:
         raise InputError("--end", f"{end} is before --start {start}")
     as_of = parse_as_of(args.as_of, settings.site_tz)
-    infused_from = preflight.day(args.infused_from, "--infused-from")
-    infused_to = preflight.day(args.infused_to, "--infused-to")
+    filters = cohort_filters(args)
+    infused_from, infused_to, patients_file = filters["infused_from"], filters["infused_to"], filters["patients_file"]
     if args.workers is not None and args.workers < 1:
         raise InputError("--workers", f"{args.workers} is not a positive number")
-    patients_file = str(preflight.input_file(args.patients, "--patients")) if args.patients else None
     preflight.output_folder(settings.digest_dir, "digest_dir")
     rules = preflight.rules(settings.rules_path)
     on_dask = args.dask or args.dask_address
