@@ -15,6 +15,10 @@ from cartwatch.digest.document import set_label  # noqa: E402
 from cartwatch.digest.plot import compress_png  # noqa: E402
 
 FIGURE_DPI = 96
+# A Kaplan-Meier step resting on a handful of infusions swings by tens of percent (in a cohort whose
+# follow-up mostly ends near day 24, the few followed longer are often the late onsets), so the plot
+# draws each curve only while this many infusions are still at risk; the JSON keeps every day.
+MIN_AT_RISK_DRAWN = 10
 COLORS = ("#1d4ed8", "#b91c1c", "#0f766e", "#c2410c", "#7c3aed", "#4b5563", "#a16207")
 
 
@@ -48,9 +52,11 @@ def incidence_png(curves: dict) -> bytes:
     fig = Figure(figsize=(7.6, 3.2), dpi=FIGURE_DPI)
     ax = fig.subplots()
     for color, curve in zip(COLORS, curves["curves"]):
-        ax.step(curve["days"], [100 * v for v in curve["incidence"]], where="post", color=color, lw=1.4,
+        drawn = [(d, v) for d, v, n in zip(curve["days"], curve["incidence"], curve["at_risk"])
+                 if n >= MIN_AT_RISK_DRAWN]
+        ax.step([d for d, _ in drawn], [100 * v for _, v in drawn], where="post", color=color, lw=1.4,
                 label=set_label(curve["criteria_set"]))
-    ax.set_xlabel("day post-infusion")
+    ax.set_xlabel(f"day post-infusion (drawn while at least {MIN_AT_RISK_DRAWN} infusions are at risk)")
     ax.set_ylabel("cumulative incidence (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
