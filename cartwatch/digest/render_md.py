@@ -66,17 +66,20 @@ def manifestation_label(rule: str) -> str:
 
 
 def summary_value(s: dict) -> str:
-    """'15 x10^9/L', 'INR 1.31', 'hemophagocytosis: documented'."""
+    """'15 x10^9/L', 'INR 1.31', '>100,000 ng/mL' (a censored result keeps its comparator),
+    'hemophagocytosis: documented'."""
     if s.get("finding") or s.get("analyte") in FINDINGS:
         return f"{analyte_label(s['analyte'])}: documented"
+    value = f"{s.get('comparator') or ''}{fmt_value(s.get('value'))}"
     if s.get("analyte") == "inr":
-        return f"INR {fmt_value(s.get('value'))}"
-    return f"{fmt_value(s.get('value'))} {unit_label(s.get('unit'))}".strip()
+        return f"INR {value}"
+    return f"{value} {unit_label(s.get('unit'))}".strip()
 
 
-def summary_threshold(s: dict) -> str:
-    """'> 555 U/L (1 x ULN, iec_hs.ldh_x_uln)': the number in the result's unit when known."""
-    rule = s.get("threshold_rule")
+def summary_threshold(s: dict, rule: bool = True) -> str:
+    """'555 U/L (1 x ULN, iec_hs.ldh_x_uln)': the number in the result's unit when known (without
+    the rules-file key when `rule` is false: the HTML card, where the JSON has it)."""
+    rule = s.get("threshold_rule") if rule else None
     note = ", ".join(x for x in (s.get("threshold_text"), rule) if x)
     if s.get("threshold_value") is not None:
         if s.get("threshold_text") == f"{s['threshold_value']:g} {s.get('unit')}":
@@ -140,8 +143,8 @@ def card_facts(doc: dict, card: dict) -> list[tuple[str, str]]:
             ("Changed since the last digest", "; ".join(card["changes"]) or "nothing"),
             (f"Criteria sets (day {day(st_day)})" if st_day is not None else "Criteria sets", verdict_line(card)),
             ("Last result", (local_time(card.get("last_result_at"), tz) or "none") + (
-                f" (no recent data: none for more than {doc['no_recent_data_hours']:g} h; open windows are not "
-                "known to be still open)" if card.get("no_recent_data") else "")),
+                f" (no recent data: none for more than {doc['no_recent_data_hours']:g} h)"
+                if card.get("no_recent_data") else "")),
             ("Ferritin trend", ferritin_trend(p))]
 
 

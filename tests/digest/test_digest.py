@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from datetime import date
@@ -73,9 +72,9 @@ def test_rendered_digest_shows_evidence_trend_plot_and_pager(cohort_db, rules, e
     lines = pager_lines(doc)
     assert lines and all(len(line) < 140 for line in lines)
     html = render(doc, "html")
-    assert "<th>manifestation</th>" in html and "<details><summary>All 2 results</summary>" in html
-    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
-    assert images and all(base64.b64decode(i).startswith(b"\x89PNG\r\n\x1a\n") for i in images)
+    assert "<th>manifestation<th>worst" in html and "<details><summary>All 2 results behind these windows</summary>" in html
+    plots = re.findall(r'<svg class="pl".*?</svg>', html, re.S)
+    assert len(plots) == 1 and "<img" not in html
     body = json.loads(render(doc, "json"))
     assert body["pager"] == lines and body["sections"]["escalated"][0]["status"] == "criteria_met"
 
@@ -138,9 +137,9 @@ def test_plots_are_drawn_for_the_most_severe_cards_only(cohort_db, rules, engine
     assert len(cards) >= 2 and len(set(cards.values())) >= 1
     monkeypatch.setattr(render_html, "PLOTS_DRAWN", 1)
     html = render(doc, "html")
-    assert len(re.findall(r'src="data:image/png;base64,', html)) == 1
-    assert html.count("Ferritin plot not drawn") == len(cards) - 1
-    plotted = re.search(r'data-patient="([^"]+)"((?!data-patient=).)*data:image/png', html, re.S).group(1)
+    assert html.count('<svg class="pl"') == 1
+    assert html.count("Plot not drawn") == len(cards) - 1
+    plotted = re.search(r'data-patient="([^"]+)"((?!data-patient=).)*<svg class="pl"', html, re.S).group(1)
     assert rank(cards[next(k for k in cards if k[0] == plotted)]) == max(rank(s) for s in cards.values())
 
 
@@ -158,8 +157,9 @@ def test_one_card_per_patient_with_course_verdicts_and_pager_line(cohort_db, rul
     assert "1 patient in this digest, 1 paged (one pager line each)" in md
     assert "### P001 (axi-cel, infused 2026-03-01, day +14): escalated" in md
     assert "- CRS course: CRS onset d+2, peak G1 d+2, resolved d+5" in md
-    assert ("IEC-HS criteria met; CARTOX not met; Shah 2020 not met; UCSF MAS-L not met; HLH-94 not evaluable "
-            "(no data); HLH-2004 not evaluable (no data); HScore not evaluable (no data)") in md
+    assert ("- Criteria sets (day +13): IEC-HS criteria met; CARTOX not met (ferritin peak 3,886 ≤ 10,000); "
+            "Shah 2020 not met (ferritin peak 3,886 ≤ 100,000); UCSF MAS-L not met; HLH-94 not evaluable (no data); "
+            "HLH-2004 not evaluable (no data); HScore not evaluable (no data)\n") in md
     masked_line = pager_lines(mask_doc(doc))[0]
     assert masked_line.startswith(mask("P001") + " axi-cel d+14:") and "P001" not in masked_line
 
