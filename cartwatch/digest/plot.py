@@ -58,6 +58,11 @@ def _relative(points: list[tuple[int, int]]) -> str:
     return f"M{x0} {y0}" + ("l" + " ".join(steps) if steps else "")
 
 
+def _legend_value(v: float) -> str:
+    """'6,826', '1.2': as the cards write values."""
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
 def _tick_text(v: float) -> str:
     if v >= 1000:
         return f"{v / 1000:g}k"
@@ -153,7 +158,7 @@ def _panel(names: tuple[str, ...], series: dict, x: Axis, top: float) -> tuple[s
             if lo <= t["value"] <= hi:                # only where it lies in the data's range
                 parts.append(f'<path class="th k-{n}" d="M{LEFT} {_num(y(t["value"]))}H{RIGHT}"/>')
                 legend.append((f"th k-{n}", f"{LABELS[n]} {t['label']}" + (
-                    "" if t["label"].endswith(f" {t['value']:g}") else f" = {t['value']:,.4g}")))
+                    "" if t["label"].endswith(f" {t['value']:g}") else f" = {_legend_value(t['value'])}")))
         pts = [(round(x(px)), round(y(pv))) for px, pv in s["points"] if not (log and pv <= 0)]
         parts.append(f'<path class="s k-{n}" d="{_relative(pts)}"/>')
         if s.get("signals"):
