@@ -37,6 +37,10 @@ def compose(snapshot: dict, quality: dict, prior: dict, *, as_of: datetime, sinc
         "monitoring_gaps": snapshot.get("monitoring_gaps") or [],
     }
     doc["cards"] = cards(doc)
+    paged = {(c["patient_id"], c["infusion_id"]) for c in doc["cards"] if c["paged"]}
+    for p in doc["patients"]:              # only paged cards are plotted: keep the stored document small
+        if (p["patient_id"], p["infusion_id"]) not in paged:
+            p.pop("plot", None)
     doc["patient_count"] = len(doc["cards"])
     doc["paged_patients"] = sum(c["paged"] for c in doc["cards"])
     return doc, state

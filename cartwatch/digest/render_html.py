@@ -169,7 +169,8 @@ def _facts(doc: dict, card: dict) -> str:
 
 
 def _cards(doc: dict) -> str:
-    """One card per patient episode, most urgent first; plots for the PLOTS_DRAWN first paged cards.
+    """One card per patient episode, most urgent first: its facts, its plot (the PLOTS_DRAWN first
+    paged cards), the evidence of its alerting windows and, collapsed, every result behind them.
 
     A first digest over years of history can hold hundreds of alerts; a page that long is not read
     past its first cards, and unbounded plotting would make it heavy, so plots stop after PLOTS_DRAWN."""
@@ -188,7 +189,7 @@ def _cards(doc: dict) -> str:
         title, _, urgency = card_title(card).rpartition(": ")
         html.append(f'<div class="patient" data-patient="{escape(card["patient_id"])}" '
                     f'data-urgency="{escape(card["urgency"])}"><h3>{escape(title)}<span class=urg>{escape(urgency)}'
-                    f"</span></h3>{_facts(doc, card)}{windows}{_all_results(shown, p)}{plot}</div>")
+                    f"</span></h3>{_facts(doc, card)}{plot}{windows}{_all_results(shown, p)}</div>")
     return "".join(html) or '<p class="none">None.</p>'
 
 

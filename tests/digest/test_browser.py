@@ -44,7 +44,7 @@ PROBE = """<script>window.addEventListener('load', () => {
     viewport: [innerWidth, innerHeight]}));
 });</script></body>"""
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make test installs it)")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make test installs it)")
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +75,22 @@ def plot_pixels(png: Path) -> int:
                 & (abs(image[:, :, 2] - 0xd8) < 12)).sum())
 
 
+def test_what_the_sample_patients_plot_marks(sample_doc):
+    """CW-0001 of data/sample (infused 2026-06-27 11:15 New York time): IEC-HS onset and criteria met
+    with the ferritin of 2026-07-08 06:29 (day 11.27), CRS improved at the start of day 8, so the
+    IEC-HS risk period starts 48 h later (day 10); only paged patients carry plot data."""
+    patients = {p["patient_id"]: p for p in sample_doc["patients"]}
+    plot = patients["CW-0001"]["plot"]
+    assert plot["iec_windows"] == [{"status": "criteria_met", "onset_x": 11.27, "met_x": 11.27, "end_x": None}]
+    assert plot["crs"] == {"improved_x": 8.0, "risk_from_x": 10.0, "lag_hours": 48.0}
+    assert sorted(plot["labs"]) == ["alt", "anc", "ast", "fibrinogen", "platelets"]
+    assert plot["labs"]["fibrinogen"]["thresholds"] == [{"label": "< 150", "value": 150.0,
+                                                         "rule": "iec_hs.fibrinogen_lt_mg_dl"}]
+    paged = {c["patient_id"] for c in sample_doc["cards"] if c["paged"]}
+    assert {pid for pid, p in patients.items() if "plot" in p} == paged
+
+
+@needs_chromium
 def test_sample_digest_at_a_glance_in_headless_chromium(sample_doc, tmp_path):
     html = render(sample_doc, "html")
     assert len(html.encode()) < SIZE_LIMIT
