@@ -84,7 +84,7 @@ def ferritin_trend(patient: dict | None) -> str:
     recent = ", ".join(f"{p['value']:,.0f} (d{p['day']:+d})" if p.get("day") is not None else f"{p['value']:,.0f}"
                        for p in f["recent"])
     folds = []
-    if f.get("fold_from_nadir"):
+    if f.get("fold_from_nadir") and f["fold_from_nadir"] >= 1:    # below it, the latest is the new low
         folds.append(f"{f['fold_from_nadir']:.1f}x nadir {f['nadir']:,.0f}")
     if f.get("fold_from_baseline"):
         folds.append(f"{f['fold_from_baseline']:.1f}x baseline {f['baseline']:,.0f}")
@@ -332,11 +332,19 @@ def cards(doc: dict) -> list[dict]:
             "product": p.get("product"), "infusion_date": local_date(p.get("infused_at"), tz),
             "day_now": p.get("day_now"), "last_result_at": p.get("last_result_at"), "no_recent_data": stale,
             "iec_hs": iec, "crs": _crs_course(p),
-            "changes": [c for s, w in ws if (c := _change(s, w))],
+            "changes": counted([c for s, w in ws if (c := _change(s, w))]),
             "verdicts": verdicts(p, iec["status"]),
         })
     out.sort(key=lambda c: (URGENCY.index(c["urgency"]), c["patient_id"], c["infusion_id"] or ""))
     return out
+
+
+def counted(changes: list[str]) -> list[str]:
+    """Repeated identical changes once, with their number: 'HScore met: new (opened and closed) (3 windows)'."""
+    seen: dict[str, int] = {}
+    for c in changes:
+        seen[c] = seen.get(c, 0) + 1
+    return [c if n == 1 else f"{c} ({n} windows)" for c, n in seen.items()]
 
 
 def verdict_line(card: dict) -> str:
