@@ -18,6 +18,7 @@ PANEL_ANALYTES = ("fibrinogen", "ast", "alt", "platelets", "anc")
 THRESHOLDS = {"fibrinogen": ("iec_hs.fibrinogen_lt_mg_dl", "cut-off"), "ast": ("iec_hs.transaminase_x_uln", "x ULN"),
               "alt": ("iec_hs.transaminase_x_uln", "x ULN"), "platelets": ("iec_hs.platelets_lt", "cut-off"),
               "anc": ("iec_hs.anc_lt", "cut-off")}
+DIGITS = 4            # decimals kept of a plotted value (a display choice)
 REPORTED = ("SELECT DISTINCT patient_id, infusion_id FROM flags.windows "
             "WHERE status IS DISTINCT FROM 'not_met'")
 
@@ -42,7 +43,7 @@ def _labs(con, rules: Rules) -> dict[tuple, dict]:
     found = con.execute(f"""
         SELECT t.patient_id, t.infusion_id, t.analyte, arg_max(t.unit, t.observed_at) AS unit,
                arg_max(t.uln, t.observed_at) FILTER (WHERE t.uln IS NOT NULL) AS uln,
-               list([{day_x('t.observed_at')}, round(t.value, 4)] ORDER BY t.observed_at) AS points
+               list([{day_x('t.observed_at')}, round(t.value, {DIGITS})] ORDER BY t.observed_at) AS points
         FROM derived.timeline AS t
         INNER JOIN derived.infusion_episodes AS i USING (patient_id, infusion_id)
         SEMI JOIN ({REPORTED}) AS r USING (patient_id, infusion_id)
@@ -60,7 +61,7 @@ def _thresholds(rules: Rules, analyte: str, unit: str | None, uln: float | None)
     rule, kind = THRESHOLDS[analyte]
     value = rules.value(rule)
     if kind == "x ULN":
-        return [{"label": f"{value:g} x ULN", "value": round(value * uln, 4), "rule": rule}] if uln else []
+        return [{"label": f"{value:g} x ULN", "value": round(value * uln, DIGITS), "rule": rule}] if uln else []
     declared = rules.raw["rules"][rule].get("unit")
     return [{"label": f"< {value:g}", "value": value, "rule": rule}] if declared == unit else []
 

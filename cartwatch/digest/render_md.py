@@ -34,15 +34,6 @@ def fmt_value(value) -> str:
     return str(value)
 
 
-def fmt_threshold(e: dict) -> str:
-    """The rules-file threshold of a piece of evidence, and the engine's own note on it."""
-    t = e.get("threshold")
-    parts = [f"{fmt_value(t['value'])} {t['unit']} ({t['rule']})"] if t else []
-    if e.get("detail"):
-        parts.append(str(e["detail"]))
-    return "; ".join(parts)
-
-
 UNIT_LABELS = {"10*9/L": "x10^9/L", "10*12/L": "x10^12/L", "Cel": "°C", "{ratio}": "", "[degF]": "°F"}
 ANALYTE_LABELS = {"inr": "INR", "pt": "PT", "aptt": "aPTT", "ast": "AST", "alt": "ALT", "ldh": "LDH",
                   "anc": "ANC", "wbc": "WBC", "scd25": "sCD25", "crp": "CRP", "hscore_min": "HScore (lowest)",
@@ -105,17 +96,6 @@ def window_head(w: dict) -> str:
     crs = [f"{k} {day(w.get(f'crs_{k}_day'))}" for k in ("onset", "peak", "resolved")
            if w.get(f"crs_{k}_day") is not None]
     return head + (f"; measured against CRS {', '.join(crs)}" if crs else "")
-
-
-def evidence_table(w: dict, tz: str | None) -> list[str]:
-    if not w.get("evidence"):
-        return []
-    out = ["| rule | analyte | value | at | threshold | source |", "|---|---|---:|---|---|---|"]
-    for e in w["evidence"]:
-        value = md_text(f"{fmt_value(e.get('value'))} {e.get('unit') or ''}", cell=True)
-        out.append(f"| {e.get('rule') or ''} | {md_text(e.get('analyte') or '', cell=True)} | {value} | "
-                   f"{local_time(e.get('at'), tz)} | {fmt_threshold(e)} | {md_text(e.get('source') or '', cell=True)} |")
-    return out
 
 
 def card_windows(doc: dict, card: dict) -> list[dict]:
