@@ -17,6 +17,9 @@ SET_LABELS = {"astct_iec_hs_2023": "IEC-HS", "cartox_2017": "CARTOX", "shah_2020
               "ucsf_masl_2020": "UCSF MAS-L", "hlh_94": "HLH-94", "hlh_2004": "HLH-2004",
               "hscore": "HScore"}
 PAGER_MAX = 139
+# plots are drawn for this many paged cards, most urgent first (a display choice, not a clinical
+# rule): a first digest over years of history can page hundreds of patients
+PLOTS_DRAWN = 20
 
 
 def compose(snapshot: dict, quality: dict, prior: dict, *, as_of: datetime, since: datetime | None,
@@ -37,13 +40,18 @@ def compose(snapshot: dict, quality: dict, prior: dict, *, as_of: datetime, sinc
         "monitoring_gaps": snapshot.get("monitoring_gaps") or [],
     }
     doc["cards"] = cards(doc)
-    paged = {(c["patient_id"], c["infusion_id"]) for c in doc["cards"] if c["paged"]}
-    for p in doc["patients"]:              # only paged cards are plotted: keep the stored document small
-        if (p["patient_id"], p["infusion_id"]) not in paged:
+    plotted = set(plotted_order(doc["cards"])[:PLOTS_DRAWN])
+    for p in doc["patients"]:              # only those plots are drawn: keep the stored document small
+        if (p["patient_id"], p["infusion_id"]) not in plotted:
             p.pop("plot", None)
     doc["patient_count"] = len(doc["cards"])
     doc["paged_patients"] = sum(c["paged"] for c in doc["cards"])
     return doc, state
+
+
+def plotted_order(found: list[dict]) -> list[tuple[str, str]]:
+    """The episodes whose cards get a plot, most urgent first: the paged ones."""
+    return [(c["patient_id"], c["infusion_id"]) for c in found if c["paged"]]
 
 
 def patient_index(doc: dict) -> dict[tuple[str, str], dict]:

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from html import escape
 from zoneinfo import ZoneInfo
 
-from cartwatch.digest.document import cards, pager_lines, patient_index, set_label, status_label
+from cartwatch.digest.document import PLOTS_DRAWN, cards, pager_lines, patient_index, set_label, status_label
 from cartwatch.digest.ids import masked
 from cartwatch.digest.plot import PLOT_DEFS, PLOT_STYLE, patient_svg
 from cartwatch.digest.select import FILES_LISTED
@@ -21,7 +21,6 @@ from cartwatch.digest.render_md import (SECTION_TITLES, analyte_label, card_fact
                                         data_quality_problems, fmt_value, gap_line, header_counts,                                         manifestation_label, rules_note, split_stale, summary_threshold,
                                         summary_value)
 
-PLOTS_DRAWN = 20                   # a display choice, not a clinical rule: see _cards
 
 STYLE = """
 body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:12px 20px;color:#111827;max-width:1180px}

@@ -141,7 +141,10 @@ def test_plots_are_drawn_for_the_most_severe_cards_only(cohort_db, rules, engine
     con = open_store(cohort_db)
     as_of = at(date(2026, 4, 10), 2)          # every window of the cohort is new in this first digest
     evaluate(con, rules, as_of=as_of, as_loaded=False, site_tz=NY)
+    monkeypatch.setattr(importlib.import_module("cartwatch.digest.document"), "PLOTS_DRAWN", 1)
     doc = make_digest(con, rules, as_of=as_of, as_loaded=False, stream="nightly", site_tz=NY)
+    # the stored document keeps plot data for the plotted card only
+    assert [p["patient_id"] for p in doc["patients"] if "plot" in p] == [doc["cards"][0]["patient_id"]]
     cards = {(w["patient_id"], w["infusion_id"]): w["status"] for s in ("new", "escalated")
              for w in doc["sections"][s] if rank(w["status"]) >= 2}
     assert len(cards) >= 2 and len(set(cards.values())) >= 1
