@@ -17,6 +17,9 @@ SET_LABELS = {"astct_iec_hs_2023": "IEC-HS", "cartox_2017": "CARTOX", "shah_2020
               "ucsf_masl_2020": "UCSF MAS-L", "hlh_94": "HLH-94", "hlh_2004": "HLH-2004",
               "hscore": "HScore"}
 PAGER_MAX = 139
+# plots are drawn for this many paged cards, most urgent first (a display choice, not a clinical
+# rule): a first digest over years of history can page hundreds of patients
+PLOTS_DRAWN = 20
 
 
 def compose(snapshot: dict, quality: dict, prior: dict, *, as_of: datetime, since: datetime | None,
@@ -37,9 +40,18 @@ def compose(snapshot: dict, quality: dict, prior: dict, *, as_of: datetime, sinc
         "monitoring_gaps": snapshot.get("monitoring_gaps") or [],
     }
     doc["cards"] = cards(doc)
+    plotted = set(plotted_order(doc["cards"])[:PLOTS_DRAWN])
+    for p in doc["patients"]:              # only those plots are drawn: keep the stored document small
+        if (p["patient_id"], p["infusion_id"]) not in plotted:
+            p.pop("plot", None)
     doc["patient_count"] = len(doc["cards"])
     doc["paged_patients"] = sum(c["paged"] for c in doc["cards"])
     return doc, state
+
+
+def plotted_order(found: list[dict]) -> list[tuple[str, str]]:
+    """The episodes whose cards get a plot, most urgent first: the paged ones."""
+    return [(c["patient_id"], c["infusion_id"]) for c in found if c["paged"]]
 
 
 def patient_index(doc: dict) -> dict[tuple[str, str], dict]:
@@ -80,7 +92,7 @@ def ferritin_trend(patient: dict | None) -> str:
     recent = ", ".join(f"{p['value']:,.0f} (d{p['day']:+d})" if p.get("day") is not None else f"{p['value']:,.0f}"
                        for p in f["recent"])
     folds = []
-    if f.get("fold_from_nadir"):
+    if f.get("fold_from_nadir") and f["fold_from_nadir"] >= 1:    # below it, the latest is the new low
         folds.append(f"{f['fold_from_nadir']:.1f}x nadir {f['nadir']:,.0f}")
     if f.get("fold_from_baseline"):
         folds.append(f"{f['fold_from_baseline']:.1f}x baseline {f['baseline']:,.0f}")
@@ -124,7 +136,6 @@ def pager_lines(doc: dict) -> list[str]:
 
 URGENCY = ("new criteria met", "escalated", "new suspected", "still open", "no recent data", "watch", "resolved")
 IEC_HS = "astct_iec_hs_2023"
-YES_NO_SETS = ("cartox_2017", "shah_2020", "ucsf_masl_2020")
 
 
 def window_urgency(section: str, w: dict) -> int:
@@ -232,19 +243,70 @@ def _count_verdict(name: str, counts: dict | None) -> dict:
     return {"set": name, "verdict": verdict, "text": text}
 
 
+def _peak_verdict(name: str, st: dict, peak: float | None, cutoff: float | None) -> dict:
+    """CARTOX or Shah 2020: a ferritin peak above the cut-off and enough items. Not evaluable when
+    there is no ferritin, or the peak is above the cut-off and hemophagocytosis (one of the items)
+    was never assessed; not met when the peak is at or below the cut-off, or every item was judged."""
+    label = set_label(name)
+    if st.get(name) == "met":
+        return {"set": name, "verdict": "met", "text": f"{label} met"}
+    if not (st.get("results") or {}).get("ferritin") or peak is None or cutoff is None:
+        return {"set": name, "verdict": "not evaluable", "text": f"{label} not evaluable (no ferritin to judge)"}
+    if peak <= cutoff:
+        return {"set": name, "verdict": "not met", "text": f"{label} not met (ferritin peak {peak:,.0f} ≤ {cutoff:,.0f})"}
+    if not st.get("hemophagocytosis_assessed"):
+        return {"set": name, "verdict": "not evaluable",
+                "text": f"{label} not evaluable (ferritin peak {peak:,.0f}; no hemophagocytosis assessment)"}
+    return {"set": name, "verdict": "not met", "text": f"{label} not met (ferritin peak {peak:,.0f}; too few organ items)"}
+
+
+def _ucsf_verdict(st: dict) -> dict:
+    """UCSF MAS-L: a ferritin rate needs two ferritin results, its companion a fibrinogen or LDH."""
+    name, results = "ucsf_masl_2020", st.get("results") or {}
+    if st.get(name) == "met":
+        return {"set": name, "verdict": "met", "text": "UCSF MAS-L met"}
+    missing = [what for what, ok in (("two ferritin results", results.get("ferritin", 0) >= 2),
+                                     ("fibrinogen or LDH", results.get("fibrinogen") or results.get("ldh"))) if not ok]
+    if missing:
+        return {"set": name, "verdict": "not evaluable", "text": f"UCSF MAS-L not evaluable (no {', no '.join(missing)})"}
+    return {"set": name, "verdict": "not met", "text": "UCSF MAS-L not met"}
+
+
+def _iec_verdict(st: dict, iec: str | None) -> dict:
+    if iec:
+        return {"set": IEC_HS, "verdict": "met" if rank(iec) >= 3 else status_label(iec),
+                "text": f"IEC-HS {status_label(iec)}"}
+    if st and not (st.get("results") or {}).get("ferritin"):
+        return {"set": IEC_HS, "verdict": "not evaluable", "text": "IEC-HS not evaluable (no ferritin)"}
+    return {"set": IEC_HS, "verdict": "not met", "text": "IEC-HS not met"}
+
+
+def _crs_phase_peak(crs_peak: float | None, st: dict) -> float | None:
+    """CARTOX judges the CRS-phase ferritin peak; without one, the episode's highest ferritin
+    still decides 'not met' when it is at or below the cut-off (the phase's peak cannot be higher)."""
+    if crs_peak is not None:
+        return crs_peak
+    peak, cutoff = st.get("ferritin_peak"), st.get("cartox_ferritin_gt")
+    return peak if peak is not None and cutoff is not None and peak <= cutoff else None
+
+
 def verdicts(p: dict, iec_status: str | None) -> list[dict]:
-    """Every criteria set on the patient's latest day, side by side: met / not met / not evaluable."""
+    """Every criteria set on the patient's latest day, side by side: met / not met / not evaluable
+    (with what is missing)."""
     st = p.get("statuses") or {}
     found = [x for x in (st.get(IEC_HS), iec_status) if x]
     iec = max(found, key=rank) if found else None          # the latest day's status or an open window's
-    out = [{"set": IEC_HS, "verdict": "met" if rank(iec) >= 3 and iec else (status_label(iec) if iec else "not met"),
-            "text": f"IEC-HS {status_label(iec) if iec else 'not met'}"}]
-    for name in YES_NO_SETS:
-        met = st.get(name) == "met"
-        out.append({"set": name, "verdict": "met" if met else "not met",
-                    "text": f"{set_label(name)} {'met' if met else 'not met'}"})
-    out.append(_count_verdict("hlh_94", st.get("hlh_94_counts")))
-    out.append(_count_verdict("hlh_2004", st.get("hlh_2004_counts")))
+    crs = p.get("crs") or {}
+    no_crs = bool(crs) and not (crs.get("episode") or {}).get("onset_day") and not crs.get("days_with_crs")
+    crs_peak = (p.get("ferritin") or {}).get("crs_phase_peak")
+    cartox = ({"set": "cartox_2017", "verdict": "not met", "text": "CARTOX not met (no CRS)"}
+              if no_crs and st.get("cartox_2017") != "met" else
+              _peak_verdict("cartox_2017", st, _crs_phase_peak(crs_peak, st), st.get("cartox_ferritin_gt")))
+    out = [_iec_verdict(st, iec), cartox,
+           _peak_verdict("shah_2020", st, st.get("ferritin_peak"), st.get("shah_ferritin_gt")),
+           _ucsf_verdict(st),
+           _count_verdict("hlh_94", st.get("hlh_94_counts")),
+           _count_verdict("hlh_2004", st.get("hlh_2004_counts"))]
     lo, hi, cutoff = st.get("hscore_min"), st.get("hscore_max"), st.get("hscore_cutoff")
     if lo is None or hi is None or cutoff is None:
         out.append({"set": "hscore", "verdict": "not evaluable", "text": "HScore not evaluable (no data)"})
@@ -278,11 +340,19 @@ def cards(doc: dict) -> list[dict]:
             "product": p.get("product"), "infusion_date": local_date(p.get("infused_at"), tz),
             "day_now": p.get("day_now"), "last_result_at": p.get("last_result_at"), "no_recent_data": stale,
             "iec_hs": iec, "crs": _crs_course(p),
-            "changes": [c for s, w in ws if (c := _change(s, w))],
+            "changes": counted([c for s, w in ws if (c := _change(s, w))]),
             "verdicts": verdicts(p, iec["status"]),
         })
     out.sort(key=lambda c: (URGENCY.index(c["urgency"]), c["patient_id"], c["infusion_id"] or ""))
     return out
+
+
+def counted(changes: list[str]) -> list[str]:
+    """Repeated identical changes once, with their number: 'HScore met: new (opened and closed) (3 windows)'."""
+    seen: dict[str, int] = {}
+    for c in changes:
+        seen[c] = seen.get(c, 0) + 1
+    return [c if n == 1 else f"{c} ({n} windows)" for c, n in seen.items()]
 
 
 def verdict_line(card: dict) -> str:

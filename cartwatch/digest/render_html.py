@@ -1,39 +1,47 @@
-"""The digest as one self-contained HTML page: no script, no external resource; plots are PNGs
-embedded as base64 data URIs, so the page opens the same from a file, a mail or an archive."""
+"""The digest as one self-contained HTML page: no script, no external resource; plots are inline
+SVG (shared styles and markers once per page), so the page opens the same from a file, a mail or an
+archive, and stays small (the sample's digest: under 150 KB).
+
+Read at a glance: a compact header, the pager, what went wrong with the data (when anything did)
+and the monitoring gaps come first, so the first patient card shows without scrolling on a
+1280 x 800 screen; each card has its facts, a summary row per manifestation, the full results
+behind one collapsible section, and its plot."""
 
 from __future__ import annotations
 
-import base64
+from datetime import date, datetime
 from html import escape
+from zoneinfo import ZoneInfo
 
-from cartwatch.digest.document import cards, pager_lines, patient_index, set_label, status_label
+from cartwatch.digest.document import PLOTS_DRAWN, cards, pager_lines, patient_index, set_label, status_label
 from cartwatch.digest.ids import masked
-from cartwatch.digest.state import ALERT_RANK, rank
-from cartwatch.digest.plot import ferritin_png
+from cartwatch.digest.plot import PLOT_DEFS, PLOT_STYLE, patient_svg
 from cartwatch.digest.select import FILES_LISTED
 from cartwatch.digest.render_md import (SECTION_TITLES, analyte_label, card_facts, card_title, card_windows, day,
-                                        data_quality_problems, fmt_result, fmt_threshold, gap_line, header_counts, local_time, manifestation_label,
-                                        rules_note, split_stale, summary_threshold, summary_value)
+                                        data_quality_problems, fmt_value, gap_line, header_counts,                                         manifestation_label, rules_note, split_stale, summary_threshold,
+                                        summary_value)
 
-PLOTS_DRAWN = 20                   # a display choice, not a clinical rule: see _cards
 
 STYLE = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#111827;max-width:1100px}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;border-bottom:2px solid #e5e7eb;padding-bottom:4px;margin-top:28px}
-.summary{color:#374151}.patient{border:1px solid #d1d5db;border-radius:8px;padding:12px 16px;margin:12px 0}
-.patient h3{margin:0 0 6px;font-size:16px}.window{margin:10px 0 4px;font-weight:600}
-.status-criteria_met,.status-met{color:#b91c1c}.status-suspected{color:#c2410c}.status-watch{color:#a16207}
-table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}td,th{border:1px solid #e5e7eb;padding:3px 8px;text-align:left}
-th{background:#f9fafb}td.num{text-align:right}.pager li{font-family:ui-monospace,monospace;font-size:13px}
-img.plot{display:block;max-width:100%;margin:8px 0;border:1px solid #e5e7eb}.none{color:#6b7280}
-"""
-
-
+body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:12px 20px;color:#111827;max-width:1180px}
+h1{font-size:19px;margin:0 0 2px}h2{font-size:16px;border-bottom:2px solid #e5e7eb;padding-bottom:2px;margin:14px 0 6px}
+.summary{color:#374151;margin:0}.patient{border:1px solid #d1d5db;border-radius:8px;padding:8px 14px;margin:10px 0}
+.patient h3{margin:0 0 4px;font-size:15px}.window{margin:8px 0 2px;font-weight:600}.f{margin:0}
+.urg{font-size:12px;padding:1px 6px;border-radius:9px;background:#fee2e2;color:#991b1b;margin-left:6px}
+.status-criteria_met,.status-met,.vm{color:#b91c1c}.status-suspected{color:#c2410c}.status-watch{color:#a16207}
+.ve{color:#6b7280;font-style:italic}
+table{border-collapse:collapse;margin:4px 0 6px;font-size:13px}td,th{border:1px solid #e5e7eb;padding:2px 6px;text-align:left}
+th{background:#f9fafb}td.num{text-align:right}ul{margin:2px 0;padding-left:20px}
+.pager li{font-family:ui-monospace,monospace;font-size:12px}.none{color:#6b7280}.dq li,.gaps li{font-size:13px}
+details{margin:4px 0}summary{cursor:pointer;color:#1f2937}.all td:last-child{font-size:12px}
+""" + PLOT_STYLE
 def _status(status: str | None) -> str:
     return f'<span class="status-{escape(status or "")}">{escape(status_label(status))}</span>'
 
 
-def _window_head(w: dict) -> str:
+def _window_head(w: dict, crs: bool = True) -> str:
+    """'IEC-HS: criteria met, onset day +11; measured against CRS ...' (`crs`: with that tail; the
+    reference lists leave it to the card)."""
     head = f"{escape(set_label(w['criteria_set']))}: {_status(w['status'])}"
     if w.get("previous_status") and w["previous_status"] != w["status"]:
         head += f" (was {escape(status_label(w['previous_status']))})"
@@ -45,85 +53,142 @@ def _window_head(w: dict) -> str:
         head += f", closed day {day(w['end_day'])}"
     if w.get("withdrawn"):
         head += " (results withdrawn)"
-    crs = [f"{k} {day(w.get(f'crs_{k}_day'))}" for k in ("onset", "peak", "resolved")
-           if w.get(f"crs_{k}_day") is not None]
-    return head + (f"; measured against CRS {escape(', '.join(crs))}" if crs else "")
+    found = [f"{k} {day(w.get(f'crs_{k}_day'))}" for k in ("onset", "peak", "resolved")
+             if w.get(f"crs_{k}_day") is not None]
+    return head + (f"; measured against CRS {escape(', '.join(found))}" if found and crs else "")
 
 
-def _evidence(w: dict, tz: str | None) -> str:
-    if not w.get("evidence"):
+def _source(source: object) -> str:
+    """'labs.csv:339': the file name and line, without the inbox folder."""
+    return str(source or "").replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _summary(w: dict, p: dict) -> str:
+    """One row per manifestation: worst value, its day post-infusion and local time, threshold in
+    the result's unit, source, how many more results support it. Items without a threshold and
+    without further results (a score's inputs: HScore) follow on one line after the table."""
+    found = w.get("evidence_summary") or []
+    when = [day_time(s.get("at"), p.get("infused_at"), p.get("site_tz")) for s in found]
+    judged = [(s, t) for s, t in zip(found, when) if s.get("threshold_value") is not None
+              or s.get("threshold_text") or s["more"]]
+    inputs = [(s, t) for s, t in zip(found, when) if (s, t) not in judged]
+    out = ""
+    if judged:
+        rows = "".join(f"<tr><td>{escape(_label(s))}<td class=num>{escape(summary_value(s))}<td>{escape(t)}"
+                       f"<td>{escape(summary_threshold(s, rule=False))}<td>{escape(_source(s.get('source')))}"
+                       f"<td class=num>{s['more']}</tr>" for s, t in judged)
+        out = f"<table><tr><th>manifestation<th>worst<th>at<th>threshold<th>source<th>more</tr>{rows}</table>"
+    if inputs:
+        items = "; ".join(f"{escape(_label(s))} {escape(summary_value(s).split(': ')[-1])}".rstrip()
+                          + (f" ({', '.join(escape(x) for x in (t, _source(s.get('source'))) if x and x != 'unknown')})"
+                             if t or s.get("source") not in (None, "unknown") else "")
+                          for s, t in inputs)
+        out += f"<p class=f>{'Inputs' if judged else 'Evidence'}: {items}</p>"
+    return out
+
+
+def _label(s: dict) -> str:
+    """'coagulation (aPTT)': the manifestation, and the analyte when it is not in its name."""
+    label, analyte = manifestation_label(s["rule"]), analyte_label(s.get("analyte"))
+    if label in ("cutoff", analyte.lower()):       # a score's own value, or an input named as its analyte
+        return analyte or label
+    return f"{label} ({analyte})" if analyte and analyte.lower() not in label else label
+
+
+def day_time(at: str | None, infused_at: str | None, tz: str | None) -> str:
+    """'d+11 10:29': the day post-infusion and local time of a result (site calendar); the last six
+    characters are always ' HH:MM' (or the string is empty)."""
+    if not at:
         return ""
-    body = "".join(
-        f"<tr><td>{escape(str(e.get('rule') or ''))}</td><td>{escape(str(e.get('analyte') or ''))}</td>"
-        f"<td class=num>{escape(fmt_result(e))} {escape(str(e.get('unit') or ''))}</td>"
-        f"<td>{escape(local_time(e.get('at'), tz))}</td><td>{escape(fmt_threshold(e))}</td>"
-        f"<td>{escape(str(e.get('source') or ''))}</td></tr>" for e in w["evidence"])
-    return ("<table class=evidence><tr><th>rule</th><th>analyte</th><th>value</th><th>at</th>"
-            f"<th>threshold</th><th>source</th></tr>{body}</table>")
+    zone = ZoneInfo(tz) if tz else None
+    moment = datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone(zone)
+    if not infused_at:
+        return moment.strftime("%Y-%m-%d %H:%M")
+    start: date = datetime.fromisoformat(infused_at.replace("Z", "+00:00")).astimezone(zone).date()
+    return f"d{(moment.date() - start).days:+d} {moment:%H:%M}"
 
 
-def _summary(w: dict, tz: str | None) -> str:
-    """One row per manifestation (worst value, time, threshold, source, how many more), the full
-    list of results behind a collapsible section."""
-    rows = []
-    for s in w.get("evidence_summary") or []:
-        label = manifestation_label(s["rule"])
-        if s.get("analyte") and analyte_label(s["analyte"]).lower() not in label:
-            label += f" ({analyte_label(s['analyte'])})"
-        rows.append(f"<tr><td>{escape(label)}</td><td class=num>{escape(summary_value(s))}</td>"
-                    f"<td>{escape(local_time(s.get('at'), tz))}</td><td>{escape(summary_threshold(s))}</td>"
-                    f"<td>{escape(str(s.get('source') or ''))}</td><td class=num>{s['more']}</td></tr>")
-    if not rows:
-        return _evidence(w, tz)
-    table = ("<table class=summary><tr><th>manifestation</th><th>worst</th><th>at</th><th>threshold</th>"
-             f"<th>source</th><th>more</th></tr>{''.join(rows)}</table>")
-    full = "".join(
-        f"<tr><td>{escape(manifestation_label(str(e.get('rule') or '')))}</td>"
-        f"<td>{escape(analyte_label(e.get('analyte')))}</td><td class=num>{escape(summary_value(e))}</td>"
-        f"<td>{escape(local_time(e.get('at'), tz))}</td><td>{escape(str(e.get('source') or ''))}</td></tr>"
-        for e in w.get("evidence") or [])
-    if not full:
-        return table
-    return (f"{table}<details><summary>All {len(w['evidence'])} results</summary><table class=evidence><tr>"
-            f"<th>manifestation</th><th>analyte</th><th>value</th><th>at</th><th>source</th></tr>{full}</table>"
-            "</details>")
+def _all_results(windows: list[dict], p: dict) -> str:
+    """Every result behind the card's windows, once each, grouped by analyte: a compact table in a
+    collapsible section (the JSON digest lists each item with its source and threshold)."""
+    by_analyte: dict[str, dict] = {}
+    for w in windows:
+        for e in w.get("evidence") or []:
+            group = by_analyte.setdefault(str(e.get("analyte") or e.get("rule") or ""),
+                                          {"unit": e.get("unit"), "rules": [], "results": {}})
+            label = manifestation_label(str(e.get("rule") or ""))
+            if label not in group["rules"]:
+                group["rules"].append(label)
+            group["results"].setdefault(str(e.get("at") or ""), e)
+    if not by_analyte:
+        return ""
+    rows, total = [], 0
+    for analyte, g in sorted(by_analyte.items()):
+        found = [g["results"][k] for k in sorted(g["results"])]
+        total += len(found)
+        unit = summary_value({"value": None, "unit": g["unit"]})
+        values = ", ".join(f"{_value(e)} {day_time(e.get('at'), p.get('infused_at'), p.get('site_tz'))[:-6]}".strip()
+                           for e in found)
+        rows.append(f"<tr><td>{escape(analyte_label(analyte))}{f' ({escape(unit)})' if unit else ''}"
+                    f"<td>{escape(', '.join(g['rules']))}<td class=num>{len(found)}<td>{escape(values)}</tr>")
+    return (f"<details><summary>All {total} results behind these windows</summary><table class=all>"
+            f"<tr><th>analyte<th>manifestations<th>n<th>values in time order, day post-infusion</tr>{''.join(rows)}"
+            "</table></details>")
 
 
-def _plot(p: dict, drawn: bool, alert_cards: int, iec_onset_day: int | None = None) -> str:
+def _value(e: dict) -> str:
+    """A result's value without its unit: '1.55', '>100,000', 'documented' for a finding."""
+    text = summary_value(dict(e, unit=None))
+    return text.split(": ", 1)[1] if ": " in text else text.removeprefix("INR ")
+
+
+def _plot(p: dict, drawn: bool, alert_cards: int) -> str:
     if not drawn:
-        return (f'<p class="none">Ferritin plot not drawn: {alert_cards} patients alert in this digest, '
+        return (f'<p class="none">Plot not drawn: {alert_cards} patients alert in this digest, '
                 f"plots are drawn for the {PLOTS_DRAWN} most severe (the trend above gives the values).</p>")
-    png = ferritin_png(p, iec_onset_day)
-    if png is None:
-        return '<p class="none">No ferritin results to plot.</p>'
-    data = base64.b64encode(png).decode("ascii")
-    return (f'<img class="plot" alt="ferritin trajectory of {escape(p["patient_id"])}" '
-            f'src="data:image/png;base64,{data}">')
+    return patient_svg(p) or '<p class="none">No results to plot.</p>'
+
+
+VERDICT_CLASS = {"met": "vm", "not evaluable": "ve"}          # not met: plain text
+
+
+def _verdict(v: dict) -> str:
+    css = VERDICT_CLASS.get(v["verdict"])
+    return f"<span class={css}>{escape(v['text'])}</span>" if css else escape(v["text"])
+
+
+def _facts(doc: dict, card: dict) -> str:
+    """The card's facts, one line each; the criteria sets' verdicts side by side, coloured by verdict
+    (met red, not evaluable grey italic)."""
+    out = []
+    for label, text in card_facts(doc, card):
+        shown = " · ".join(map(_verdict, card["verdicts"])) if label.startswith("Criteria sets") else escape(text)
+        out.append(f"<b>{escape(label)}:</b> {shown}")
+    return f"<p class=f>{'<br>'.join(out)}</p>"
 
 
 def _cards(doc: dict) -> str:
-    """One card per patient episode, most urgent first; plots for the PLOTS_DRAWN first paged cards.
+    """One card per patient episode, most urgent first: its facts, its plot (the PLOTS_DRAWN first
+    paged cards), the evidence of its alerting windows and, collapsed, every result behind them.
 
-    A first digest over years of history can hold hundreds of alerts; drawing each costs about a
-    tenth of a second, so unbounded plotting would dominate the run, and a page that long is not
-    read past its first cards anyway."""
+    A first digest over years of history can hold hundreds of alerts; a page that long is not read
+    past its first cards, and unbounded plotting would make it heavy, so plots stop after PLOTS_DRAWN."""
     index = patient_index(doc)
     found = doc.get("cards") or cards(doc)
     paged = sum(c["paged"] for c in found)
     html, drawn = [], 0
     for card in found:
         p = index.get((card["patient_id"], card["infusion_id"]), {"patient_id": card["patient_id"]})
-        tz = p.get("site_tz")
-        facts = "".join(f"<div><b>{escape(k)}:</b> {escape(v)}</div>" for k, v in card_facts(doc, card))
-        windows = "".join(f'<div class="window">{_window_head(w)}</div>{_summary(w, tz)}'
-                          for w in card_windows(doc, card))
+        shown = card_windows(doc, card)
+        windows = "".join(f'<div class="window">{_window_head(w)}</div>{_summary(w, p)}' for w in shown)
         plot = ""
         if card["paged"]:
-            plot = _plot(p, drawn < PLOTS_DRAWN, paged, card["iec_hs"].get("onset_day"))
+            plot = _plot(p, drawn < PLOTS_DRAWN, paged)
             drawn += 1
+        title, _, urgency = card_title(card).rpartition(": ")
         html.append(f'<div class="patient" data-patient="{escape(card["patient_id"])}" '
-                    f'data-urgency="{escape(card["urgency"])}"><h3>{escape(card_title(card))}</h3>'
-                    f"{facts}{windows}{plot}</div>")
+                    f'data-urgency="{escape(card["urgency"])}"><h3>{escape(title)}<span class=urg>{escape(urgency)}'
+                    f"</span></h3>{_facts(doc, card)}{plot}{windows}{_all_results(shown, p)}</div>")
     return "".join(html) or '<p class="none">None.</p>'
 
 
@@ -133,89 +198,76 @@ def _brief(doc: dict, section: str, windows: list[dict] | None = None) -> str:
     for w in doc["sections"][section] if windows is None else windows:
         p = index.get((w["patient_id"], w["infusion_id"]), {})
         d = f" day {day(p['day_now'])}" if p.get("day_now") is not None else ""
-        items.append(f"<li>{escape(w['patient_id'])} ({escape(p.get('product') or '?')}{d}): {_window_head(w)}</li>")
+        items.append(f"<li>{escape(w['patient_id'])} ({escape(p.get('product') or '?')}{d}): {_window_head(w, crs=False)}</li>")
     return f"<ul>{''.join(items)}</ul>"
 
 
-def _data_quality(dq: dict, part: str = "all") -> str:
-    """`part`: 'files' (the files loaded), 'issues' (not loaded, quarantined by reason and by file,
-    silent feeds) or 'all'."""
+def _files_loaded(dq: dict) -> str:
     since = f" since {escape(dq['since'])}" if dq.get("since") else ""
     if len(dq["files"]) > FILES_LISTED:
-        rows = "".join(f"<tr><td>{escape(f['feed'])}</td>" + "".join(
-            f"<td class=num>{f[k]}</td>" for k in ("files", "rows_read", "accepted", "duplicate", "quarantined"))
+        rows = "".join(f"<tr><td>{escape(f['feed'])}" + "".join(
+            f"<td class=num>{f[k]}" for k in ("files", "rows_read", "accepted", "duplicate", "quarantined"))
             + "</tr>" for f in dq["file_totals"])
-        files = (f"<p>{len(dq['files'])} files loaded{since}:</p><table><tr><th>feed</th><th>files</th><th>read</th>"
-                 f"<th>accepted</th><th>duplicate</th><th>quarantined</th></tr>{rows}</table>")
-    elif dq["files"]:
-        rows = "".join(f"<tr><td>{escape(f['source_file'])}</td><td>{escape(f['format'])}</td>"
-                       f"<td>{escape(f['feed'] or '')}</td>" + "".join(
-                           f"<td class=num>{f[k]}</td>" for k in ("rows_read", "accepted", "duplicate", "quarantined"))
+        return (f"<p>{len(dq['files'])} files loaded{since}:</p><table><tr><th>feed<th>files<th>read"
+                f"<th>accepted<th>duplicate<th>quarantined</tr>{rows}</table>")
+    if dq["files"]:
+        rows = "".join(f"<tr><td>{escape(f['source_file'])}<td>{escape(f['format'])}<td>{escape(f['feed'] or '')}"
+                       + "".join(f"<td class=num>{f[k]}" for k in ("rows_read", "accepted", "duplicate", "quarantined"))
                        + "</tr>" for f in dq["files"])
-        files = (f"<p>Files loaded{since}:</p><table><tr><th>file</th><th>format</th><th>feed</th><th>read</th>"
-                 f"<th>accepted</th><th>duplicate</th><th>quarantined</th></tr>{rows}</table>")
-    else:
-        files = f'<p class="none">No files loaded{since}.</p>'
+        return (f"<p>Files loaded{since}:</p><table><tr><th>file<th>format<th>feed<th>read<th>accepted"
+                f"<th>duplicate<th>quarantined</tr>{rows}</table>")
+    return f'<p class="none">No files loaded{since}.</p>'
+
+
+def _data_issues(dq: dict) -> str:
+    """What went wrong, one line each: files not loaded, rows quarantined by reason and by file,
+    silent feeds (compact: it comes before the patient cards)."""
+    since = f" since {escape(dq['since'])}" if dq.get("since") else ""
+    items = []
     if dq.get("not_loaded"):
-        items = "".join(f"<li>{escape(f['source_file'])}: {escape(f['problem'])} ({escape(f['reason'])})</li>"
-                        for f in dq["not_loaded"])
-        files += f"<p>Files not loaded{since} ({len(dq['not_loaded'])}):</p><ul id=not-loaded>{items}</ul>"
+        files = "; ".join(f"{escape(f['source_file'])}: {escape(f['problem'])} ({escape(f['reason'])})"
+                          for f in dq["not_loaded"])
+        items.append(f"<li id=not-loaded><b>Files not loaded{since} ({len(dq['not_loaded'])}):</b> {files}</li>")
     if dq["quarantined"]:
-        rows = "".join(f"<tr><td>{escape(q['feed'])}</td><td>{escape(q['reason'])}</td><td class=num>{q['rows']}</td></tr>"
-                       for q in dq["quarantined"])
-        quarantine = f"<p>Rows quarantined, by reason:</p><table><tr><th>feed</th><th>reason</th><th>rows</th></tr>{rows}</table>"
+        total = sum(q["rows"] for q in dq["quarantined"])
+        reasons = "; ".join(f"{escape(q['feed'])} {escape(q['reason'])}: {q['rows']}" for q in dq["quarantined"])
+        items.append(f"<li id=quarantined><b>Rows quarantined ({total}), by reason:</b> {reasons}</li>")
+        by_file = [f for f in dq["files"] if f["quarantined"]]
+        if by_file:
+            items.append("<li><b>By file:</b> " + ", ".join(f"{escape(f['source_file'])} {f['quarantined']}"
+                                                            for f in by_file) + " (files loaded: at the end)</li>")
     else:
-        quarantine = '<p class="none">No rows quarantined.</p>'
+        items.append('<li class="none">No rows quarantined.</li>')
     limit = f"{dq['silence_limit_hours']:g} h"
     if dq["silent_feeds"]:
-        items = "".join(f"<li>{escape(s['feed'])}: " + (
-            f"newest result {escape(s['newest'])} ({s['hours']:g} h ago)" if s["newest"] else "nothing received")
-            + "</li>" for s in dq["silent_feeds"])
-        silent = f"<p>Feeds silent longer than {limit}:</p><ul id=silent-feeds>{items}</ul>"
+        feeds = "; ".join(f"{escape(s['feed'])}: " + (f"newest result {escape(s['newest'])} ({s['hours']:g} h ago)"
+                                                       if s["newest"] else "nothing received") for s in dq["silent_feeds"])
+        items.append(f"<li id=silent-feeds><b>Feeds silent longer than {limit}:</b> {feeds}</li>")
     else:
-        silent = f'<p class="none">No feed silent longer than {limit}.</p>'
-    by_file = [f for f in dq["files"] if f["quarantined"]]
-    if part == "issues" and by_file:
-        quarantine += ("<p>By file: " + ", ".join(f"{escape(f['source_file'])} {f['quarantined']}" for f in by_file)
-                       + " (the files loaded are listed at the end).</p>")
-    loaded, marker, not_loaded = files.partition("<p>Files not loaded")
-    if part == "files":
-        return loaded
-    if part == "issues":
-        return marker + not_loaded + quarantine + silent
-    return files + quarantine + silent
+        items.append(f'<li class="none">No feed silent longer than {limit}.</li>')
+    return f"<ul class=dq>{''.join(items)}</ul>"
 
 
-def render_html(doc: dict, *, mask_ids: bool = False) -> str:
-    doc = masked(doc, mask_ids)
+def _header(doc: dict) -> str:
     c = doc["counts"]
     since = f" since {escape(doc['since'])}" if doc.get("since") else ""
-    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>cartwatch digest {escape(doc['as_of'])}"
-             f"</title><style>{STYLE}</style></head><body>",
-             f"<h1>cartwatch digest as of {escape(doc['as_of'])}</h1>",
-             f'<p class="summary">Rules version {escape(doc["rules_version"] + rules_note(doc["rules_version"]))}; '
-             f'{doc["monitored_episodes"]} infusion '
-             f"episodes monitored; <b>{escape(header_counts(doc))}</b>; windows: new {c['new']}, "
-             f"escalated {c['escalated']}, still open {c['still_open']}, resolved {c['resolved']}{since}.</p>"]
-    pager = pager_lines(doc)
-    if pager:
-        parts.append('<section id="pager"><h2>Pager</h2><ul class="pager">'
-                     + "".join(f"<li>{escape(p)}</li>" for p in pager) + "</ul></section>")
-    problems = data_quality_problems(doc["data_quality"])
-    if problems:                              # what went wrong first; the files loaded at the end
-        parts.append(f'<section id="data-quality"><h2>Data quality</h2>'
-                     f'{_data_quality(doc["data_quality"], "issues")}</section>')
-        dq = f'<section id="files-loaded"><h2>Files loaded</h2>{_data_quality(doc["data_quality"], "files")}</section>'
-    else:
-        dq = f'<section id="data-quality"><h2>Data quality</h2>{_data_quality(doc["data_quality"])}</section>'
+    return (f"<h1>cartwatch digest as of {escape(doc['as_of'])}</h1>"
+            f'<p class="summary"><b>{escape(header_counts(doc))}</b>; {doc["monitored_episodes"]} infusion episodes '
+            f"monitored; windows: new {c['new']}, escalated {c['escalated']}, still open {c['still_open']}, "
+            f"resolved {c['resolved']}{since}; rules "
+            f"{escape(doc['rules_version'] + rules_note(doc['rules_version']))}.</p>")
 
-    if doc.get("monitoring_gap_hours") is not None:
-        gaps = doc.get("monitoring_gaps") or []
-        items = "".join(f"<li>{escape(gap_line(g))}</li>" for g in gaps) or '<li class="none">None.</li>'
-        parts.append(f'<section id="monitoring-gaps"><h2>Monitoring gaps</h2><p>At-risk episodes whose ferritin, '
-                     f"fibrinogen or transaminases were not measured in the last {doc['monitoring_gap_hours']:g} h "
-                     f"({len(gaps)}):</p><ul>{items}</ul></section>")
-    parts.append(f'<section id="patients"><h2>Patients</h2>{_cards(doc)}</section>')
+
+def _gaps(doc: dict) -> str:
+    gaps = doc.get("monitoring_gaps") or []
+    items = "".join(f"<li>{escape(gap_line(g))}</li>" for g in gaps) or '<li class="none">None.</li>'
+    return (f'<section id="monitoring-gaps"><h2>Monitoring gaps ({len(gaps)})</h2><p class=f>At-risk episodes '
+            f"whose ferritin, fibrinogen or transaminases were not measured in the last "
+            f"{doc['monitoring_gap_hours']:g} h:</p><ul class=gaps>{items}</ul></section>")
+
+
+def _windows_by_section(doc: dict) -> list[str]:
+    parts = []
     for section in ("new", "escalated", "still_open", "resolved"):
         if section == "still_open":
             recent, stale = split_stale(doc)
@@ -228,7 +280,28 @@ def render_html(doc: dict, *, mask_ids: bool = False) -> str:
         else:
             body = _brief(doc, section)
         parts.append(f'<section id="{section}"><h2>{SECTION_TITLES[section]}</h2>{body}</section>')
-    if not problems:
-        parts.append(dq)
+    return parts
+
+
+def render_html(doc: dict, *, mask_ids: bool = False) -> str:
+    doc = masked(doc, mask_ids)
+    dq = doc["data_quality"]
+    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>cartwatch digest {escape(doc['as_of'])}"
+             f"</title><style>{STYLE}</style></head><body>{PLOT_DEFS}", _header(doc)]
+    pager = pager_lines(doc)
+    if pager:
+        parts.append('<section id="pager"><h2>Pager</h2><ul class="pager">'
+                     + "".join(f"<li>{escape(p)}</li>" for p in pager) + "</ul></section>")
+    problems = data_quality_problems(dq)
+    if problems:                              # what went wrong first; the files loaded at the end
+        parts.append(f'<section id="data-quality"><h2>Data quality</h2>{_data_issues(dq)}</section>')
+    if doc.get("monitoring_gap_hours") is not None:
+        parts.append(_gaps(doc))
+    parts.append(f'<section id="patients"><h2>Patients</h2>{_cards(doc)}</section>')
+    parts += _windows_by_section(doc)
+    if problems:
+        parts.append(f'<section id="files-loaded"><h2>Files loaded</h2>{_files_loaded(dq)}</section>')
+    else:
+        parts.append(f'<section id="data-quality"><h2>Data quality</h2>{_files_loaded(dq)}{_data_issues(dq)}</section>')
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

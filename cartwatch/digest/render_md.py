@@ -34,20 +34,6 @@ def fmt_value(value) -> str:
     return str(value)
 
 
-def fmt_result(e: dict) -> str:
-    """An evidence item's value as the result proved it: `>100,000` for a censored one."""
-    return f"{e.get('comparator') or ''}{fmt_value(e.get('value'))}"
-
-
-def fmt_threshold(e: dict) -> str:
-    """The rules-file threshold of a piece of evidence, and the engine's own note on it."""
-    t = e.get("threshold")
-    parts = [f"{fmt_value(t['value'])} {t['unit']} ({t['rule']})"] if t else []
-    if e.get("detail"):
-        parts.append(str(e["detail"]))
-    return "; ".join(parts)
-
-
 UNIT_LABELS = {"10*9/L": "x10^9/L", "10*12/L": "x10^12/L", "Cel": "°C", "{ratio}": "", "[degF]": "°F"}
 ANALYTE_LABELS = {"inr": "INR", "pt": "PT", "aptt": "aPTT", "ast": "AST", "alt": "ALT", "ldh": "LDH",
                   "anc": "ANC", "wbc": "WBC", "scd25": "sCD25", "crp": "CRP", "hscore_min": "HScore (lowest)",
@@ -71,17 +57,20 @@ def manifestation_label(rule: str) -> str:
 
 
 def summary_value(s: dict) -> str:
-    """'15 x10^9/L', 'INR 1.31', 'hemophagocytosis: documented'."""
+    """'15 x10^9/L', 'INR 1.31', '>100,000 ng/mL' (a censored result keeps its comparator),
+    'hemophagocytosis: documented'."""
     if s.get("finding") or s.get("analyte") in FINDINGS:
         return f"{analyte_label(s['analyte'])}: documented"
+    value = f"{s.get('comparator') or ''}{fmt_value(s.get('value'))}"
     if s.get("analyte") == "inr":
-        return f"INR {fmt_result(s)}"
-    return f"{fmt_result(s)} {unit_label(s.get('unit'))}".strip()
+        return f"INR {value}"
+    return f"{value} {unit_label(s.get('unit'))}".strip()
 
 
-def summary_threshold(s: dict) -> str:
-    """'> 555 U/L (1 x ULN, iec_hs.ldh_x_uln)': the number in the result's unit when known."""
-    rule = s.get("threshold_rule")
+def summary_threshold(s: dict, rule: bool = True) -> str:
+    """'555 U/L (1 x ULN, iec_hs.ldh_x_uln)': the number in the result's unit when known (without
+    the rules-file key when `rule` is false: the HTML card, where the JSON has it)."""
+    rule = s.get("threshold_rule") if rule else None
     note = ", ".join(x for x in (s.get("threshold_text"), rule) if x)
     if s.get("threshold_value") is not None:
         if s.get("threshold_text") == f"{s['threshold_value']:g} {s.get('unit')}":
@@ -109,17 +98,6 @@ def window_head(w: dict) -> str:
     return head + (f"; measured against CRS {', '.join(crs)}" if crs else "")
 
 
-def evidence_table(w: dict, tz: str | None) -> list[str]:
-    if not w.get("evidence"):
-        return []
-    out = ["| rule | analyte | value | at | threshold | source |", "|---|---|---:|---|---|---|"]
-    for e in w["evidence"]:
-        value = md_text(f"{fmt_result(e)} {e.get('unit') or ''}", cell=True)
-        out.append(f"| {e.get('rule') or ''} | {md_text(e.get('analyte') or '', cell=True)} | {value} | "
-                   f"{local_time(e.get('at'), tz)} | {fmt_threshold(e)} | {md_text(e.get('source') or '', cell=True)} |")
-    return out
-
-
 def card_windows(doc: dict, card: dict) -> list[dict]:
     """The card's alerting windows that are new or escalated (their evidence is shown)."""
     key = (card["patient_id"], card["infusion_id"])
@@ -145,8 +123,8 @@ def card_facts(doc: dict, card: dict) -> list[tuple[str, str]]:
             ("Changed since the last digest", "; ".join(card["changes"]) or "nothing"),
             (f"Criteria sets (day {day(st_day)})" if st_day is not None else "Criteria sets", verdict_line(card)),
             ("Last result", (local_time(card.get("last_result_at"), tz) or "none") + (
-                f" (no recent data: none for more than {doc['no_recent_data_hours']:g} h; open windows are not "
-                "known to be still open)" if card.get("no_recent_data") else "")),
+                f" (no recent data: none for more than {doc['no_recent_data_hours']:g} h)"
+                if card.get("no_recent_data") else "")),
             ("Ferritin trend", ferritin_trend(p))]
 
 

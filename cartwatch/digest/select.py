@@ -23,6 +23,7 @@ from pathlib import PurePath
 
 import duckdb
 
+from cartwatch.digest.plot_data import plot_data
 from cartwatch.loader import reason_category
 from transforms.rules import Rules
 
@@ -219,6 +220,7 @@ def summarize_evidence(items: list[dict]) -> list[dict]:
         out.append({"rule": rule, "analyte": analyte, "value": worst.get("value"),
                     "comparator": worst.get("comparator"), "unit": worst.get("unit"),
                     "at": worst.get("at"), "source": worst.get("source"), "detail": worst.get("detail"),
+                    "comparator": worst.get("comparator"),
                     "finding": analyte in FINDINGS, "threshold_value": threshold_in_unit(worst),
                     "threshold_rule": t.get("rule"), "threshold_text": f"{t['value']:g} {t['unit']}"
                     if isinstance(t.get("value"), (int, float)) and t.get("unit") else None,
@@ -278,9 +280,38 @@ def _statuses(con, keys: set[tuple[str, str]], rules: Rules) -> dict[tuple[str, 
         if key in keys:
             out[key] = r
     _hlh_counts(con, out, rules)
+    _verdict_inputs(con, out)
     for st in out.values():
         st["hscore_cutoff"] = rules.value("hscore.cutoff")
+        st["cartox_ferritin_gt"] = rules.value("cartox.ferritin_peak_gt")
+        st["shah_ferritin_gt"] = rules.value("shah.ferritin_peak_gt")
     return out
+
+
+VERDICT_ANALYTES = ("ferritin", "fibrinogen", "ldh")
+
+
+def _verdict_inputs(con, out: dict[tuple[str, str], dict]) -> None:
+    """What tells 'not met' from 'not evaluable' for CARTOX, Shah and UCSF MAS-L: the episode's
+    ferritin, fibrinogen and LDH result counts, its highest ferritin, and whether hemophagocytosis
+    was ever documented either way (an item neither set can judge without)."""
+    if not out:
+        return
+    if {"patient_id", "infusion_id", "analyte", "value"} <= table_columns(con, "derived.timeline"):
+        for r in rows(con, f"SELECT patient_id, infusion_id, analyte, count(*) AS n, max(value) AS peak "
+                           f"FROM derived.timeline WHERE analyte IN {VERDICT_ANALYTES} AND value IS NOT NULL "
+                           "GROUP BY ALL"):
+            st = out.get((r["patient_id"], r["infusion_id"]))
+            if st is not None:
+                st.setdefault("results", {})[r["analyte"]] = r["n"]
+                if r["analyte"] == "ferritin":
+                    st["ferritin_peak"] = r["peak"]
+    if {"patient_id", "infusion_id", "hemophagocytosis"} <= table_columns(con, "derived.hlh_criteria_daily"):
+        for r in rows(con, "SELECT patient_id, infusion_id, bool_or(hemophagocytosis IS NOT NULL) AS assessed "
+                           "FROM derived.hlh_criteria_daily GROUP BY ALL"):
+            st = out.get((r["patient_id"], r["infusion_id"]))
+            if st is not None:
+                st["hemophagocytosis_assessed"] = bool(r["assessed"])
 
 
 HLH_INPUTS = {  # criterion of a set -> the day's worst-value / finding columns that can decide it
@@ -398,6 +429,7 @@ def patient_snapshot(con: duckdb.DuckDBPyConnection, *, as_of: datetime, rules: 
     episodes = _episodes(con, as_of, set(keys))
     crs, statuses, ferritin = _crs(con, set(keys)), _statuses(con, set(keys), rules), _ferritin(con, set(keys), rules)
     last = _last_results(con, set(keys))
+    plots = plot_data(con, rules, set(keys))
     patients = []
     for key in keys:
         ep = episodes.get(key, {})
@@ -405,7 +437,7 @@ def patient_snapshot(con: duckdb.DuckDBPyConnection, *, as_of: datetime, rules: 
             "patient_id": key[0], "infusion_id": key[1], "product": ep.get("product"),
             "infused_at": ep.get("infused_at"), "site_tz": ep.get("site_tz"), "day_now": ep.get("day_now"),
             "crs": crs.get(key), "statuses": statuses.get(key), "ferritin": ferritin.get(key),
-            "last_result_at": last.get(key)})
+            "last_result_at": last.get(key), "plot": plots.get(key)})
     monitored = 0
     if table_columns(con, "derived.infusion_episodes"):
         monitored = con.execute("SELECT count(*) FROM derived.infusion_episodes "

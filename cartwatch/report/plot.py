@@ -12,9 +12,9 @@ matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
 from cartwatch.digest.document import set_label  # noqa: E402
-from cartwatch.digest.plot import compress_png  # noqa: E402
 
 FIGURE_DPI = 96
+PNG_COLORS = 32   # palette PNG: about a quarter of the RGBA bytes, the plot's colours kept (a display choice)
 # A Kaplan-Meier step resting on a handful of infusions swings by tens of percent (in a cohort whose
 # follow-up mostly ends near day 24, the few followed longer are often the late onsets), so the plot
 # draws each curve only while this many infusions are still at risk; the JSON keeps every day.
@@ -26,6 +26,16 @@ def _png(fig: Figure) -> bytes:
     out = io.BytesIO()
     fig.savefig(out, format="png", metadata={"Software": None})
     return compress_png(out.getvalue())
+
+
+def compress_png(png: bytes) -> bytes:
+    """The PNG as a PNG with a PNG_COLORS palette (median cut, deterministic), optimized."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=PNG_COLORS, method=Image.Quantize.MEDIANCUT)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
 
 
 def proportions_png(rows: list[dict]) -> bytes:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cartwatch.digest.render_html import _evidence
-from cartwatch.digest.render_md import evidence_table, summary_value
+from cartwatch.digest.render_html import _all_results
+from cartwatch.digest.render_md import summary_table, summary_value
 from cartwatch.digest.select import summarize_evidence
 
 ITEMS = [{"rule": "shah.ferritin_peak_gt", "analyte": "ferritin", "value": 100000.0, "comparator": ">",
@@ -13,10 +13,11 @@ ITEMS = [{"rule": "shah.ferritin_peak_gt", "analyte": "ferritin", "value": 10000
 
 
 def test_markdown_and_html_evidence_keep_the_comparator():
-    rows = evidence_table({"evidence": ITEMS}, "America/New_York")
+    window = {"evidence": ITEMS, "evidence_summary": summarize_evidence(ITEMS)}
+    rows = summary_table(window, "America/New_York")
     assert "| \\>100,000 ng/mL |" in rows[2] and "| 3.7 mg/dL |" in rows[3]   # ">" escaped for Markdown
-    html = _evidence({"evidence": ITEMS}, "America/New_York")
-    assert "<td class=num>&gt;100,000 ng/mL</td>" in html and "<td class=num>3.7 mg/dL</td>" in html
+    html = _all_results([window], {"infused_at": "2026-03-01T15:00:00+00:00", "site_tz": "America/New_York"})
+    assert "<td>&gt;100,000 d+13</tr>" in html and "<td>3.7 d+14</tr>" in html
 
 
 def test_the_evidence_summary_keeps_the_comparator():

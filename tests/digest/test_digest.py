@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from datetime import date
@@ -73,9 +72,9 @@ def test_rendered_digest_shows_evidence_trend_plot_and_pager(cohort_db, rules, e
     lines = pager_lines(doc)
     assert lines and all(len(line) < 140 for line in lines)
     html = render(doc, "html")
-    assert "<th>manifestation</th>" in html and "<details><summary>All 2 results</summary>" in html
-    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
-    assert images and all(base64.b64decode(i).startswith(b"\x89PNG\r\n\x1a\n") for i in images)
+    assert "<th>manifestation<th>worst" in html and "<details><summary>All 2 results behind these windows</summary>" in html
+    plots = re.findall(r'<svg class="pl".*?</svg>', html, re.S)
+    assert len(plots) == 1 and "<img" not in html
     body = json.loads(render(doc, "json"))
     assert body["pager"] == lines and body["sections"]["escalated"][0]["status"] == "criteria_met"
 
@@ -88,6 +87,16 @@ def test_masked_outputs_carry_no_patient_identifier(cohort_db, rules, engine):
         text = render(doc, fmt, mask_ids=True)
         assert not any(re.search(rf"\b{i}\b", text) for i in ids), fmt
         assert mask(sorted(ids)[0]) in text
+    # each place an id shows: the cards, the plots' titles, the pager, the JSON's cards and patients
+    pid = mask(sorted(ids)[0])
+    html = render(doc, "html", mask_ids=True)
+    assert f'data-patient="{pid}"' in html and f"<h3>{pid} (" in html
+    assert f'<text x="44" y="12">{pid}: results by day post-infusion</text>' in html
+    assert re.search(rf'<ul class="pager"><li>{pid} axi-cel d\+\d+: IEC-HS', html)
+    body = json.loads(render(doc, "json", mask_ids=True))
+    assert body["masked"] is True and body["pager"][0].startswith(f"{pid} axi-cel")
+    assert {c["patient_id"] for c in body["cards"]} == {p["patient_id"] for p in body["patients"]} == {pid}
+    assert all(c["infusion_id"].startswith("inf-") for c in body["cards"])
 
 
 def test_data_quality_counts_quarantine_reasons_and_silent_feeds(cohort_db, rules, engine):
@@ -132,15 +141,18 @@ def test_plots_are_drawn_for_the_most_severe_cards_only(cohort_db, rules, engine
     con = open_store(cohort_db)
     as_of = at(date(2026, 4, 10), 2)          # every window of the cohort is new in this first digest
     evaluate(con, rules, as_of=as_of, as_loaded=False, site_tz=NY)
+    monkeypatch.setattr(importlib.import_module("cartwatch.digest.document"), "PLOTS_DRAWN", 1)
     doc = make_digest(con, rules, as_of=as_of, as_loaded=False, stream="nightly", site_tz=NY)
+    # the stored document keeps plot data for the plotted card only
+    assert [p["patient_id"] for p in doc["patients"] if "plot" in p] == [doc["cards"][0]["patient_id"]]
     cards = {(w["patient_id"], w["infusion_id"]): w["status"] for s in ("new", "escalated")
              for w in doc["sections"][s] if rank(w["status"]) >= 2}
     assert len(cards) >= 2 and len(set(cards.values())) >= 1
     monkeypatch.setattr(render_html, "PLOTS_DRAWN", 1)
     html = render(doc, "html")
-    assert len(re.findall(r'src="data:image/png;base64,', html)) == 1
-    assert html.count("Ferritin plot not drawn") == len(cards) - 1
-    plotted = re.search(r'data-patient="([^"]+)"((?!data-patient=).)*data:image/png', html, re.S).group(1)
+    assert html.count('<svg class="pl"') == 1
+    assert html.count("Plot not drawn") == len(cards) - 1
+    plotted = re.search(r'data-patient="([^"]+)"((?!data-patient=).)*<svg class="pl"', html, re.S).group(1)
     assert rank(cards[next(k for k in cards if k[0] == plotted)]) == max(rank(s) for s in cards.values())
 
 
@@ -158,8 +170,9 @@ def test_one_card_per_patient_with_course_verdicts_and_pager_line(cohort_db, rul
     assert "1 patient in this digest, 1 paged (one pager line each)" in md
     assert "### P001 (axi-cel, infused 2026-03-01, day +14): escalated" in md
     assert "- CRS course: CRS onset d+2, peak G1 d+2, resolved d+5" in md
-    assert ("IEC-HS criteria met; CARTOX not met; Shah 2020 not met; UCSF MAS-L not met; HLH-94 not evaluable "
-            "(no data); HLH-2004 not evaluable (no data); HScore not evaluable (no data)") in md
+    assert ("- Criteria sets (day +13): IEC-HS criteria met; CARTOX not met (ferritin peak 3,886 ≤ 10,000); "
+            "Shah 2020 not met (ferritin peak 3,886 ≤ 100,000); UCSF MAS-L not met; HLH-94 not evaluable (no data); "
+            "HLH-2004 not evaluable (no data); HScore not evaluable (no data)\n") in md
     masked_line = pager_lines(mask_doc(doc))[0]
     assert masked_line.startswith(mask("P001") + " axi-cel d+14:") and "P001" not in masked_line
 
@@ -295,3 +308,81 @@ def test_monitoring_gaps_at_risk_episodes_and_the_gap_boundary(rules):
            "overdue": gaps_of({"ferritin": ago(30)}, as_of, limit)}
     assert gap_line(gap) == ("P1 (axi-cel, day +10; IEC-HS watch): ferritin last 2026-03-19 00:00 UTC (30 h ago); "
                              "fibrinogen never measured; transaminases never measured")
+
+
+def test_one_card_and_one_pager_line_per_patient_whatever_its_windows():
+    """Three windows of one patient (IEC-HS new criteria met, HScore new met, an IEC-HS watch that
+    resolved) and one of another: two cards, each patient once in the pager, the other sets that
+    agree named on the patient's one line."""
+    from cartwatch.digest.document import cards, pager_lines as lines
+
+    def w(pid, cset, status, onset, **kw):
+        return dict(window(status, cset=cset, onset=onset, **kw), patient_id=pid, infusion_id=pid + "-1",
+                    onset_day=int(onset[8:10]) - 1)
+
+    statuses = {"day": 14, "hscore_min": 190.0, "hscore_max": 210.0, "hscore_cutoff": 169.0,
+                "results": {"ferritin": 3, "fibrinogen": 2}, "ferritin_peak": 5000.0,
+                "cartox_ferritin_gt": 10000.0, "shah_ferritin_gt": 100000.0}
+    doc = {"sections": {"new": [w("A", "astct_iec_hs_2023", "criteria_met", "2026-03-13T10:00:00Z"),
+                                w("A", "hscore", "met", "2026-03-13T11:00:00Z"),
+                                w("B", "astct_iec_hs_2023", "suspected", "2026-03-12T10:00:00Z")],
+                        "escalated": [], "still_open": [],
+                        "resolved": [dict(w("A", "astct_iec_hs_2023", "watch", "2026-03-05T10:00:00Z"),
+                                          previous_status="watch")]},
+           "patients": [{"patient_id": "A", "infusion_id": "A-1", "product": "axi-cel", "day_now": 14,
+                         "statuses": statuses, "crs": {"episode": {"onset_day": 2}, "days_with_crs": [2]}},
+                        {"patient_id": "B", "infusion_id": "B-1", "product": "liso-cel", "day_now": 20}]}
+    doc["cards"] = cards(doc)
+    assert [(c["patient_id"], c["urgency"], c["paged"]) for c in doc["cards"]] == [
+        ("A", "new criteria met", True), ("B", "new suspected", True)]
+    assert doc["cards"][0]["changes"] == ["IEC-HS criteria met: new", "HScore met: new", "IEC-HS watch: resolved"]
+    assert lines(doc) == ["A axi-cel d+14: IEC-HS criteria met onset d+12 | CRS (d+2..) | also met: HScore",
+                          "B liso-cel d+20: IEC-HS suspected onset d+11 | CRS not evaluated | no other set met"]
+
+
+def test_verdicts_tell_not_met_from_not_evaluable_at_the_cut_offs():
+    """CARTOX and Shah: a ferritin peak exactly at the cut-off is not met; above it, not evaluable
+    until hemophagocytosis was assessed; no ferritin: not evaluable; CARTOX without CRS: not met.
+    UCSF MAS-L needs two ferritin results and a fibrinogen or LDH to be judged."""
+    from cartwatch.digest.document import verdicts
+
+    def judged(peak=None, ferritin=2, hemophagocytosis=False, crs=True, fibrinogen=1, phase_peak="peak", **st):
+        statuses = dict(st, results={"ferritin": ferritin, "fibrinogen": fibrinogen}, ferritin_peak=peak,
+                        cartox_ferritin_gt=10000.0, shah_ferritin_gt=100000.0,
+                        hemophagocytosis_assessed=hemophagocytosis)
+        p = {"statuses": statuses, "ferritin": {"crs_phase_peak": peak if phase_peak == "peak" else phase_peak},
+             "crs": {"episode": {"onset_day": 2}, "days_with_crs": [2]} if crs else {"episode": {}, "days_with_crs": []}}
+        return {v["set"]: (v["verdict"], v["text"]) for v in verdicts(p, None)}
+
+    at_cut = judged(peak=10000.0)
+    assert at_cut["cartox_2017"] == ("not met", "CARTOX not met (ferritin peak 10,000 ≤ 10,000)")
+    above = judged(peak=10001.0)
+    assert above["cartox_2017"] == ("not evaluable", "CARTOX not evaluable (ferritin peak 10,001; "
+                                                     "no hemophagocytosis assessment)")
+    assert judged(peak=10001.0, hemophagocytosis=True)["cartox_2017"][0] == "not met"
+    # no ferritin in the CRS phase: the episode's peak decides 'not met' only at or below the cut-off
+    assert judged(peak=9000.0, phase_peak=None)["cartox_2017"][0] == "not met"
+    assert judged(peak=20000.0, phase_peak=None)["cartox_2017"] == ("not evaluable",
+                                                                    "CARTOX not evaluable (no ferritin to judge)")
+    assert judged(peak=100001.0)["shah_2020"][0] == "not evaluable"
+    assert judged(peak=100000.0)["shah_2020"][0] == "not met"
+    assert judged(peak=20000.0, crs=False)["cartox_2017"] == ("not met", "CARTOX not met (no CRS)")
+    none = judged(ferritin=0)
+    assert none["shah_2020"] == ("not evaluable", "Shah 2020 not evaluable (no ferritin to judge)")
+    assert none["astct_iec_hs_2023"] == ("not evaluable", "IEC-HS not evaluable (no ferritin)")
+    assert judged(peak=500.0, ferritin=1)["ucsf_masl_2020"] == ("not evaluable",
+                                                                "UCSF MAS-L not evaluable (no two ferritin results)")
+    assert judged(peak=500.0, fibrinogen=0)["ucsf_masl_2020"][1] == "UCSF MAS-L not evaluable (no fibrinogen or LDH)"
+    assert judged(peak=500.0)["ucsf_masl_2020"] == ("not met", "UCSF MAS-L not met")
+    assert judged(peak=500.0, ucsf_masl_2020="met")["ucsf_masl_2020"] == ("met", "UCSF MAS-L met")
+
+
+def test_a_censored_result_keeps_its_comparator():
+    from cartwatch.digest.render_html import _value
+    from cartwatch.digest.render_md import summary_value
+
+    assert summary_value({"analyte": "ferritin", "value": 100000.0, "comparator": ">", "unit": "ng/mL"}) == \
+        ">100,000 ng/mL"
+    assert summary_value({"analyte": "inr", "value": 1.55, "comparator": None, "unit": "{ratio}"}) == "INR 1.55"
+    assert _value({"analyte": "ferritin", "value": 100000.0, "comparator": ">", "unit": "ng/mL"}) == ">100,000"
+    assert _value({"analyte": "hemophagocytosis", "value": 1.0}) == "documented"
