@@ -235,7 +235,11 @@ def summary(rules: Rules, verdict: str, windows: list[dict], post: list[dict], t
         return ["not flagged: no ferritin result after the infusion"]
     if not any(f["elevated"] for f in post):
         return [f"not flagged: ferritin never elevated after the infusion "
-                f"(> {w.value_of(rules, 'iec_hs.ferritin_elevated_x_uln')} x ULN, iec_hs.ferritin_elevated_x_uln)"]
+                f"(> {w.rule(rules, 'iec_hs.ferritin_elevated_x_uln')}; and > "
+                f"{w.rule(rules, 'iec_hs.ferritin_elevated_x_baseline')} when the baseline is above ULN)"]
+    if not any(f["elevated"] for f in post if f["timing_holds"]):
+        return ["not flagged: ferritin was elevated only while the timing did not hold, and never again "
+                "once it held (no re-rise)"]
     return ["not flagged: ferritin was elevated but no worsening rule fired at any result "
             "(re-rise, rapid rise, new high: see each result)"]
 
