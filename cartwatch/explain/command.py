@@ -29,6 +29,8 @@ def cmd_explain(args) -> int:
         preflight.output_file(Path(args.out), "--out")
     rules = preflight.rules(settings.rules_path)
     with cli.database_lock(settings, "explain"):
+        import duckdb
+
         from cartwatch.explain import ExplainError, explain, render
         from cartwatch.store import open_store
 
@@ -39,6 +41,9 @@ def cmd_explain(args) -> int:
                 doc = explain(con, rules, args.patient, args.infusion, as_of)
             except ExplainError as exc:
                 raise cli.as_input(exc) from None
+            except duckdb.CatalogException:     # tables or macros of an older cartwatch's evaluation
+                raise cli.InputError("stored evaluation", "made before `cartwatch explain` existed: run "
+                                     "`cartwatch nightly --full`, or pass --as-of to evaluate now") from None
         finally:
             con.close()
     text = render(doc, args.format, mask_ids=settings.mask_ids)

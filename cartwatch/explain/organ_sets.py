@@ -1,8 +1,9 @@
 """CARTOX 2017 and Shah 2020 (a ferritin peak above a cut-off plus N organ items) and UCSF MAS-L
 2020 explained. The verdict and, when met, the results that made it are the stored window
-(flags.windows). Item by item, each item shows the stored value it is read from (the phase's
-highest ferritin in derived.timeline, the CTCAE grades of derived.organ_toxicity_daily, the CRS
-hypoxia grade of derived.crs_daily, documented hemophagocytosis) beside the set's threshold."""
+(flags.windows). Which CARTOX or Shah item held is asked of the build's own macro,
+flags.ferritin_peak_organ_held (stored with the evaluation), for this one episode; an item that did
+not hold is `not met` when the episode has data for it in the set's time frame, else `not
+evaluable`, and is shown with its worst value there."""
 
 from __future__ import annotations
 
@@ -15,78 +16,100 @@ from cartwatch.explain.read import rows
 from transforms.rules import Rules
 
 PHASE_SQL = {   # the time frame each set reads, as its flags SQL file does
-    "cartox_2017": "SELECT onset_at AS starts_at, ferritin_window_end_at AS ends_at FROM derived.crs_episodes "
-                   "WHERE patient_id = ? AND infusion_id = ? AND onset_at IS NOT NULL",
-    "shah_2020": "SELECT infused_at AS starts_at, NULL::TIMESTAMPTZ AS ends_at FROM derived.infusion_episodes "
-                 "WHERE patient_id = ? AND infusion_id = ?",
+    "cartox_2017": "SELECT patient_id, infusion_id, onset_at AS starts_at, ferritin_window_end_at AS ferritin_ends_at "
+                   "FROM derived.crs_episodes WHERE patient_id = $patient AND infusion_id = $infusion "
+                   "AND onset_at IS NOT NULL",
+    "shah_2020": "SELECT patient_id, infusion_id, infused_at AS starts_at, NULL::TIMESTAMPTZ AS ferritin_ends_at "
+                 "FROM derived.infusion_episodes WHERE patient_id = $patient AND infusion_id = $infusion",
 }
 PREFIX = {"cartox_2017": "cartox", "shah_2020": "shah"}
-ITEMS_SQL = """
-WITH ids AS (SELECT ?::VARCHAR AS patient_id, ?::VARCHAR AS infusion_id, ?::TIMESTAMPTZ AS starts_at,
-                    ?::TIMESTAMPTZ AS ends_at)
-SELECT 'ferritin' AS item, max(t.value) AS value, arg_max(t.comparator, t.value) AS comparator,
+LUNG_ITEM = {"cartox_2017": "lung", "shah_2020": "pulmonary_edema"}     # as each set's flags SQL names it
+HELD_SQL = """
+WITH phase AS ({phase})
+SELECT item, held_at, evidence
+FROM flags.ferritin_peak_organ_held(rule_prefix := $prefix, phase_table := 'phase', ferritin_peak_gt := $cut,
+                                    organ_grade_min := $grade, lung_item := $lung)
+"""
+WORST_SQL = """
+WITH phase AS ({phase})
+SELECT 'ferritin_peak' AS item, max(t.value) AS value, arg_max(t.comparator, t.value) AS comparator,
        arg_max(t.day, t.value) AS day, 'ng/mL' AS unit
-FROM ids JOIN derived.timeline AS t USING (patient_id, infusion_id)
-WHERE t.analyte = 'ferritin' AND t.observed_at >= ids.starts_at
-  AND (ids.ends_at IS NULL OR t.observed_at <= ids.ends_at)
+FROM phase JOIN derived.timeline AS t USING (patient_id, infusion_id)
+WHERE t.analyte = 'ferritin' AND t.observed_at >= phase.starts_at
+  AND (phase.ferritin_ends_at IS NULL OR t.observed_at <= phase.ferritin_ends_at)
+HAVING count(*) > 0
 UNION ALL
 SELECT o.organ, max(o.grade), NULL, arg_max(o.day, o.grade), 'CTCAE grade'
-FROM ids JOIN derived.organ_toxicity_daily AS o USING (patient_id, infusion_id)
-WHERE o.observed_at >= ids.starts_at GROUP BY o.organ
+FROM phase JOIN derived.organ_toxicity_daily AS o USING (patient_id, infusion_id)
+WHERE o.observed_at >= phase.starts_at GROUP BY o.organ
 UNION ALL
-SELECT 'lung', max(c.hypoxia_grade), NULL, arg_max(c.day, c.hypoxia_grade), 'ASTCT hypoxia grade'
-FROM ids JOIN derived.crs_daily AS c USING (patient_id, infusion_id)
-WHERE c.day_end_at > ids.starts_at HAVING count(c.hypoxia_grade) > 0
+SELECT $lung, max(c.hypoxia_grade), NULL, arg_max(c.day, c.hypoxia_grade), 'CRS hypoxia grade'
+FROM phase JOIN derived.crs_daily AS c USING (patient_id, infusion_id)
+WHERE c.day_end_at > phase.starts_at HAVING count(c.hypoxia_grade) > 0
 UNION ALL
 SELECT 'hemophagocytosis', max(e.value_num), NULL, arg_max(e.day, e.value_num), 'documented'
-FROM ids JOIN derived.events_timeline AS e USING (patient_id, infusion_id)
-WHERE e.event_type = 'hemophagocytosis' AND e.observed_at >= ids.starts_at HAVING count(*) > 0
+FROM phase JOIN derived.events_timeline AS e USING (patient_id, infusion_id)
+WHERE e.event_type = 'hemophagocytosis' AND e.observed_at >= phase.starts_at HAVING count(*) > 0
 """
-ORGAN_ITEMS = ("liver", "kidney", "lung", "hemophagocytosis")
+STATE_WORDS = {"met": "met", "not_met": "not met", "unknown": "not evaluable (no data)"}
 
 
 def explain_organ_set(con: duckdb.DuckDBPyConnection, rules: Rules, ep: dict, name: str,
                       windows: list[dict]) -> dict:
     mine = [x for x in windows if x["criteria_set"] == name]
     out = {"criteria_set": name, "label": w.SET_LABELS[name], "verdict": "met" if mine else "not_met"}
-    phase = rows(con, PHASE_SQL[name], [ep["patient_id"], ep["infusion_id"]])
-    if not phase:
+    ids = {"patient": ep["patient_id"], "infusion": ep["infusion_id"]}
+    if not rows(con, PHASE_SQL[name].replace("$patient", "?").replace("$infusion", "?"), list(ids.values())):
         return out | {"items": [], "sections": [], "summary": ["not met: no CRS, and this set reads the CRS phase"]}
-    found = {r["item"]: r for r in rows(con, ITEMS_SQL, [ep["patient_id"], ep["infusion_id"],
-                                                          phase[0]["starts_at"], phase[0]["ends_at"]])}
-    prefix = PREFIX[name]
-    items = [ferritin_item(rules, prefix, found.get("ferritin"))]
-    items += [organ_item(rules, prefix, item, found.get(item)) for item in ORGAN_ITEMS]
-    met = sum(i["state"] == "met" for i in items[1:])
-    head = (f"{met} of 4 organ items met (needs {w.rule(rules, prefix + '.items_required')}); ferritin item "
-            f"{items[0]['state'].replace('_', ' ')}")
+    prefix, lung = PREFIX[name], LUNG_ITEM[name]
+    held = {r["item"]: r for r in named(con, HELD_SQL.format(phase=PHASE_SQL[name]), ids | {
+        "prefix": prefix, "cut": rules.value(f"{prefix}.ferritin_peak_gt"),
+        "grade": rules.value(f"{prefix}.organ_grade_min"), "lung": lung})}
+    worst = {r["item"]: r for r in named(con, WORST_SQL.format(phase=PHASE_SQL[name]), ids | {"lung": lung})}
+    items = [item_line(rules, prefix, item, held.get(item), worst.get(item), ep["site_tz"])
+             for item in ("ferritin_peak", "liver", "kidney", lung, "hemophagocytosis")]
+    organs = sum(i["state"] == "met" for i in items[1:])
+    head = (f"{organs} of 4 organ items held (needs {w.rule(rules, prefix + '.items_required')}); ferritin peak "
+            f"{STATE_WORDS[items[0]['state']]}")
     return out | {"items": items, "summary": [("met: " if mine else "not met: ") + head]
                   + [evidence_line(x, ep["site_tz"]) for x in mine],
                   "sections": [{"title": "Items", "lines": [i["line"] for i in items]}]}
 
 
-def ferritin_item(rules: Rules, prefix: str, r: dict | None) -> dict:
-    cut = rules.value(f"{prefix}.ferritin_peak_gt")
-    needs = f"needs > {w.rule(rules, prefix + '.ferritin_peak_gt')}"
-    if r is None or r["value"] is None:
-        return {"item": "ferritin_peak", "state": "unknown", "line": f"ferritin peak: not evaluable (no data; {needs})"}
-    state = "met" if r["value"] > cut and r["comparator"] not in ("<", "<=") else "not_met"
-    return {"item": "ferritin_peak", "state": state, "value": r["value"],
-            "line": f"ferritin peak: {state.replace('_', ' ')} (highest {w.amount(r['value'], 'ng/mL', r['comparator'])}"
-                    f" {w.day(r['day'])}; {needs})"}
+def named(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> list[dict]:
+    """rows() with named parameters (only those the text uses: DuckDB refuses extra ones)."""
+    used = {k: v for k, v in params.items() if f"${k}" in sql}
+    cur = con.execute(sql, used)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
 
 
-def organ_item(rules: Rules, prefix: str, item: str, r: dict | None) -> dict:
-    needs = ("needs a documented yes" if item == "hemophagocytosis"
-             else f"needs grade >= {w.value_of(rules, prefix + '.organ_grade_min')} ({prefix}.organ_grade_min)")
-    if r is None or r["value"] is None:
-        return {"item": item, "state": "unknown", "line": f"{item}: not evaluable (no data; {needs})"}
-    held = bool(r["value"]) if item == "hemophagocytosis" else r["value"] >= rules.value(f"{prefix}.organ_grade_min")
-    state = "met" if held else "not_met"
-    shown = ("documented " + ("yes" if r["value"] else "no") if item == "hemophagocytosis"
-             else f"worst {r['unit']} {w.number(r['value'])} {w.day(r['day'])}")
-    return {"item": item, "state": state, "value": r["value"],
-            "line": f"{item}: {state.replace('_', ' ')} ({shown}; {needs})"}
+def item_line(rules: Rules, prefix: str, item: str, held: dict | None, worst: dict | None, tz: str) -> dict:
+    """An item's state (held: the macro said so; else data or no data) and what it was read from."""
+    state = "met" if held else ("not_met" if worst and worst["value"] is not None else "unknown")
+    if item == "ferritin_peak":
+        needs = f"needs > {w.rule(rules, prefix + '.ferritin_peak_gt')}"
+    elif item == "hemophagocytosis":
+        needs = "needs a documented yes"
+    else:
+        needs = f"needs grade >= {w.value_of(rules, prefix + '.organ_grade_min')} ({prefix}.organ_grade_min)"
+    shown = []
+    if held:
+        e = held["evidence"]
+        shown.append(f"from {w.when(held['held_at'], tz)}: {e['analyte']} {w.amount(e['value'], e['unit'])}")
+    if worst and worst["value"] is not None:
+        shown.append(worst_text(item, worst))
+    detail = "; ".join([*shown, needs])
+    return {"item": item, "state": state, "value": worst["value"] if worst else None,
+            "line": f"{item.replace('_', ' ')}: {STATE_WORDS[state]} ({detail})"}
+
+
+def worst_text(item: str, worst: dict) -> str:
+    if item == "hemophagocytosis":
+        return "documented " + ("yes" if worst["value"] else "no")
+    if item == "ferritin_peak":
+        return f"highest {w.amount(worst['value'], worst['unit'], worst['comparator'])} {w.day(worst['day'])}"
+    return f"worst {worst['unit']} {w.number(worst['value'])} {w.day(worst['day'])}"
 
 
 def evidence_line(x: dict, tz: str) -> str:

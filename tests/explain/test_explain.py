@@ -39,7 +39,7 @@ def explanation(db, tmp_path, patient, *more: str) -> dict:
     return run_json(["explain", patient, "--db", str(db), "--format", "json", *more], tmp_path / "e.json")
 
 
-def test_on_every_sample_patient_the_verdicts_and_windows_are_the_exports(sample_db, tmp_path):
+def test_on_every_sample_patient_the_verdicts_and_windows_are_the_exports(sample_db, tmp_path, rules):
     windows = run_json(["export", "windows", "--db", str(sample_db)], tmp_path / "w.json")
     flags = run_json(["export", "flags", "--db", str(sample_db)], tmp_path / "f.json")
     for patient, infusion in episodes():
@@ -58,6 +58,7 @@ def test_on_every_sample_patient_the_verdicts_and_windows_are_the_exports(sample
             else:
                 expected = "met" if exported else "not_met"
             assert s["verdict"] == expected, (patient, name)
+            assert items_agree(s, rules), (patient, name)
             if name in DAILY:       # the daily flags say the same: met on some day iff a window
                 flagged = [d[DAILY[name]] for d in days if d[DAILY[name]]]
                 top = max((RANK.get(v, 1) for v in flagged), default=0)
@@ -65,6 +66,19 @@ def test_on_every_sample_patient_the_verdicts_and_windows_are_the_exports(sample
                 latest = days[-1][DAILY[name]]
                 assert s["latest_day"] == {"day": days[-1]["day"],
                                            "status": ("met" if latest else None) if name == "hlh_2004" else latest}
+
+
+def items_agree(s: dict, rules) -> bool:
+    """The items shown add up to the stored verdict: CARTOX and Shah, the ferritin item and enough
+    organ items exactly when the set is met; HLH-94 and HLH-2004, the met items are the day's count."""
+    if not s.get("items") or s["criteria_set"] not in ("cartox_2017", "shah_2020", "hlh_94", "hlh_2004"):
+        return True
+    met = [i["state"] == "met" for i in s["items"]]
+    if s["criteria_set"].startswith("hlh"):
+        needed = rules.value("hlh_2004.criteria_required") if s["criteria_set"] == "hlh_2004" else len(met)
+        return (sum(met) >= needed) == (s["verdict"] == "met")
+    prefix = {"cartox_2017": "cartox", "shah_2020": "shah"}[s["criteria_set"]]
+    return (met[0] and sum(met[1:]) >= rules.value(f"{prefix}.items_required")) == (s["verdict"] == "met")
 
 
 @pytest.fixture(scope="module")
