@@ -114,7 +114,7 @@ def ferritin_lines(rules: Rules, ferritin: list[dict], tz: str) -> list[str]:
             lines.append(f"{head}: before the infusion ({elevation(rules, f)})")
             continue
         lines.append(f"{head}: {elevation(rules, f)}")
-        lines.append(f"    {worsening(rules, f)}; {timing(rules, f, tz)} -> {w.status_words(f['point_status'])}")
+        lines.append(f"    {worsening(rules, f)}; {timing(rules, f, tz)} -> {w.point_status(f['point_status'])}")
     return lines
 
 
@@ -193,7 +193,8 @@ def manifestation_lines(rules: Rules, verdict: str, common: list[dict], found: l
         if name in seen:
             item = seen[name]["item"]
             lines.append(f"{name}: found within {w.number(window)} h of a suspected ferritin: "
-                         f"{item['analyte']} {w.amount(item['value'], item['unit'])} ({item['detail'] or 'documented'})")
+                         f"{item['analyte']} {w.amount(item['value'], item['unit'])} "
+                         f"({item['detail'] or 'documented'})")
         else:
             lines.append(f"{name}: none within {w.number(window)} h of a suspected ferritin"
                          + elsewhere([m for m in common if m["rule"] == name], tz))

@@ -25,7 +25,8 @@ HLH_ITEM_VALUES = {
 }
 CYTOPENIA_CUTS = ((">=", "{set}.cytopenia_lineages_required"), ("Hb <", "hlh_2004.hemoglobin_lt_g_dl"),
                   ("platelets <", "hlh_2004.platelets_lt"), ("ANC <", "hlh_2004.anc_lt"))
-LIPID_CUTS = (("triglycerides >=", "hlh_2004.triglycerides_ge_mg_dl"), ("or fibrinogen <=", "hlh_2004.fibrinogen_le_mg_dl"))
+LIPID_CUTS = (("triglycerides >=", "hlh_2004.triglycerides_ge_mg_dl"),
+              ("or fibrinogen <=", "hlh_2004.fibrinogen_le_mg_dl"))
 HLH_THRESHOLDS = {   # item -> (how it compares, rule) as derived.hlh_criteria_daily's step applies them
     "hlh_2004": {"fever": ((">=", "hlh_2004.fever_c"),), "cytopenias": CYTOPENIA_CUTS,
                  "triglycerides_or_fibrinogen": LIPID_CUTS, "ferritin": ((">=", "hlh_2004.ferritin_ge"),),

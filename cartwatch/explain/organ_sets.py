@@ -30,24 +30,25 @@ SELECT item, held_at, evidence
 FROM flags.ferritin_peak_organ_held(rule_prefix := $prefix, phase_table := 'phase', ferritin_peak_gt := $cut,
                                     organ_grade_min := $grade, lung_item := $lung)
 """
+# the worst value in the set's time frame, on the first day it was reached
 WORST_SQL = """
 WITH phase AS ({phase})
 SELECT 'ferritin_peak' AS item, max(t.value) AS value, arg_max(t.comparator, t.value) AS comparator,
-       arg_max(t.day, t.value) AS day, 'ng/mL' AS unit
+       arg_max(t.day, {{'v': t.value, 'first': -t.day}}) AS day, 'ng/mL' AS unit
 FROM phase JOIN derived.timeline AS t USING (patient_id, infusion_id)
 WHERE t.analyte = 'ferritin' AND t.observed_at >= phase.starts_at
   AND (phase.ferritin_ends_at IS NULL OR t.observed_at <= phase.ferritin_ends_at)
 HAVING count(*) > 0
 UNION ALL
-SELECT o.organ, max(o.grade), NULL, arg_max(o.day, o.grade), 'CTCAE grade'
+SELECT o.organ, max(o.grade), NULL, arg_max(o.day, {{'v': o.grade, 'first': -o.day}}), 'CTCAE grade'
 FROM phase JOIN derived.organ_toxicity_daily AS o USING (patient_id, infusion_id)
 WHERE o.observed_at >= phase.starts_at GROUP BY o.organ
 UNION ALL
-SELECT $lung, max(c.hypoxia_grade), NULL, arg_max(c.day, c.hypoxia_grade), 'CRS hypoxia grade'
+SELECT $lung, max(c.hypoxia_grade), NULL, arg_max(c.day, {{'v': c.hypoxia_grade, 'first': -c.day}}), 'CRS hypoxia grade'
 FROM phase JOIN derived.crs_daily AS c USING (patient_id, infusion_id)
 WHERE c.day_end_at > phase.starts_at HAVING count(c.hypoxia_grade) > 0
 UNION ALL
-SELECT 'hemophagocytosis', max(e.value_num), NULL, arg_max(e.day, e.value_num), 'documented'
+SELECT 'hemophagocytosis', max(e.value_num), NULL, arg_max(e.day, {{'v': e.value_num, 'first': -e.day}}), 'documented'
 FROM phase JOIN derived.events_timeline AS e USING (patient_id, infusion_id)
 WHERE e.event_type = 'hemophagocytosis' AND e.observed_at >= phase.starts_at HAVING count(*) > 0
 """

@@ -49,3 +49,8 @@ def value_of(rules: Rules, rule_id: str) -> str:
 
 def status_words(status: str | None) -> str:
     return {"criteria_met": "criteria met", "not_met": "not met", None: "none"}.get(status, status or "none")
+
+
+def point_status(status: str | None) -> str:
+    """The IEC-HS status at one result: none there is `no status`."""
+    return status_words(status) if status else "no status"

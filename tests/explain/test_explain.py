@@ -62,7 +62,8 @@ def test_on_every_sample_patient_the_verdicts_and_windows_are_the_exports(sample
             if name in DAILY:       # the daily flags say the same: met on some day iff a window
                 flagged = [d[DAILY[name]] for d in days if d[DAILY[name]]]
                 top = max((RANK.get(v, 1) for v in flagged), default=0)
-                assert top == (RANK[expected] if name == "astct_iec_hs_2023" else int(expected == "met")), (patient, name)
+                wanted = RANK[expected] if name == "astct_iec_hs_2023" else int(expected == "met")
+                assert top == wanted, (patient, name)
                 latest = days[-1][DAILY[name]]
                 assert s["latest_day"] == {"day": days[-1]["day"],
                                            "status": ("met" if latest else None) if name == "hlh_2004" else latest}
@@ -107,7 +108,7 @@ def test_a_patient_flagged_by_astct_shows_the_chain_that_flagged_it(sample_docs)
     # the day before: the nadir itself, timing already held, but no worsening rule fired
     assert ferritin[d11 - 1] == ("    no worsening rule fired: re-rise: < 2 x nadir 4,774 = 9,548; rapid rise: no "
                                  "earlier result within 24 h; new high: not above CRS-phase peak 9,876; timing "
-                                 "holds: after CRS improvement + 48 h (from 2026-07-07 00:00 EDT) -> none")
+                                 "holds: after CRS improvement + 48 h (from 2026-07-07 00:00 EDT) -> no status")
     assert "fibrinogen: found within 48 h of a suspected ferritin: fibrinogen 81 mg/dL (below max(fixed cut-off, " \
            "LLN))" in lines(astct, "Manifestations")
 
@@ -142,7 +143,8 @@ def test_hlh_2004_items_without_data_are_not_evaluable(sample_docs):
     assert states == {"fever": "not_met", "splenomegaly": "unknown", "cytopenias": "met",
                       "triglycerides_or_fibrinogen": "met", "hemophagocytosis": "unknown", "nk_activity": "unknown",
                       "ferritin": "met", "scd25": "unknown"}
-    assert "scd25: not evaluable (no data) (needs >= 2,400 U/mL (hlh_2004.scd25_ge_u_ml))" in lines(hlh, "Items on d+19")
+    assert "scd25: not evaluable (no data) (needs >= 2,400 U/mL (hlh_2004.scd25_ge_u_ml))" in lines(
+        hlh, "Items on d+19")
 
 
 def test_text_fits_a_terminal_and_masking_hides_ids_and_sources(sample_db, tmp_path, monkeypatch, capsys):
