@@ -80,8 +80,11 @@ def hlh_item(rules: Rules, name: str, item: str, state: str, d: dict) -> dict:
     if item == "cytopenias":
         needs = needs.replace(",", " lineages of", 1)
     detail = "; ".join(p for p in (shown, f"needs {needs}" if needs else "") if p)
+    said = STATE_WORDS[state]
+    if state == "unknown" and any(v is not None for _, v, _ in values):    # a lineage or test missing
+        said = "not evaluable (not enough data)"
     return {"item": item, "state": state, "values": {a: v for a, v, _ in values},
-            "line": f"{item.replace('_', ' ')}: {STATE_WORDS[state]}" + (f" ({detail})" if detail else "")}
+            "line": f"{item.replace('_', ' ')}: {said}" + (f" ({detail})" if detail else "")}
 
 
 def explain_hscore(con: duckdb.DuckDBPyConnection, rules: Rules, ep: dict, windows: list[dict]) -> dict:
