@@ -39,8 +39,8 @@ def cmd_explain(args) -> int:
             as_of = evaluation_at(con, rules, settings, as_of, args.as_loaded)
             try:
                 doc = explain(con, rules, args.patient, args.infusion, as_of)
-            except ExplainError as exc:
-                raise cli.as_input(exc) from None
+            except ExplainError as exc:         # ids masked in the one line too, when output is masked
+                raise cli.as_input(ValueError(exc.masked() if settings.mask_ids else str(exc))) from None
             except duckdb.CatalogException:     # tables or macros of an older cartwatch's evaluation
                 raise cli.InputError("stored evaluation", "made before `cartwatch explain` existed: run "
                                      "`cartwatch nightly --full`, or pass --as-of to evaluate now") from None

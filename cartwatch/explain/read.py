@@ -12,7 +12,22 @@ import duckdb
 
 
 class ExplainError(ValueError):
-    """The patient, infusion or evaluation asked for is not in the store (one line naming it)."""
+    """The patient, infusion or evaluation asked for is not in the store (one line naming it).
+    `patients` and `infusions` are the ids the line names, so that masked output can mask them."""
+
+    def __init__(self, message: str, patients: tuple[str, ...] = (), infusions: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.patients, self.infusions = patients, infusions
+
+    def masked(self) -> str:
+        from cartwatch.digest.ids import mask
+
+        text = str(self)
+        for infusion in self.infusions:
+            text = text.replace(infusion, mask(infusion, prefix="inf-"))
+        for patient in self.patients:
+            text = text.replace(patient, mask(patient))
+        return text
 
 
 def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
@@ -35,14 +50,16 @@ def episode(con: duckdb.DuckDBPyConnection, patient_id: str, infusion_id: str | 
     """The episode explained (the patient's latest infusion unless one is named) and all of them."""
     episodes = rows(con, EPISODES_SQL, [patient_id])
     if not episodes:
-        raise ExplainError(f"patient {patient_id!r}: no infusion of this patient in the stored evaluation")
+        raise ExplainError(f"patient {patient_id!r}: no infusion of this patient in the stored evaluation",
+                           patients=(patient_id,))
     if infusion_id is None:
         return episodes[-1], episodes
     chosen = [e for e in episodes if e["infusion_id"] == infusion_id]
     if not chosen:
         known = ", ".join(e["infusion_id"] for e in episodes)
         raise ExplainError(f"--infusion {infusion_id!r}: not an infusion of patient {patient_id!r} "
-                           f"(its infusions: {known})")
+                           f"(its infusions: {known})", patients=(patient_id,),
+                           infusions=(infusion_id, *(e["infusion_id"] for e in episodes)))
     return chosen[0], episodes
 
 

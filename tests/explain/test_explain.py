@@ -162,7 +162,7 @@ def test_text_fits_a_terminal_and_masking_hides_ids_and_sources(sample_db, tmp_p
     assert html.startswith("<!DOCTYPE html>") and "<script" not in html and "&gt;= 2 x post-peak nadir" in html
 
 
-def test_bad_patient_infusion_or_as_of_is_one_line_and_status_2(sample_db, capsys):
+def test_bad_patient_infusion_or_as_of_is_one_line_and_status_2(sample_db, capsys, monkeypatch):
     for args, said in ((["NOBODY"], "cartwatch: patient 'NOBODY': no infusion of this patient in the stored "
                                      "evaluation\n"),
                        (["CW-0001", "--infusion", "CW-0002-I1"], "cartwatch: --infusion 'CW-0002-I1': not an "
@@ -183,3 +183,7 @@ def test_as_of_explains_what_the_nightly_said_then(sample_db, tmp_path):
     assert doc["as_of"] == "2026-07-07T16:00:00+00:00"
     assert astct["verdict"] == "watch" and astct["windows"][0]["onset_day"] == 5
     assert astct["ferritin"][-1]["day"] == 10
+    monkeypatch.setenv("CARTWATCH_MASK_KEY", "test-key")
+    assert main(["explain", "CW-0001", "--infusion", "CW-0002-I1", "--db", str(sample_db), "--mask-ids"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cartwatch: --infusion 'inf-") and "CW-0" not in err
