@@ -8,6 +8,7 @@ import json
 import shutil
 from datetime import datetime
 
+import duckdb
 import pytest
 
 from flows.cli import main
@@ -172,18 +173,26 @@ def test_bad_patient_infusion_or_as_of_is_one_line_and_status_2(sample_db, capsy
         assert main(["explain", *args, "--db", str(sample_db)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and (said is None or err == said)
+    monkeypatch.setenv("CARTWATCH_MASK_KEY", "test-key")
+    assert main(["explain", "CW-0001", "--infusion", "CW-0002-I1", "--db", str(sample_db), "--mask-ids"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cartwatch: --infusion 'inf-") and "CW-0" not in err
 
 
 def test_as_of_explains_what_the_nightly_said_then(sample_db, tmp_path):
     db = tmp_path / "copy.duckdb"
     shutil.copy(sample_db, db)
+    built = lambda: duckdb.connect(str(db), read_only=True).execute(    # noqa: E731
+        "SELECT built_at FROM meta.build_state").fetchall()
+    before = built()
+    # the moment the store already holds: read, not evaluated again
+    assert explanation(db, tmp_path, "CW-0001", "--as-of", "2026-11-22T00:00:00Z")["as_of"] == \
+        "2026-11-22T00:00:00+00:00"
+    assert built() == before
     # day +10 of CW-0001, before ferritin re-rose: CRS-associated watch only
     doc = explanation(db, tmp_path, "CW-0001", "--as-of", "2026-07-07T12:00:00-04:00")
     astct = doc["criteria_sets"][0]
     assert doc["as_of"] == "2026-07-07T16:00:00+00:00"
     assert astct["verdict"] == "watch" and astct["windows"][0]["onset_day"] == 5
     assert astct["ferritin"][-1]["day"] == 10
-    monkeypatch.setenv("CARTWATCH_MASK_KEY", "test-key")
-    assert main(["explain", "CW-0001", "--infusion", "CW-0002-I1", "--db", str(sample_db), "--mask-ids"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("cartwatch: --infusion 'inf-") and "CW-0" not in err
+    assert built() != before
