@@ -56,7 +56,7 @@ def explain_astct(con: duckdb.DuckDBPyConnection, rules: Rules, ep: dict, window
              if r["item"]["rule"] in COMMON_MANIFESTATIONS]
     mine = [x for x in windows if x["criteria_set"] == SET]
     verdict = max((x["status"] for x in mine), key=w.STATUS_RANK.get, default="none")
-    post = [f for f in ferritin if f["status"] is not None or f["timing_reason"] is not None]
+    post = [f for f in ferritin if f["timing_reason"] is not None]      # after the infusion
     sections = [
         {"title": "CRS course", "lines": crs_lines(rules, crs[0] if crs else None, tz)},
         {"title": "Ferritin", "lines": ferritin_lines(rules, ferritin, tz)},

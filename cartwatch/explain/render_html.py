@@ -12,12 +12,24 @@ STYLE = ("body{font-family:sans-serif;max-width:60em;margin:1em auto}h2{margin-t
          "li{margin:.15em 0}.verdict{font-weight:bold}")
 
 
+def items(lines: list[str]) -> list[str]:
+    """Escaped list items; an indented line continues the item before it (a ferritin result's
+    signal and timing under its value)."""
+    out: list[str] = []
+    for line in lines:
+        if line.startswith(" ") and out:
+            out[-1] += "<br>" + escape(line.strip())
+        else:
+            out.append(escape(line.strip()))
+    return out
+
+
 def set_section(s: dict) -> str:
     parts = [f"<h2>{escape(s['label'])}: <span class=\"verdict\">{escape(w.status_words(s['verdict']))}</span></h2>",
              "<ul>" + "".join(f"<li>{escape(line)}</li>" for line in s["summary"]) + "</ul>"]
     for section in s["sections"]:
         parts.append(f"<h3>{escape(section['title'])}</h3><ul>"
-                     + "".join(f"<li>{escape(line.strip())}</li>" for line in section["lines"]) + "</ul>")
+                     + "".join(f"<li>{item}</li>" for item in items(section["lines"])) + "</ul>")
     if s.get("latest_day"):
         d = s["latest_day"]
         parts.append(f"<p>Latest day {escape(w.day(d['day']))}: {escape(w.status_words(d['status']))}</p>")

@@ -163,6 +163,19 @@ def test_text_fits_a_terminal_and_masking_hides_ids_and_sources(sample_db, tmp_p
     assert html.startswith("<!DOCTYPE html>") and "<script" not in html and "&gt;= 2 x post-peak nadir" in html
 
 
+def test_html_escapes_what_the_data_says(sample_docs):
+    from cartwatch.explain import render
+
+    doc = {"patient_id": "<b>P</b>", "infusion_id": "I&1", "product": "<script>x</script>", "site_tz": "UTC",
+           "infused_at": "2026-03-01T10:00:00+00:00", "as_of": "2026-03-05T00:00:00+00:00",
+           "rules_version": "2026.12.0", "rules_released": True, "other_infusions": [],
+           "criteria_sets": [sample_docs["CW-0004"]["astct_iec_hs_2023"]]}
+    html = render(doc, "html")
+    assert "<script" not in html and "&lt;script&gt;x&lt;/script&gt;" in html and "&lt;b&gt;P&lt;/b&gt;" in html
+    assert "<li>d+4 2026-09-02 06:17 EDT 5,637 ng/mL: elevated (ULN 400, baseline 289: &gt; 2 x ULN)<br>signal " \
+           "rapid-rise (193 ng/mL/h &gt;= 100); timing does not hold: CRS has not improved yet -&gt; watch</li>" in html
+
+
 def test_bad_patient_infusion_or_as_of_is_one_line_and_status_2(sample_db, capsys, monkeypatch):
     for args, said in ((["NOBODY"], "cartwatch: patient 'NOBODY': no infusion of this patient in the stored "
                                      "evaluation\n"),
