@@ -119,14 +119,74 @@ def evidence_line(x: dict, tz: str) -> str:
     return f"onset {w.day(x['onset_day'])} ({w.when(x['onset_at'], tz)}) with {shown}"
 
 
+UCSF_HELD_SQL = """
+WITH one AS (SELECT $patient AS patient_id)
+SELECT item, min(held_at) AS first_at, arg_min(evidence, held_at) AS evidence, count(*) AS results
+FROM flags.ucsf_masl_items(patients_table := 'one', rise_ng_ml_per_hour := $rate, rise_window_hours := $window,
+                           fibrinogen_lt_mg_dl := $fibrinogen, ldh_x_uln := $ldh)
+WHERE item = 'companion' OR infusion_id = $infusion
+GROUP BY item
+"""
+# what the episode has to judge each item with (a companion pairs with a rise by patient, as there)
+UCSF_DATA_SQL = """
+SELECT
+    (SELECT count(*) FROM derived.ferritin_rises WHERE patient_id = $patient AND infusion_id = $infusion) AS pairs,
+    (SELECT min(value) FROM derived.timeline WHERE patient_id = $patient AND analyte = 'fibrinogen') AS fibrinogen,
+    (SELECT max(x_uln) FROM derived.timeline WHERE patient_id = $patient AND analyte = 'ldh') AS ldh_x_uln
+"""
+
+
 def explain_ucsf(con: duckdb.DuckDBPyConnection, rules: Rules, ep: dict, windows: list[dict]) -> dict:
-    """UCSF MAS-L: the stored windows and the results that made them; with none, what it needs."""
+    """UCSF MAS-L: the rise and the companion result, each as the build's macro flags.ucsf_masl_items
+    judges them for this patient, then whether they came within the companion window (the windows)."""
     name = "ucsf_masl_2020"
     mine = [x for x in windows if x["criteria_set"] == name]
-    needs = (f"a ferritin rise >= {w.rule(rules, 'ucsf.rise_ng_ml_per_hour')} within "
-             f"{w.rule(rules, 'ucsf.rise_window_hours')}, with fibrinogen < {w.rule(rules, 'ucsf.fibrinogen_lt_mg_dl')}"
-             f" or LDH > {w.rule(rules, 'ucsf.ldh_x_uln')} within {w.rule(rules, 'ucsf.companion_window_hours')}")
-    lines = [f"window met: {evidence_line(x, ep['site_tz'])}" for x in mine]
-    return {"criteria_set": name, "label": w.SET_LABELS[name], "verdict": "met" if mine else "not_met", "items": [],
-            "summary": lines or ["not met: no such rise with its companion result"],
-            "sections": [{"title": "Criteria", "lines": [f"needs {needs}"]}]}
+    ids = {"patient": ep["patient_id"], "infusion": ep["infusion_id"]}
+    held = {r["item"]: r for r in named(con, UCSF_HELD_SQL, ids | {
+        "rate": rules.value("ucsf.rise_ng_ml_per_hour"), "window": rules.value("ucsf.rise_window_hours"),
+        "fibrinogen": rules.value("ucsf.fibrinogen_lt_mg_dl"), "ldh": rules.value("ucsf.ldh_x_uln")})}
+    data = named(con, UCSF_DATA_SQL, ids)[0]
+    tz = ep["site_tz"]
+    items = [ucsf_rise(rules, held.get("rise"), data, tz), ucsf_companion(rules, held.get("companion"), data, tz),
+             ucsf_pairing(rules, held, mine)]
+    lines = [f"window met: {evidence_line(x, tz)}" for x in mine]
+    why_not = "not met: " + "; ".join(f"{i['item'].replace('_', ' ')} {i['said']}" for i in items)
+    return {"criteria_set": name, "label": w.SET_LABELS[name], "verdict": "met" if mine else "not_met",
+            "items": items, "summary": lines or [why_not],
+            "sections": [{"title": "Items", "lines": [i["line"] for i in items]}]}
+
+
+def held_text(h: dict, tz: str) -> str:
+    shown = " -> ".join(f"{e['analyte']} {w.amount(e['value'], e['unit'])}" for e in h["evidence"])
+    return f"first {w.when(h['first_at'], tz)}: {shown}; {h['results']} in all"
+
+
+def ucsf_rise(rules: Rules, h: dict | None, data: dict, tz: str) -> dict:
+    needs = (f"needs >= {w.rule(rules, 'ucsf.rise_ng_ml_per_hour')} against a ferritin at most "
+             f"{w.rule(rules, 'ucsf.rise_window_hours')} before")
+    state = "met" if h else ("not_met" if data["pairs"] else "unknown")
+    detail = held_text(h, tz) if h else ("no such rise" if data["pairs"] else "no two ferritin results close enough")
+    return {"item": "ferritin_rise", "state": state, "said": STATE_WORDS[state],
+            "line": f"ferritin rise: {STATE_WORDS[state]} ({detail}; {needs})"}
+
+
+def ucsf_companion(rules: Rules, h: dict | None, data: dict, tz: str) -> dict:
+    needs = (f"needs fibrinogen < {w.rule(rules, 'ucsf.fibrinogen_lt_mg_dl')} or LDH > "
+             f"{w.rule(rules, 'ucsf.ldh_x_uln')}")
+    measured = data["fibrinogen"] is not None or data["ldh_x_uln"] is not None
+    state = "met" if h else ("not_met" if measured else "unknown")
+    worst = ", ".join(p for p in (
+        f"lowest fibrinogen {w.amount(data['fibrinogen'], 'mg/dL')}" if data["fibrinogen"] is not None else "",
+        f"highest LDH {w.number(data['ldh_x_uln'])} x ULN" if data["ldh_x_uln"] is not None else "") if p)
+    detail = held_text(h, tz) if h else (worst or "no fibrinogen or LDH result")
+    return {"item": "companion", "state": state, "said": STATE_WORDS[state],
+            "line": f"companion: {STATE_WORDS[state]} ({detail}; {needs})"}
+
+
+def ucsf_pairing(rules: Rules, held: dict, windows: list[dict]) -> dict:
+    """Whether a rise and a companion came close enough: the stored windows say it."""
+    within = f"within {w.rule(rules, 'ucsf.companion_window_hours')} of each other"
+    state = "met" if windows else ("not_met" if len(held) == 2 else "unknown")
+    said = {"met": "met", "not_met": "not met (never that close)", "unknown": "not evaluable (needs both)"}[state]
+    return {"item": "rise_with_companion", "state": state, "said": said,
+            "line": f"rise and companion {within}: {said}"}

@@ -72,10 +72,13 @@ def test_on_every_sample_patient_the_verdicts_and_windows_are_the_exports(sample
 
 def items_agree(s: dict, rules) -> bool:
     """The items shown add up to the stored verdict: CARTOX and Shah, the ferritin item and enough
-    organ items exactly when the set is met; HLH-94 and HLH-2004, the met items are the day's count."""
-    if not s.get("items") or s["criteria_set"] not in ("cartox_2017", "shah_2020", "hlh_94", "hlh_2004"):
+    organ items exactly when the set is met; HLH-94 and HLH-2004, the met items are the day's count;
+    UCSF MAS-L, every item."""
+    if not s.get("items") or s["criteria_set"] == "hscore":
         return True
     met = [i["state"] == "met" for i in s["items"]]
+    if s["criteria_set"] == "ucsf_masl_2020":      # a rise, a companion, and the two close enough
+        return all(met) == (s["verdict"] == "met")
     if s["criteria_set"].startswith("hlh"):
         needed = rules.value("hlh_2004.criteria_required") if s["criteria_set"] == "hlh_2004" else len(met)
         return (sum(met) >= needed) == (s["verdict"] == "met")
@@ -134,6 +137,13 @@ def test_a_watch_says_the_timing_did_not_hold_and_why(sample_docs):
                                 "improved yet -> watch")
     timing = [f["timing_reason"] for f in astct["ferritin"] if f["signal"]]
     assert set(timing) <= {"crs_not_improved", "within_improvement_hours"}
+    # UCSF MAS-L: the same fast rise, but no companion result
+    ucsf = sample_docs["CW-0004"]["ucsf_masl_2020"]
+    assert ucsf["summary"] == ["not met: ferritin rise met; companion not met; rise with companion not evaluable "
+                               "(needs both)"]
+    assert lines(ucsf, "Items")[1] == ("companion: not met (lowest fibrinogen 317 mg/dL, highest LDH 1.56 x ULN; "
+                                       "needs fibrinogen < 150 mg/dL (ucsf.fibrinogen_lt_mg_dl) or LDH > 2 x ULN "
+                                       "(ucsf.ldh_x_uln))")
 
 
 def test_hlh_2004_items_without_data_are_not_evaluable(sample_docs):
