@@ -242,7 +242,20 @@ def summary(rules: Rules, verdict: str, windows: list[dict], post: list[dict], t
         return ["not flagged: ferritin was elevated only while the timing did not hold, and never again "
                 "once it held (no re-rise)"]
     return ["not flagged: ferritin was elevated but no worsening rule fired at any result "
-            "(re-rise, rapid rise, new high: see each result)"]
+            "(re-rise, rapid rise, new high: see each result)"] + closest_re_rise(rules, post)
+
+
+def closest_re_rise(rules: Rules, post: list[dict]) -> list[str]:
+    """Once the timing held, the elevated result nearest to a re-rise (against its own nadir)."""
+    factor = rules.value("iec_hs.re_rise_factor")
+    held = [f for f in post if f["timing_holds"] and f["elevated"] and f["post_peak_nadir"]]
+    if not held:
+        return []
+    f = max(held, key=lambda f: f["value"] / f["post_peak_nadir"])
+    return [f"closest to a re-rise once the timing held: {w.day(f['day'])} "
+            f"{w.amount(f['value'], f['unit'], f['comparator'])} against {w.number(factor)} x nadir "
+            f"{w.number(f['post_peak_nadir'])} = {w.number(factor * f['post_peak_nadir'])} "
+            "(iec_hs.re_rise_factor)"]
 
 
 def window_line(x: dict, tz: str) -> str:

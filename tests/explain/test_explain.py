@@ -121,7 +121,9 @@ def test_crs_with_high_ferritin_that_never_re_rose_says_why_not(sample_docs):
     astct = sample_docs["CW-0006"]["astct_iec_hs_2023"]
     assert (astct["verdict"], astct["windows"]) == ("none", [])
     assert astct["summary"] == ["not flagged: ferritin was elevated but no worsening rule fired at any result "
-                                "(re-rise, rapid rise, new high: see each result)"]
+                                "(re-rise, rapid rise, new high: see each result)",
+                                "closest to a re-rise once the timing held: d+9 2,295 ng/mL against 2 x nadir "
+                                "2,595 = 5,190 (iec_hs.re_rise_factor)"]
     assert lines(astct, "Manifestations")[0] == "(no suspected ferritin result: manifestations cannot make " \
                                                 "criteria met)"
 
