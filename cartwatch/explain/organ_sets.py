@@ -12,7 +12,7 @@ import json
 import duckdb
 
 from cartwatch.explain import words as w
-from cartwatch.explain.read import rows
+from cartwatch.explain.read import named
 from transforms.rules import Rules
 
 PHASE_SQL = {   # the time frame each set reads, as its flags SQL file does
@@ -60,7 +60,7 @@ def explain_organ_set(con: duckdb.DuckDBPyConnection, rules: Rules, ep: dict, na
     mine = [x for x in windows if x["criteria_set"] == name]
     out = {"criteria_set": name, "label": w.SET_LABELS[name], "verdict": "met" if mine else "not_met"}
     ids = {"patient": ep["patient_id"], "infusion": ep["infusion_id"]}
-    if not rows(con, PHASE_SQL[name].replace("$patient", "?").replace("$infusion", "?"), list(ids.values())):
+    if not named(con, PHASE_SQL[name], ids):
         return out | {"items": [], "sections": [], "summary": ["not met: no CRS, and this set reads the CRS phase"]}
     prefix, lung = PREFIX[name], LUNG_ITEM[name]
     held = {r["item"]: r for r in named(con, HELD_SQL.format(phase=PHASE_SQL[name]), ids | {
@@ -75,14 +75,6 @@ def explain_organ_set(con: duckdb.DuckDBPyConnection, rules: Rules, ep: dict, na
     return out | {"items": items, "summary": [("met: " if mine else "not met: ") + head]
                   + [evidence_line(x, ep["site_tz"]) for x in mine],
                   "sections": [{"title": "Items", "lines": [i["line"] for i in items]}]}
-
-
-def named(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> list[dict]:
-    """rows() with named parameters (only those the text uses: DuckDB refuses extra ones)."""
-    used = {k: v for k, v in params.items() if f"${k}" in sql}
-    cur = con.execute(sql, used)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
 
 
 def item_line(rules: Rules, prefix: str, item: str, held: dict | None, worst: dict | None, tz: str) -> dict:

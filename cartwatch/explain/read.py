@@ -30,10 +30,15 @@ class ExplainError(ValueError):
         return text
 
 
-def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
+def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None) -> list[dict]:
     cur = con.execute(sql, params or [])
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def named(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> list[dict]:
+    """rows() with named parameters (only those the text uses: DuckDB refuses extra ones)."""
+    return rows(con, sql, {k: v for k, v in params.items() if f"${k}" in sql})
 
 
 def iso(at: datetime | None) -> str | None:
