@@ -221,3 +221,23 @@ def test_as_of_explains_what_the_nightly_said_then(sample_db, tmp_path):
     assert astct["verdict"] == "watch" and astct["windows"][0]["onset_day"] == 5
     assert astct["ferritin"][-1]["day"] == 10
     assert built() != before
+
+
+def test_the_stored_reasons_agree_with_the_stored_decisions_on_every_sample_row(sample_db):
+    con = duckdb.connect(str(sample_db), read_only=True)
+    try:
+        # each day's item states add up to its met and evaluable counts (NK activity never known)
+        for name, items in (("hlh_2004", 8), ("hlh_94", 5)):
+            days = con.execute(f"SELECT {name}_met_count, {name}_evaluable_count, {name}_items "
+                               "FROM derived.hlh_criteria_daily").fetchall()
+            assert days and all(
+                (sum(v == "met" for v in states.values()), sum(v != "unknown" for v in states.values()),
+                 len(states)) == (met, known, items) for met, known, states in days), name
+        # the timing reason names a holding reason exactly when the timing holds
+        reasons = con.execute("""
+            SELECT timing_holds, list(DISTINCT timing_reason ORDER BY timing_reason)
+            FROM derived.ferritin_trajectory WHERE timing_reason IS NOT NULL GROUP BY ALL ORDER BY 1""").fetchall()
+    finally:
+        con.close()
+    assert reasons == [(False, ["crs_not_improved", "no_crs_yet", "within_improvement_hours"]),
+                       (True, ["after_improvement", "no_crs_by_day", "re_escalated"])]
