@@ -122,12 +122,15 @@ def elevation(rules: Rules, f: dict) -> str:
     """Elevated or not against ULN and baseline (the stored `elevated` decides; this says why)."""
     x_uln = rules.value("iec_hs.ferritin_elevated_x_uln")
     ref = f"ULN {w.number(f['uln'])}" + (f", baseline {w.number(f['baseline'])}" if f["baseline"] is not None else "")
+    x_base = rules.value("iec_hs.ferritin_elevated_x_baseline")
+    high_baseline = f["baseline"] is not None and f["uln"] is not None and f["baseline"] > f["uln"]
     if f["elevated"]:
-        return f"elevated ({ref}: > {w.number(x_uln)} x ULN)"
+        also = f" and > {w.number(x_base)} x baseline, which is above ULN" if high_baseline else ""
+        return f"elevated ({ref}: > {w.number(x_uln)} x ULN{also})"
     if f["uln"] is not None and f["value"] <= x_uln * f["uln"]:
         return f"not elevated ({ref}: not > {w.number(x_uln)} x ULN = {w.number(x_uln * f['uln'])})"
-    x_base = rules.value("iec_hs.ferritin_elevated_x_baseline")
-    return f"not elevated ({ref}: baseline above ULN, not > {w.number(x_base)} x baseline)"
+    return (f"not elevated ({ref}: baseline above ULN, not > {w.number(x_base)} x baseline = "
+            f"{w.number(x_base * f['baseline'])})")
 
 
 def worsening(rules: Rules, f: dict) -> str:
