@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from datetime import datetime
 
@@ -241,3 +242,12 @@ def test_the_stored_reasons_agree_with_the_stored_decisions_on_every_sample_row(
         con.close()
     assert reasons == [(False, ["crs_not_improved", "no_crs_yet", "within_improvement_hours"]),
                        (True, ["after_improvement", "no_crs_by_day", "re_escalated"])]
+
+
+def test_the_sample_in_docs_explain_md_is_what_explain_prints(sample_db, capsys):
+    from sample_paths import REPO
+
+    shown = re.findall(r"```\n(CW-0004.*?)```", (REPO / "docs" / "explain.md").read_text(encoding="utf-8"), re.S)[0]
+    assert main(["explain", "CW-0004", "--db", str(sample_db)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert [line for line in shown.splitlines() if line.strip() != "..." and line not in printed] == []
