@@ -19,11 +19,8 @@ SET = "astct_iec_hs_2023"
 COMMON_MANIFESTATIONS = ("transaminases", "fibrinogen", "cytopenia", "hemophagocytosis")
 
 FERRITIN_SQL = """
-SELECT f.*, t.comparator, p.status AS point_status, p.manifestations
+SELECT f.*, p.status AS point_status, p.manifestations
 FROM derived.ferritin_trajectory AS f
-LEFT JOIN derived.timeline AS t
-    ON t.patient_id = f.patient_id AND t.infusion_id = f.infusion_id AND t.analyte = 'ferritin'
-    AND t.observed_at = f.observed_at AND t.source IS NOT DISTINCT FROM f.source
 LEFT JOIN flags.astct_iec_hs_2023_points AS p
     ON p.patient_id = f.patient_id AND p.infusion_id = f.infusion_id AND p.point_kind = 'ferritin'
     AND p.observed_at = f.observed_at AND p.source IS NOT DISTINCT FROM f.source
@@ -196,8 +193,7 @@ def manifestation_lines(rules: Rules, verdict: str, common: list[dict], found: l
         if name in seen:
             item = seen[name]["item"]
             lines.append(f"{name}: found within {w.number(window)} h of a suspected ferritin: "
-                         f"{item['analyte']} {w.amount(item['value'], item['unit'])} "
-                         f"({item['detail'] or 'documented'})")
+                         f"{w.result(item)} ({item['detail'] or 'documented'})")
         else:
             lines.append(f"{name}: none within {w.number(window)} h of a suspected ferritin"
                          + elsewhere([m for m in common if m["rule"] == name], tz))

@@ -98,7 +98,7 @@ def explain_hscore(con: duckdb.DuckDBPyConnection, rules: Rules, ep: dict, windo
     values = {}
     for e in chosen["evidence"]:
         if e["value"] is not None and e["rule"].startswith("hscore.") and e["rule"] != "hscore.cutoff":
-            values.setdefault(e["rule"].split(".")[1], []).append(f"{e['analyte']} {w.amount(e['value'], e['unit'])}")
+            values.setdefault(e["rule"].split(".")[1], []).append(w.result(e))
     items = [hscore_item(item, chosen[f"{item}_points"], values.get(item, [])) for item in HSCORE_ITEMS]
     head = (f"{w.day(chosen['day'])}: {w.number(chosen['hscore_min'])}-{w.number(chosen['hscore_max'])} points "
             f"possible; met when the lowest reaches {w.rule(rules, 'hscore.cutoff')}")

@@ -88,8 +88,7 @@ def item_line(rules: Rules, prefix: str, item: str, held: dict | None, worst: di
         needs = f"needs grade >= {w.value_of(rules, prefix + '.organ_grade_min')} ({prefix}.organ_grade_min)"
     shown = []
     if held:
-        e = held["evidence"]
-        shown.append(f"from {w.when(held['held_at'], tz)}: {e['analyte']} {w.amount(e['value'], e['unit'])}")
+        shown.append(f"from {w.when(held['held_at'], tz)}: {w.result(held['evidence'])}")
     if worst and worst["value"] is not None:
         shown.append(worst_text(item, worst))
     detail = "; ".join([*shown, needs])
@@ -107,7 +106,7 @@ def worst_text(item: str, worst: dict) -> str:
 
 def evidence_line(x: dict, tz: str) -> str:
     items = json.loads(x["evidence"] or "[]")
-    shown = ", ".join(f"{e['analyte']} {w.amount(e['value'], e['unit'])}" for e in items)
+    shown = ", ".join(w.result(e) for e in items)
     return f"onset {w.day(x['onset_day'])} ({w.when(x['onset_at'], tz)}) with {shown}"
 
 
@@ -149,7 +148,7 @@ def explain_ucsf(con: duckdb.DuckDBPyConnection, rules: Rules, ep: dict, windows
 
 
 def held_text(h: dict, tz: str) -> str:
-    shown = " -> ".join(f"{e['analyte']} {w.amount(e['value'], e['unit'])}" for e in h["evidence"])
+    shown = " -> ".join(w.result(e) for e in h["evidence"])
     return f"first {w.when(h['first_at'], tz)}: {shown}; {h['results']} in all"
 
 

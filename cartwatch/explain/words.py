@@ -27,6 +27,11 @@ def amount(value: float | None, unit: str | None, comparator: str | None = None)
     return f"{number(value, comparator)} {label}".rstrip()
 
 
+def result(e: dict) -> str:
+    """An evidence item (or stored result) as `fibrinogen 81 mg/dL`, a censored one with its comparator."""
+    return f"{e['analyte']} {amount(e['value'], e['unit'], e.get('comparator'))}"
+
+
 def day(d: int | None) -> str:
     return "d?" if d is None else f"d{d:+d}"
 
