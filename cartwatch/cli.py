@@ -435,6 +435,9 @@ def parser(commands: dict | None = None) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("html", "json"), help="default: from --out's extension (.html, .json)")
     p.add_argument("--out", required=True, help="the report file (.html or .json)")
     p.set_defaults(run=cmd_report)
+    from cartwatch.explain.command import add_explain
+
+    add_explain(sub, _common, _as_of)
     p = sub.add_parser("synth", help="write a synthetic cohort (all four CSV feeds + ground truth)")
     p.add_argument("--patients", type=int, default=28, help="default: the committed sample's 28")
     p.add_argument("--seed", type=int, default=20261122)

@@ -215,6 +215,14 @@ def any_of(grid, obs, tests: list[LabTest], k: int) -> pl.DataFrame:
     return as_member(at_least(grid, [lab_member(obs, t) for t in tests], k, len(tests)))
 
 
+# Item names, in the order of hlh_2004_items / hlh_94_items: the per-day item states are stored
+# under them (`<set>_items`), so `cartwatch explain` can say which item was met, not met or unknown.
+HLH_2004_ITEMS = ("fever", "splenomegaly", "cytopenias", "triglycerides_or_fibrinogen", "hemophagocytosis",
+                  "nk_activity", "ferritin", "scd25")
+HLH_94_ITEMS = ("fever", "splenomegaly", "cytopenias", "triglycerides_or_fibrinogen", "hemophagocytosis")
+ITEM_STATE = {True: "met", False: "not_met"}     # absent (no data that day): "unknown"
+
+
 def hlh_2004_items(grid, obs, events, rules: Rules) -> list[pl.DataFrame | None]:
     """The 8 HLH-2004 criteria as day items; NK activity has no feed, so it is always unknown."""
     return [
@@ -241,9 +249,22 @@ def hlh_94_items(grid, obs, events, rules: Rules) -> list[pl.DataFrame]:
     ]
 
 
+def item_states(grid: pl.DataFrame, items: list[pl.DataFrame | None], names: tuple[str, ...]) -> pl.Expr:
+    """Per grid day, a struct of each item's state (`met`, `not_met`, `unknown`), by item name."""
+    out = grid.select(KEYS)
+    for name, member in zip(names, items, strict=True):
+        if member is None:
+            out = out.with_columns(pl.lit(None, pl.Boolean).alias(name))
+        else:
+            out = out.join(member.select(*KEYS, pl.col("state").alias(name)), on=KEYS, how="left")
+    states = [pl.col(n).replace_strict(ITEM_STATE, default="unknown", return_dtype=pl.String).alias(n)
+              for n in names]
+    return out.select(*KEYS, pl.struct(states).alias("_items"))
+
+
 def evaluate_set(grid, items: list[pl.DataFrame | None], k: int, name: str,
-                 summary_rule: str) -> pl.DataFrame:
-    """`KEYS` + `<name>_met_count, _evaluable_count, _met, _evaluable, _met_at, _evidence`.
+                 summary_rule: str, names: tuple[str, ...]) -> pl.DataFrame:
+    """`KEYS` + `<name>_met_count, _evaluable_count, _met, _evaluable, _met_at, _evidence, _items`.
 
     `_met` is False on an undecided day; `_evaluable` says whether the day could be decided.
     The evidence lists the met items, then the met and evaluable counts (unit `count`).
@@ -261,7 +282,7 @@ def evaluate_set(grid, items: list[pl.DataFrame | None], k: int, name: str,
         pl.col("state").is_not_null().alias(f"{name}_evaluable"),
         pl.col("at").alias(f"{name}_met_at"),
         pl.col("_evidence").alias(f"{name}_evidence"),
-    )
+    ).join(item_states(grid, items, names).rename({"_items": f"{name}_items"}), on=KEYS, how="left")
 
 
 DAY_WORST = {"temperature": True, "ferritin": True, "triglycerides": True, "ast": True,
@@ -289,9 +310,9 @@ def hlh_criteria_daily(grid: pl.DataFrame, obs: pl.DataFrame, events: pl.DataFra
     """
     hlh_2004 = evaluate_set(grid, hlh_2004_items(grid, obs, events, rules),
                             int(rules.value("hlh_2004.criteria_required")), "hlh_2004",
-                            "hlh_2004.criteria_required")
+                            "hlh_2004.criteria_required", HLH_2004_ITEMS)
     items_94 = hlh_94_items(grid, obs, events, rules)
-    hlh_94 = evaluate_set(grid, items_94, len(items_94), "hlh_94", "hlh_94.all_required")
+    hlh_94 = evaluate_set(grid, items_94, len(items_94), "hlh_94", "hlh_94.all_required", HLH_94_ITEMS)
     findings = [event_member(grid, events, f"events.{e}", e).select(*KEYS, pl.col("state").alias(e))
                 for e in ("splenomegaly", "hemophagocytosis")]
     out = grid.join(day_worst_values(grid, obs), on=KEYS, how="left")

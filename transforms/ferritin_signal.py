@@ -27,6 +27,10 @@ KEYS = ["patient_id", "infusion_id"]
 EARLIEST = datetime(1, 1, 1, tzinfo=timezone.utc)   # "since the infusion": every result of the episode
 SECONDS_PER_HOUR = 3600
 SIGNALS = ("re_rise", "rapid_rise", "new_high")   # CR 3 (a), (b), (c): the first that fires is named
+# Why the timing holds or not at a result (CR 3 "Timing holds"), stored so that `cartwatch explain`
+# can say it without judging the timing a second time: the first reason that applies is named.
+TIMING_REASONS = ("after_improvement", "re_escalated", "no_crs_by_day",                 # holds
+                  "no_crs_yet", "crs_not_improved", "within_improvement_hours")        # does not hold
 WATCH, SUSPECTED = "watch", "suspected"
 
 
@@ -201,7 +205,7 @@ def ferritin_trajectory(ferritin: pl.DataFrame, crs_at: pl.DataFrame, r: Ferriti
 
 
 JUDGED = ["crs_phase_peak", "crs_phase_peak_at", "post_peak_nadir", "max_rate_ng_ml_h", "re_rise", "rapid_rise",
-          "new_high", "signal", "timing_holds", "status"]
+          "new_high", "signal", "timing_holds", "status", "timing_reason", "timing_from"]
 
 
 def _signal_and_status(df: pl.DataFrame, r: FerritinRules) -> pl.DataFrame:
@@ -217,10 +221,24 @@ def _signal_and_status(df: pl.DataFrame, r: FerritinRules) -> pl.DataFrame:
     first_signal = pl.when(pl.col(SIGNALS[0])).then(pl.lit(SIGNALS[0]))
     for name in SIGNALS[1:]:
         first_signal = first_signal.when(pl.col(name)).then(pl.lit(name))
-    timing = ((t > pl.col("improvement_at") + r.timing_after_improvement).fill_null(False)   # CR 3: resolving CRS
-              | pl.col("reescalated_at").is_not_null()                                   # worse after improving
-              | (pl.col("onset_at").is_null() & (pl.col("day") >= r.no_crs_timing_day)))  # no CRS by day 15
-    df = df.with_columns(pl.when(pl.col("elevated")).then(first_signal).alias("signal"), timing.alias("timing_holds"))
+    timing_from = pl.col("improvement_at") + r.timing_after_improvement
+    after_improvement = (t > timing_from).fill_null(False)                               # CR 3: resolving CRS
+    re_escalated = pl.col("reescalated_at").is_not_null()                                # worse after improving
+    no_crs_by_day = pl.col("onset_at").is_null() & (pl.col("day") >= r.no_crs_timing_day)  # no CRS by day 15
+    timing = after_improvement | re_escalated | no_crs_by_day
+    df = df.with_columns(pl.when(pl.col("elevated")).then(first_signal).alias("signal"), timing.alias("timing_holds"),
+                         _timing_reason(after_improvement, re_escalated, no_crs_by_day).alias("timing_reason"),
+                         timing_from.alias("timing_from"))
     return df.with_columns(
         pl.when(pl.col("signal").is_null()).then(None)
         .when(pl.col("timing_holds")).then(pl.lit(SUSPECTED)).otherwise(pl.lit(WATCH)).alias("status"))
+
+
+def _timing_reason(after_improvement: pl.Expr, re_escalated: pl.Expr, no_crs_by_day: pl.Expr) -> pl.Expr:
+    """The first of TIMING_REASONS that applies at a post-infusion result."""
+    held, not_held = TIMING_REASONS[:3], TIMING_REASONS[3:]
+    reason = pl.when(after_improvement).then(pl.lit(held[0]))
+    reason = reason.when(re_escalated).then(pl.lit(held[1])).when(no_crs_by_day).then(pl.lit(held[2]))
+    return (reason.when(pl.col("onset_at").is_null()).then(pl.lit(not_held[0]))
+            .when(pl.col("improvement_at").is_null()).then(pl.lit(not_held[1]))
+            .otherwise(pl.lit(not_held[2])))

@@ -23,74 +23,42 @@ Source criterion: Kennedy VE et al., UCSF MAS-L criteria, ASH 2020 (Blood 136 Su
   - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, CLINICAL_RULES 3).
 Parameters: $ucsf__rise_ng_ml_per_hour, $ucsf__rise_window_hours, $ucsf__fibrinogen_lt_mg_dl,
   $ucsf__ldh_x_uln, $ucsf__companion_window_hours, $iec_hs__late_onset_day, $as_of, $rules_version
-Upstream tables: derived.ferritin_rises, derived.timeline, derived.infusion_episodes,
-  derived.day_start_at, derived.censored_compare, derived.*_possible and flags.evidence_item
-  (macros), derived.crs_episodes (read through the table macros
+Upstream tables: flags.ucsf_masl_items (derived.ferritin_rises, derived.timeline; the rise and
+  companion rules above are applied there), derived.infusion_episodes, derived.day_start_at
+  (macro), derived.crs_episodes (read through the table macros
   flags.met_day_windows and flags.criteria_set_windows, sql/macros/)
 */
 CREATE OR REPLACE TABLE flags.windows_ucsf_masl_2020 AS
-WITH float_guard AS (
-    -- decimals kept before comparing a value with a bound (not a clinical number)
-    SELECT 9 AS decimals
-),
-
-results AS (
-    SELECT
-        t.*,
-        round(t.value, g.decimals) AS value_r,
-        round(t.x_uln, g.decimals) AS x_uln_r,
-        flags.evidence_item(
-            NULL::VARCHAR, t.analyte, t.value, t.comparator, t.unit, t.observed_at, t.source
-        ) AS shown
-    FROM derived.timeline AS t
-    CROSS JOIN float_guard AS g
-    WHERE t.value IS NOT NULL
+WITH held AS (
+    -- the qualifying rises and companion results (flags.ucsf_masl_items)
+    SELECT *
+    FROM flags.ucsf_masl_items(
+        -- every infused patient (a rise is on an infusion; a companion pairs only with a rise)
+        patients_table := 'derived.infusion_episodes',
+        rise_ng_ml_per_hour := $ucsf__rise_ng_ml_per_hour,
+        rise_window_hours := $ucsf__rise_window_hours,
+        fibrinogen_lt_mg_dl := $ucsf__fibrinogen_lt_mg_dl,
+        ldh_x_uln := $ucsf__ldh_x_uln
+    )
 ),
 
 rises AS (
-    -- Kennedy 2020: ferritin rise >= 100 ng/mL per hour within 24 h
     SELECT
-        r.patient_id,
-        r.infusion_id,
-        r.observed_at AS rise_at,
-        [
-            flags.evidence_item(
-                'ucsf.rise_ng_ml_per_hour', 'ferritin', r.earlier_value, r.earlier_comparator,
-                r.earlier_unit, r.earlier_at, r.earlier_source
-            ),
-            flags.evidence_item(
-                'ucsf.rise_ng_ml_per_hour', 'ferritin', r.value, r.comparator, r.unit, r.observed_at, r.source
-            )
-        ] AS evidence
-    FROM derived.ferritin_rises AS r
-    CROSS JOIN float_guard AS g
-    WHERE epoch(r.observed_at - r.earlier_at) / epoch(INTERVAL 1 HOUR) <= $ucsf__rise_window_hours
-      AND round(
-          (derived.lowest_possible(r.value, r.comparator)
-              - derived.highest_possible(r.earlier_value, r.earlier_comparator))
-          / (epoch(r.observed_at - r.earlier_at) / epoch(INTERVAL 1 HOUR)),
-          g.decimals
-      ) >= $ucsf__rise_ng_ml_per_hour
+        patient_id,
+        infusion_id,
+        held_at AS rise_at,
+        evidence
+    FROM held
+    WHERE item = 'rise'
 ),
 
 companions AS (
-    -- Kennedy 2020: fibrinogen < 150 mg/dL
     SELECT
         patient_id,
-        observed_at AS companion_at,
-        struct_update(shown, rule := 'ucsf.fibrinogen_lt_mg_dl') AS evidence
-    FROM results
-    WHERE analyte = 'fibrinogen' AND derived.censored_compare(value_r, comparator, '<', $ucsf__fibrinogen_lt_mg_dl)
-
-    UNION ALL
-
-    -- Kennedy 2020: LDH > 2 x ULN
-    SELECT
-        patient_id,
-        observed_at AS companion_at,
-        struct_update(shown, rule := 'ucsf.ldh_x_uln') AS evidence
-    FROM results
-    WHERE analyte = 'ldh' AND derived.censored_compare(x_uln_r, comparator, '>', $ucsf__ldh_x_uln)
+        held_at AS companion_at,
+        evidence[1] AS evidence
+    FROM held
+    WHERE item = 'companion'
 ),
 
 moments AS (

@@ -11,12 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from cartwatch.build import build
-from cartwatch.ingest import ingest_paths
 from cartwatch.store import open_store
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
-SITE_TZ = "America/New_York"          # the sample's naive times are New York local (its README)
 
 RANK = {"none": 0, "watch": 1, "suspected": 2, "criteria_met": 3}
 pytestmark = pytest.mark.skipif(not (SAMPLE / "ground_truth.json").is_file(), reason="no sample ground truth")
@@ -29,11 +26,9 @@ def _rows(con, sql: str, params: list) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def sample(rules):
-    con = open_store(":memory:")
-    as_of = datetime.fromisoformat((SAMPLE / "AS_OF").read_text().strip().replace("Z", "+00:00"))
-    ingest_paths(con, [SAMPLE], rules, site_tz=SITE_TZ, now=datetime.now(timezone.utc))
-    build(con, rules, as_of=as_of, as_loaded=False, site_tz=SITE_TZ)
+def sample(sample_db):
+    """The sample evaluated as of its AS_OF (tests/conftest.py: built once per session)."""
+    con = open_store(sample_db, create=False)
     yield con
     con.close()
 

@@ -90,3 +90,16 @@ def test_windows_report_met_and_evaluable_counts(case):
     items = [e["rule"] for e in events["evidence"] if e["rule"] != "hlh_2004.criteria_required"]
     assert items == ["hlh_2004.fever_c", "hlh_2004.splenomegaly", "hlh_2004.triglycerides_ge_mg_dl",
                      "hlh_2004.hemophagocytosis", "hlh_2004.ferritin_ge"]
+
+
+def test_each_item_state_is_stored_for_the_explanation(case):
+    # UNDECIDED: fever 38.49 and ferritin 499.9 below their cut-offs, sCD25 2399 too; splenomegaly,
+    # hemophagocytosis and NK activity have no data; Hb 8 and ANC 0.5 make two low lineages
+    assert day_row(case, "UNDECIDED")["hlh_2004_items"] == {
+        "fever": "not_met", "splenomegaly": "unknown", "cytopenias": "met", "triglycerides_or_fibrinogen": "met",
+        "hemophagocytosis": "unknown", "nk_activity": "unknown", "ferritin": "not_met", "scd25": "not_met"}
+    # one low lineage of three with two unknown: the cytopenia item itself cannot be decided
+    worst = day_row(case, "WORST_OF_DAY")
+    assert worst["hlh_2004_items"]["cytopenias"] == "unknown"
+    assert worst["hlh_94_items"] == {"fever": "met", "splenomegaly": "unknown", "cytopenias": "unknown",
+                                     "triglycerides_or_fibrinogen": "unknown", "hemophagocytosis": "unknown"}

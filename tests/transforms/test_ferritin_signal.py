@@ -96,12 +96,16 @@ def test_timing_holds_strictly_after_improvement_plus_48_hours(after_improvement
     rows = run([(30, 3000), (t - 20, 1000), (t, 2500)], crs)
     assert rows[2]["re_rise"] and rows[2]["timing_holds"] is timing
     assert rows[2]["status"] == ("suspected" if timing else "watch")
+    # the reason is stored for `cartwatch explain`, with the moment the timing holds from
+    assert rows[2]["timing_reason"] == ("after_improvement" if timing else "within_improvement_hours")
+    assert rows[2]["timing_from"] == h(72 + 48)
 
 
 def test_reescalation_makes_timing_hold_before_improvement_plus_48_hours():
     crs = {"onset_at": 24, "improvement_at": 72, "reescalated_at": 96}
     rows = run([(30, 3000), (80, 1000), (100, 2500)], crs)
     assert rows[2]["timing_holds"] and rows[2]["status"] == "suspected"
+    assert rows[2]["timing_reason"] == "re_escalated"
 
 
 @pytest.mark.parametrize("day, status", [(14, "watch"), (15, "suspected")])
@@ -109,6 +113,7 @@ def test_without_crs_timing_holds_from_day_15(day, status):
     rows = run([(24, 500), (24 * day + 1, 1200)])
     assert rows[1]["post_peak_nadir"] == 500 and rows[1]["re_rise"]
     assert rows[1]["day"] == day and rows[1]["status"] == status
+    assert rows[1]["timing_reason"] == ("no_crs_by_day" if status == "suspected" else "no_crs_yet")
 
 
 def test_results_before_the_infusion_are_judged_elevated_only_and_feed_the_rate():

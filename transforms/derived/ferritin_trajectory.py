@@ -33,7 +33,7 @@ COURSE_SQL = "SELECT * EXCLUDE (rules_version) FROM derived.crs_daily ORDER BY p
 
 COLUMNS = ["patient_id", "infusion_id", "observed_at", "day", "value", "comparator", "unit", "uln", "baseline", "elevated",
            "crs_phase_peak", "crs_phase_peak_at", "post_peak_nadir", "max_rate_ng_ml_h", "re_rise", "rapid_rise",
-           "new_high", "signal", "timing_holds", "status", "source"]
+           "new_high", "signal", "timing_holds", "status", "source", "timing_reason", "timing_from"]
 
 
 def ferritin_points_with_crs(con: duckdb.DuckDBPyConnection,
@@ -52,7 +52,9 @@ def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
     """derived.ferritin_trajectory: each ferritin result judged with what was known at its collection.
 
     Grain: one row per ferritin result in force as of $as_of (results before the infusion get
-    `elevated` only); columns as COLUMNS + rules_version.
+    `elevated` only); columns as COLUMNS + rules_version. `timing_reason` names why the timing
+    holds or not (transforms.ferritin_signal.TIMING_REASONS), `timing_from` is CRS improvement +
+    $iec_hs__timing_after_improvement_hours as known then: `cartwatch explain` reads both.
     Source criterion: ASTCT consensus on IEC-HS (Hines et al., TCT 2023) as operationalized in
     CLINICAL_RULES 3 (elevated, re-rise, rapid rise, new high, timing, watch / suspected).
     Parameters: $iec_hs__ferritin_*, $iec_hs__re_rise_factor, $iec_hs__rapid_rise_*,
