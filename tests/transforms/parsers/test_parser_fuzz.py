@@ -158,10 +158,9 @@ def check_row_shape(row: ParsedRow, prefix: str) -> None:
 
 def _hl7_messages(text: str) -> list[list[str]]:
     """The messages a file holds, by the CONTRACT's rules, for counting (not parsing)."""
-    text = text.replace("\x0b", "").replace("\x1c", "")
     messages: list[list[str]] = []
     fresh = True
-    for seg in re.split(r"\r\n|\r|\n", text):
+    for seg in re.split(r"\r\n|[\r\n\x0b\x1c]", text):    # MLLP's VT and FS end segments too
         seg = seg.lstrip()
         if not seg:
             continue
