@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
 
 from cartwatch.build import build
 from cartwatch.loader import load_file
@@ -83,30 +82,6 @@ def test_same_result_in_three_formats_is_stored_once(store, ctx, tmp_path):
     bundle.write_text(json.dumps(to_bundle([lab_observation(LAB)])))
     reports = [load_file(store, p, ctx) for p in (csv, hl7, bundle)]
     assert [(r.accepted, r.duplicate) for r in reports] == [(1, 0), (0, 1), (0, 1)]
-
-
-@pytest.fixture(scope="module")
-def shared_store(rules):
-    from cartwatch.ingest import staging_reference
-    from cartwatch.store import open_store
-    from sample_paths import LOAD_CLOCK, SITE_TZ
-    con = open_store(":memory:")
-    yield con, staging_reference(con, rules, SITE_TZ, LOAD_CLOCK)
-    con.close()
-
-
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cut=st.integers(min_value=0, max_value=2000), junk=st.binary(max_size=40))
-def test_mutated_hl7_never_loses_a_row(shared_store, tmp_path_factory, cut, junk):
-    """Property: whatever the damage, read = accepted + duplicate + quarantined (checked inside
-    load_file), and nothing raises."""
-    store, ctx = shared_store
-    text = (FIXTURES / "hl7" / "oru_v251_batch_crlf.hl7").read_bytes()
-    path = tmp_path_factory.mktemp("mutated") / "m.hl7"
-    path.write_bytes(text[:cut] + junk + text[cut:])
-    report = load_file(store, path, ctx)
-    assert report.status in ("loaded", "skipped", "already_loaded")
-    assert report.adds_up()
 
 
 # --- files that give no row, and odd line ends (issue 12 F3) ----------------------------------
