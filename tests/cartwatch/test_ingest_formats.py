@@ -110,8 +110,11 @@ BUNDLE_HEAD = '{"resourceType": "Bundle", "type": "collection"'
     ("labs.csv", b"\xef\xbb\xbf\r\n \r\n", "no rows: the file holds only blank lines"),
     ("obs.ndjson", b"", "no rows: the file is empty"),
     ("obs.ndjson", b" \r\n\t\n\n", "no rows: the file holds only blank lines"),
+    ("bundle.json", b"", "no rows: the file is empty"),
+    ("bundle.json", b"\n \n", "no rows: the file holds only blank lines"),
     ("bundle.json", (BUNDLE_HEAD + ', "entry": []}').encode(), "no rows: no resource (a Bundle without entries)"),
     ("bundle.json", (BUNDLE_HEAD + "}").encode(), "no rows: no resource (a Bundle without entries)"),
+    ("batch.hl7", b"\x0b\r\n", "no rows: the file holds only blank lines"),
     ("batch.hl7", b"FHS|^~\\&|LIS\rBHS|^~\\&|LIS\rBTS|0\rFTS|1\r", "no rows: no message, only batch header segments"),
 ])
 def test_a_file_without_rows_is_skipped_and_not_recorded(store, ctx, tmp_path, name, data, reason):

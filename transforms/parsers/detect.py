@@ -63,6 +63,8 @@ def read_batches(path: Path) -> tuple[str, Iterator[ParsedBatch]]:
     """The format name and the file's parsed rows as columnar batches of bounded size."""
     with open(path, "rb") as handle:
         head = handle.read(4096)
+    if len(head) < 4096 and not head.lstrip(b"\xef\xbb\xbf").strip():
+        raise NoRows(no_rows_reason(path, ""))    # empty or blank, whatever its extension says
     fmt = detect_format(path, head)
     if fmt == "csv":
         from transforms.parsers.csv_feed import parse_csv_batches
