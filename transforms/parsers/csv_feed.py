@@ -53,13 +53,13 @@ def parse_csv_batches(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[Pa
     first = next(blocks, None)
     if first is None:
         return
-    header_bytes, _, rest = first.partition(b"\n")
+    header_bytes, after_header, rest = first.partition(b"\n")
     header = _header(header_bytes)
     if not any(header):
         return
     feed = feed_of_header(header)
     line = 2
-    for block in _rest_then(rest, blocks):
+    for block in _rest_then(rest if after_header else None, blocks):
         frame = _block_rows(block, line, header, feed)
         line += block.count(b"\n") + 1
         if frame.height:
@@ -82,8 +82,11 @@ def _header(data: bytes) -> list[str]:
     return header
 
 
-def _rest_then(first_rest: bytes, blocks: Iterator[bytes]) -> Iterator[bytes]:
-    if first_rest:
+def _rest_then(first_rest: bytes | None, blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """The first block's lines after the header, then the other blocks. An empty rest is a line
+    still (the first block ended at the line end of a blank line 2): skipping it made every later
+    line number one too small."""
+    if first_rest is not None:
         yield first_rest
     yield from blocks
 

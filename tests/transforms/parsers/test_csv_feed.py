@@ -89,6 +89,13 @@ def test_a_quoted_field_going_on_across_a_line_that_is_not_utf8_is_one_error_row
     assert got["raw"][0] == 'P1,2026-06-01T08:00:00Z,2276-4,"5\n\ufffdmore",ng/mL'
 
 
+@pytest.mark.parametrize("block_bytes", [7, 1 << 20])
+def test_a_blank_line_after_the_header_keeps_the_line_numbers(tmp_path, block_bytes):
+    """The first block was the header and a blank line: the next row was numbered 2, not 3."""
+    got = rows(write(tmp_path, HEADER + "\n\n" + ROWS[5]), block_bytes=block_bytes)
+    assert got.select("line", "patient_id").rows() == [(3, "P5")]
+
+
 def test_a_header_that_is_no_csv_row_is_refused(tmp_path):
     with pytest.raises(NotAFeed, match="header is not a CSV row"):
         rows(write(tmp_path, b"\r patient_id\nP1\n"))
