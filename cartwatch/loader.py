@@ -98,7 +98,7 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, ref: StagingReference,
     """
     loaded_at = loaded_at or ref.now
     sha = file_sha256(path)
-    # a file recorded with no rows (by release 0.1.0, which recorded those) is read again
+    # a file an earlier release recorded with no rows (0.1.0 did) is read again
     previous = first_row(con, "SELECT rows_read, format FROM meta.files WHERE file_sha256 = ? AND rows_read > 0",
                          [sha])
     if previous:

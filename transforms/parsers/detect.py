@@ -33,7 +33,7 @@ def no_rows_reason(path: Path, fmt: str) -> str:
         return "no rows: the file is empty"
     if _only_whitespace(path):
         return "no rows: the file holds only blank lines"
-    return f"no rows: {_NO_ROWS_BECAUSE[fmt]}"
+    return f"no rows: {_NO_ROWS_BECAUSE.get(fmt, 'nothing read')}"
 
 
 def _only_whitespace(path: Path) -> bool:
