@@ -14,8 +14,8 @@ What it reads (docs/ARCHITECTURE.md, "Parsed rows"): files may hold one or many 
 wrappers (FHS/BHS/BTS/FTS, skipped: they carry no results), segments ended by CR, LF, CRLF or a
 vertical tab, and MLLP framing (start block VT, end block FS CR): a VT or FS ends a segment too, so
 a file whose segments are separated by VT alone is read, not taken for one long segment. Each
-message is read with the field separator and encoding characters of its own MSH. Patient = PID-3 (first repetition, component 1) of the PID before the OBX; collection time
-= OBX-14, else OBR-7; resulted time = OBR-22; accession = OBR-3.1, else OBR-2.1; source_system =
+message is read with the field separator and encoding characters of its own MSH. Patient = PID-3
+(first repetition, component 1) of the PID before the OBX; collection time = OBX-14, else OBR-7; resulted time = OBR-22; accession = OBR-3.1, else OBR-2.1; source_system =
 MSH-3.1. OBX-3 gives the code: `LN` in OBX-3.3 is LOINC, an `LN` alternate code in OBX-3.4-6
 is preferred over a local primary one, any other system is passed through as a local code. An
 OBX whose LOINC is a vital sign (the `vitals:` block of clinical_rules.yaml) becomes a `vitals`
