@@ -15,12 +15,13 @@ wrappers (FHS/BHS/BTS/FTS, skipped: they carry no results), segments ended by CR
 vertical tab, and MLLP framing (start block VT, end block FS CR): a VT or FS ends a segment too, so
 a file whose segments are separated by VT alone is read, not taken for one long segment. Each
 message is read with the field separator and encoding characters of its own MSH. Patient = PID-3
-(first repetition, component 1) of the PID before the OBX; collection time = OBX-14, else OBR-7; resulted time = OBR-22; accession = OBR-3.1, else OBR-2.1; source_system =
-MSH-3.1. OBX-3 gives the code: `LN` in OBX-3.3 is LOINC, an `LN` alternate code in OBX-3.4-6
-is preferred over a local primary one, any other system is passed through as a local code. An
-OBX whose LOINC is a vital sign (the `vitals:` block of clinical_rules.yaml) becomes a `vitals`
-row. Values are not judged here: NM is passed as sent, SN is joined into text (`<^5` -> `<5`,
-`^1^:^2` -> `1:2`, which the normalizer quarantines as non-numeric), coded values give their text.
+(first repetition, component 1) of the PID before the OBX; collection time = OBX-14, else OBR-7;
+resulted time = OBR-22; accession = OBR-3.1, else OBR-2.1; source_system = MSH-3.1. OBX-3 gives the
+code: `LN` in OBX-3.3 is LOINC, an `LN` alternate code in OBX-3.4-6 is preferred over a local
+primary one, any other system is passed through as a local code. An OBX whose LOINC is a vital sign
+(the `vitals:` block of clinical_rules.yaml) becomes a `vitals` row. Values are not judged here: NM
+is passed as sent, SN is joined into text (`<^5` -> `<5`, `^1^:^2` -> `1:2`, which the normalizer
+quarantines as non-numeric), coded values give their text.
 
 Errors: a message without MSH, with a broken MSH, of another type than ORU, without PID before
 its first OBX, with an OBX before any OBR, or with no OBX at all gives one error row (feed `labs`,
