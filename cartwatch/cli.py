@@ -8,7 +8,7 @@ is one line on standard error, `cartwatch: <thing>: <reason>`, and a non-zero ex
   1  a run failed (the failing step is named; `--debug` shows the traceback)
   2  bad input: an option, a setting, a path, a date, the rules file or the database file
   3  the database is held by another cartwatch job (or process) beyond `lock_wait_seconds`
-  4  ingest finished, but some files were skipped, empty, or had every row rejected
+  4  ingest finished, but some files were skipped (empty ones too) or had every row rejected
 """
 
 from __future__ import annotations

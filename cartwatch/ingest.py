@@ -62,11 +62,9 @@ def record_skipped(con: duckdb.DuckDBPyConnection, path: Path, reason: str, seen
 
 
 def not_loaded(report: FileReport) -> str | None:
-    """Why a file counts as not loaded (skipped, empty, every row rejected), or None."""
+    """Why a file counts as not loaded (skipped, empty files included; every row rejected), or None."""
     if report.status == "skipped":
         return f"skipped ({report.reason})" if report.reason else "skipped"
-    if report.status == "loaded" and report.read == 0:
-        return "empty (no rows)"
     if report.status == "loaded" and report.accepted == 0 and report.duplicate == 0:
         return f"every row rejected ({report.quarantined} quarantined)"
     return None

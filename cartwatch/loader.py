@@ -2,7 +2,9 @@
 it with Great Expectations, land it, then publish the whole file in one transaction.
 
 Idempotent: a file already loaded (same content hash) changes nothing, and a row whose content key
-is already stored counts as a duplicate. Every row read ends as accepted, duplicate or quarantined,
+is already stored counts as a duplicate. A file that gives no row at all (empty, blank, a header or
+a Bundle without anything under it) is skipped with its reason, never recorded as loaded, so that
+a corrected delivery of it is read. Every row read ends as accepted, duplicate or quarantined,
 and those three always add up to the rows read. A failure anywhere inside the write rolls the
 whole file back, so the database is as it was before the load. Memory is bounded by the batch,
 not the file (transforms/parsers: about 8 MB of CSV or 200,000 HL7/FHIR results a batch): batches
@@ -24,7 +26,7 @@ from cartwatch import staging
 from cartwatch.staging import StagingReference
 from cartwatch.store import first_row, scalar, transaction
 from transforms.parsers.csv_feed import NotAFeed
-from transforms.parsers.detect import UnsupportedFile, read_batches
+from transforms.parsers.detect import NoRows, UnsupportedFile, no_rows_reason, read_batches
 
 FEED_FILE_EXTENSIONS = (".csv", ".hl7", ".txt", ".ndjson", ".json")
 
@@ -96,15 +98,20 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, ref: StagingReference,
     """
     loaded_at = loaded_at or ref.now
     sha = file_sha256(path)
-    previous = first_row(con, "SELECT rows_read, format FROM meta.files WHERE file_sha256 = ?", [sha])
+    # a file an earlier release recorded with no rows (0.1.0 did) is read again
+    previous = first_row(con, "SELECT rows_read, format FROM meta.files WHERE file_sha256 = ? AND rows_read > 0",
+                         [sha])
     if previous:
         return FileReport(str(path), "already_loaded", previous[1], read=previous[0], duplicate=previous[0])
     staging.clear_landing(con)
     try:
         fmt, batches = read_batches(path)
         report, validations = _land_batches(con, path, fmt, batches, ref, sha, loaded_at)
+        if report.read == 0:
+            raise NoRows(no_rows_reason(path, fmt))
         with transaction(con):
             duplicates = staging.publish(con, report.feeds)
+            con.execute("DELETE FROM meta.files WHERE file_sha256 = ?", [sha])   # its empty record
             report.accepted -= duplicates
             report.duplicate += duplicates
             con.execute("INSERT INTO meta.files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -268,7 +268,7 @@ def test_ingest_exits_4_when_files_are_not_loaded_and_loads_the_rest(odd_inbox, 
     assert one_line(captured.err) == (
         "cartwatch: 3 of 4 files not loaded: a_nofeed.csv skipped (header matches no feed: foo, bar); "
         "b_binary.csv skipped (header is not readable text); "
-        "c_empty.csv empty (no rows)")
+        "c_empty.csv skipped (no rows: the file is empty)")
     infusions = next(line for line in captured.out.splitlines() if "d_infusions.csv" in line).split()
     assert infusions[1:] == ["loaded", "1", "1", "0", "0"]
 
@@ -289,7 +289,7 @@ def test_the_digest_lists_files_not_loaded_with_their_reasons(odd_inbox, tmp_pat
         {"source_file": "a_nofeed.csv", "problem": "skipped", "reason": "header matches no feed: foo, bar"},
         {"source_file": "b_binary.csv", "problem": "skipped",
          "reason": "header is not readable text"},
-        {"source_file": "c_empty.csv", "problem": "empty", "reason": "no rows"},
+        {"source_file": "c_empty.csv", "problem": "skipped", "reason": "no rows: the file is empty"},
         {"source_file": "e_labs.csv", "problem": "rejected", "reason": "every row quarantined (1)"}]
     md = render(doc, "md")
     assert "Files not loaded (4):" in md

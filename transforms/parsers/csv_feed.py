@@ -53,13 +53,13 @@ def parse_csv_batches(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[Pa
     first = next(blocks, None)
     if first is None:
         return
-    header_bytes, _, rest = first.partition(b"\n")
+    header_bytes, after_header, rest = first.partition(b"\n")
     header = _header(header_bytes)
     if not any(header):
         return
     feed = feed_of_header(header)
     line = 2
-    for block in _rest_then(rest, blocks):
+    for block in _rest_then(rest if after_header else None, blocks):
         frame = _block_rows(block, line, header, feed)
         line += block.count(b"\n") + 1
         if frame.height:
@@ -71,7 +71,10 @@ def _header(data: bytes) -> list[str]:
         text = data.decode("utf-8").rstrip("\r")
     except UnicodeDecodeError:
         raise NotAFeed("header is not readable text") from None   # neither UTF-8 nor UTF-16 with a BOM
-    header = [h.strip().lower() for h in next(csv.reader([text]), [])]
+    try:
+        header = [h.strip().lower() for h in next(csv.reader([text]), [])]
+    except csv.Error as exc:      # a NUL byte, a lone CR inside the header: no columns to read
+        raise NotAFeed(f"header is not a CSV row ({exc})") from None
     repeated = sorted({h for h in header if h and header.count(h) > 1})
     if repeated:
         # two columns of one name: which one is the value is a guess, so the file is refused
@@ -79,8 +82,11 @@ def _header(data: bytes) -> list[str]:
     return header
 
 
-def _rest_then(first_rest: bytes, blocks: Iterator[bytes]) -> Iterator[bytes]:
-    if first_rest:
+def _rest_then(first_rest: bytes | None, blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """The first block's lines after the header, then the other blocks. An empty rest is a line
+    still (the first block ended at the line end of a blank line 2): skipping it made every later
+    line number one too small."""
+    if first_rest is not None:
         yield first_rest
     yield from blocks
 
@@ -156,27 +162,28 @@ def _block_rows(data: bytes, first_line: int, header: list[str], feed: str) -> p
     lines = pl.DataFrame({"raw": pl.Series([text]).str.split("\n").explode()}).with_columns(
         pl.col("raw").str.strip_suffix("\r"),
         line=pl.int_range(first_line, first_line + pl.len(), dtype=pl.Int32))
-    if undecodable:
-        lines = lines.filter(~pl.col("line").is_in(list(undecodable)))
     quoted_lines = lines.filter(pl.col("raw").str.contains('"', literal=True))["line"]
     records, consumed = _quoted_records(lines, quoted_lines.to_list())
     plain = (lines.filter(~pl.col("line").is_in(consumed)) if consumed else lines).filter(
         ~pl.col("raw").str.contains(r"^[\s,]*$"))     # a line of only commas and spaces: nothing sent
     plain = plain.with_columns(values=pl.col("raw").str.split(","), parse_error=pl.lit(None, pl.String))
-    frame = _fields_frame(pl.concat([f for f in (plain, records) if f is not None], how="diagonal"),
-                          header, feed)
+    rows = pl.concat([f for f in (plain, records) if f is not None], how="diagonal").sort("line")
     if undecodable:
-        frame = pl.concat([frame, _error_rows(data, first_line, undecodable, frame.schema)], how="vertical")
-    return frame.sort("line")
+        rows = _not_utf8(rows, undecodable)
+    return _fields_frame(rows, header, feed)
 
 
-def _error_rows(data: bytes, first_line: int, errors: dict[int, str], schema) -> pl.DataFrame:
-    raws = data.split(b"\n")
-    return pl.DataFrame({"line": list(errors), "error": list(errors.values()),
-                         "raw": [raws[n - first_line].decode("utf-8", "replace").rstrip("\r") for n in errors]},
-                        schema={"line": pl.Int32, "error": pl.String, "raw": pl.String}).select(
-        [pl.col(c) if c in ("line", "error", "raw") else pl.lit(None, dtype).alias(c)
-         for c, dtype in schema.items()])
+def _not_utf8(rows: pl.DataFrame, undecodable: dict[int, str]) -> pl.DataFrame:
+    """A row on, or spanning, a line that is not UTF-8 is an error row with that line's reason. A
+    quoted field may go on across such a line, so the record is judged, not the line alone (taking
+    the line out made the record run on into the next row's line)."""
+    bad = pl.DataFrame({"bad_line": list(undecodable), "bad_reason": list(undecodable.values())},
+                       schema={"bad_line": pl.Int32, "bad_reason": pl.String}).sort("bad_line")
+    last_line = pl.col("line") + pl.col("raw").str.count_matches("\n", literal=True).cast(pl.Int32)
+    return (rows.join_asof(bad, left_on="line", right_on="bad_line", strategy="forward")
+            .with_columns(parse_error=pl.when(pl.col("bad_line") <= last_line).then(pl.col("bad_reason"))
+                          .otherwise(pl.col("parse_error")))
+            .drop("bad_line", "bad_reason"))
 
 
 def _quoted_records(lines: pl.DataFrame, starts: list[int]) -> tuple[pl.DataFrame | None, list[int]]:

@@ -17,6 +17,33 @@ class UnsupportedFile(ValueError):
     """A file that is not a cartwatch feed (skipped with this reason, never half-read)."""
 
 
+class NoRows(UnsupportedFile):
+    """A file of a known format that holds no row at all: refused, so that it is never recorded
+    as loaded (a later, fixed delivery of it must load)."""
+
+
+# Why a file of each format can be read and still hold no row (after the empty and blank cases).
+_NO_ROWS_BECAUSE = {"csv": "a header without data rows", "hl7": "no message, only batch header segments",
+                    "fhir": "no resource (a Bundle without entries)"}
+
+
+def no_rows_reason(path: Path, fmt: str) -> str:
+    """The one-line reason a file gave no row: empty, only blank lines, or its format's case."""
+    if path.stat().st_size == 0:
+        return "no rows: the file is empty"
+    if _only_whitespace(path):
+        return "no rows: the file holds only blank lines"
+    return f"no rows: {_NO_ROWS_BECAUSE.get(fmt, 'nothing read')}"
+
+
+def _only_whitespace(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            if block.lstrip(b"\xef\xbb\xbf").strip():
+                return False
+    return True
+
+
 def detect_format(path: Path, head: bytes) -> str:
     suffix = path.suffix.lower()
     text = head.lstrip(b"\xef\xbb\xbf\x0b\r\n \t")
@@ -36,6 +63,8 @@ def read_batches(path: Path) -> tuple[str, Iterator[ParsedBatch]]:
     """The format name and the file's parsed rows as columnar batches of bounded size."""
     with open(path, "rb") as handle:
         head = handle.read(4096)
+    if len(head) < 4096 and not head.lstrip(b"\xef\xbb\xbf").strip():
+        raise NoRows(no_rows_reason(path, ""))    # empty or blank, whatever its extension says
     fmt = detect_format(path, head)
     if fmt == "csv":
         from transforms.parsers.csv_feed import parse_csv_batches

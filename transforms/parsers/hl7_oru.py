@@ -11,15 +11,17 @@ for unescaping, timestamps and reference ranges, and reads about 135,000 results
 read by both and the fields must agree.
 
 What it reads (docs/ARCHITECTURE.md, "Parsed rows"): files may hold one or many messages, batch
-wrappers (FHS/BHS/BTS/FTS, skipped: they carry no results), segments ended by CR, LF or CRLF and
-MLLP framing bytes. Each message is read with the field separator and encoding characters of its
-own MSH. Patient = PID-3 (first repetition, component 1) of the PID before the OBX; collection time
-= OBX-14, else OBR-7; resulted time = OBR-22; accession = OBR-3.1, else OBR-2.1; source_system =
-MSH-3.1. OBX-3 gives the code: `LN` in OBX-3.3 is LOINC, an `LN` alternate code in OBX-3.4-6
-is preferred over a local primary one, any other system is passed through as a local code. An
-OBX whose LOINC is a vital sign (the `vitals:` block of clinical_rules.yaml) becomes a `vitals`
-row. Values are not judged here: NM is passed as sent, SN is joined into text (`<^5` -> `<5`,
-`^1^:^2` -> `1:2`, which the normalizer quarantines as non-numeric), coded values give their text.
+wrappers (FHS/BHS/BTS/FTS, skipped: they carry no results), segments ended by CR, LF, CRLF or a
+vertical tab, and MLLP framing (start block VT, end block FS CR): a VT or FS ends a segment too, so
+a file whose segments are separated by VT alone is read, not taken for one long segment. Each
+message is read with the field separator and encoding characters of its own MSH. Patient = PID-3
+(first repetition, component 1) of the PID before the OBX; collection time = OBX-14, else OBR-7;
+resulted time = OBR-22; accession = OBR-3.1, else OBR-2.1; source_system = MSH-3.1. OBX-3 gives the
+code: `LN` in OBX-3.3 is LOINC, an `LN` alternate code in OBX-3.4-6 is preferred over a local
+primary one, any other system is passed through as a local code. An OBX whose LOINC is a vital sign
+(the `vitals:` block of clinical_rules.yaml) becomes a `vitals` row. Values are not judged here: NM
+is passed as sent, SN is joined into text (`<^5` -> `<5`, `^1^:^2` -> `1:2`, which the normalizer
+quarantines as non-numeric), coded values give their text.
 
 Errors: a message without MSH, with a broken MSH, of another type than ORU, without PID before
 its first OBX, with an OBX before any OBR, or with no OBX at all gives one error row (feed `labs`,
@@ -40,7 +42,9 @@ from transforms.parsers.base import FEED_FIELDS, LOINC_SYSTEM, ParsedRow
 from transforms.parsers.codes import o2_device_name, vital_kind_by_loinc
 
 _BATCH_SEGMENTS = frozenset({"FHS", "BHS", "BTS", "FTS"})
-_MLLP_BYTES = str.maketrans("", "", "\x0b\x1c")
+# MLLP's start-block (VT) and end-block (FS) bytes never occur inside a segment: each is read as a
+# segment end, like CR, so VT-separated segments stay apart and framing leaves only empty segments.
+_FRAMING_AS_CR = str.maketrans("\x0b\x1c", "\r\r")
 _TEXT_TYPES = frozenset({"TX", "FT"})          # several repetitions are several lines of text
 _CODED_TYPES = frozenset({"CE", "CWE", "CNE", "CF"})
 _LABS_FIELDS = FEED_FIELDS["labs"]
@@ -188,7 +192,7 @@ def parse_hl7_text(text: str) -> Iterator[ParsedRow]:
 
 
 def _segments(text: str) -> Iterator[str]:
-    text = text.translate(_MLLP_BYTES).replace("\r\n", "\r").replace("\n", "\r")
+    text = text.translate(_FRAMING_AS_CR).replace("\r\n", "\r").replace("\n", "\r")
     for seg in text.split("\r"):
         if seg[:1].isspace():
             seg = seg.lstrip()

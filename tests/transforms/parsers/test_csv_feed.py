@@ -80,6 +80,27 @@ def test_a_line_that_is_not_utf8_is_an_error_row(tmp_path):
     assert got["raw"][1] == "P6,2026-06-01T08:00:00Z,2276-4,5,ng/\ufffdL"
 
 
+def test_a_quoted_field_going_on_across_a_line_that_is_not_utf8_is_one_error_row(tmp_path):
+    """The line was taken out first, so the open quote ran on into the next row: P2 was lost."""
+    data = (HEADER + '\nP1,2026-06-01T08:00:00Z,2276-4,"5\n').encode() + b'\xffmore",ng/mL\n' + ROWS[5].encode()
+    got = rows(write(tmp_path, data))
+    assert got.select("line", "error", "patient_id").rows() == [
+        (2, "csv: not UTF-8 (byte 0xFF at position 1)", None), (4, None, "P5")]
+    assert got["raw"][0] == 'P1,2026-06-01T08:00:00Z,2276-4,"5\n\ufffdmore",ng/mL'
+
+
+@pytest.mark.parametrize("block_bytes", [7, 1 << 20])
+def test_a_blank_line_after_the_header_keeps_the_line_numbers(tmp_path, block_bytes):
+    """The first block was the header and a blank line: the next row was numbered 2, not 3."""
+    got = rows(write(tmp_path, HEADER + "\n\n" + ROWS[5]), block_bytes=block_bytes)
+    assert got.select("line", "patient_id").rows() == [(3, "P5")]
+
+
+def test_a_header_that_is_no_csv_row_is_refused(tmp_path):
+    with pytest.raises(NotAFeed, match="header is not a CSV row"):
+        rows(write(tmp_path, b"\r patient_id\nP1\n"))
+
+
 def test_a_huge_quoted_field_is_an_error_row_and_reading_goes_on(tmp_path):
     huge = 'P7,2026-06-01T08:00:00Z,2276-4,"' + "9" * 200_000 + '",ng/mL'
     got = rows(write(tmp_path, "\n".join([HEADER, huge, ROWS[5]]) + "\n"))

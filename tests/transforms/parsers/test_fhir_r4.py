@@ -45,6 +45,15 @@ def test_every_non_blank_line_gives_rows(export):
     assert all(r.raw == lines[r.line - 1] for rows in export.values() for r in rows)
 
 
+def test_crlf_line_ends_give_the_same_rows(tmp_path):
+    data = (FIXTURES / "export.ndjson").read_bytes()
+    assert b"\r" not in data
+    crlf = tmp_path / "crlf.ndjson"
+    crlf.write_bytes(data.replace(b"\n", b"\r\n"))
+    rows = list(parse_fhir_ndjson(crlf))
+    assert len(rows) == 26 and rows == list(parse_fhir_ndjson(FIXTURES / "export.ndjson"))
+
+
 def test_lab_observations(export):
     assert [r.fields for r in export[1]] == [
         dict(FERRITIN, value="24310", resulted_at="2025-03-09T03:15:00-04:00", result_status="F")]

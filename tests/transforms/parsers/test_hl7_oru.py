@@ -154,10 +154,36 @@ def test_broken_messages_give_one_error_row_each_and_the_rest_parses():
     assert {r.line for r in rows} == set(range(1, 8))
 
 
-@pytest.mark.parametrize("end", ["\r", "\n", "\r\n"])
+@pytest.mark.parametrize("end", ["\r", "\n", "\r\n", "\x0b"])
 def test_segment_ends_give_identical_rows(end):
-    text = (FIXTURES / "oru_v23_local_codes.hl7").read_text()
+    text = _text("oru_v23_local_codes.hl7")
+    assert "\r" in text and "\n" not in text
     assert list(parse_hl7_text(text.replace("\r", end))) == rows_of("oru_v23_local_codes.hl7")
+
+
+def _text(name: str) -> str:
+    """The fixture's text with its line ends as sent (read_text would turn CR into LF)."""
+    return (FIXTURES / name).read_bytes().decode("utf-8")
+
+
+def _batch_segments() -> list[str]:
+    return _text("oru_v251_batch_crlf.hl7").replace("\r\n", "\r").split("\r")
+
+
+@pytest.mark.parametrize("layout", ["vt_between", "vt_before_each", "mixed_ends", "mllp_per_message"])
+def test_vertical_tabs_mixed_ends_and_framing_read_like_cr(layout):
+    """A file starting with FHS whose segments VT separates was one long batch segment: no row."""
+    segments = [s for s in _batch_segments() if s]
+    if layout == "vt_between":
+        text = "\x0b".join(segments) + "\x0b"
+    elif layout == "vt_before_each":
+        text = "".join("\x0b" + s for s in segments)
+    elif layout == "mixed_ends":
+        text = "".join(s + ("\r", "\n", "\r\n", "\x0b")[i % 4] for i, s in enumerate(segments))
+    else:   # each message (MSH to the next MSH or batch trailer) framed \x0b ... \x1c\r
+        text = "\r".join(segments).replace("\rMSH", "\x1c\r\x0bMSH").replace("\rBTS", "\x1c\r\x0bBTS")
+    expected = rows_of("oru_v251_batch_crlf.hl7")
+    assert len(expected) == 14 and list(parse_hl7_text(text)) == expected
 
 
 def test_row_raw_is_its_obr_and_obx():

@@ -1,147 +1,40 @@
-"""Fuzzing the HL7 and FHIR parsers with mutated real-shaped input (hypothesis).
+"""The fuzz harness, parser layer: hostile files of every format (tests/fuzz_inputs.py) through
+the CSV, HL7 and FHIR readers. The loader layer, which stores what they read, is
+tests/cartwatch/test_ingest_fuzz.py.
 
-Mutations: truncations, deleted and duplicated separators, random characters and bytes (MLLP
-bytes and segment ends included), swapped, dropped and duplicated segments or lines, broken JSON,
-keys removed and values replaced by values of the wrong JSON type. Whatever the input, a parser:
-- never raises;
+Whatever the input, a reader:
+- never raises, except to refuse a whole file it cannot read (CSV: NotAFeed, or a UTF-16 file
+  that is not UTF-16), which the loader skips with that reason;
 - gives rows only of the four feeds, with exactly that feed's fields as strings or None, or an
   error row whose reason names its position;
 - skips nothing silently: every HL7 message gives one error row or one row per OBX, every
-  non-blank NDJSON line and every Bundle entry gives at least one row (raw = that line).
-The default run tries a few hundred inputs per test; `-m slow` tries thousands.
+  non-blank NDJSON line and every Bundle entry gives at least one row (raw = that line), and every
+  CSV line after the header that holds anything but commas, quotes and spaces is part of a row.
+The default run tries 300 inputs per test and 200 random byte strings (1,700 in all, about 10 s);
+`-m slow` 4,000 per test (20,000, about 2 minutes).
 """
 
 from __future__ import annotations
 
-import json
+import codecs
 import re
 import tempfile
 from pathlib import Path
 
 import orjson
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from transforms.parsers.base import FEED_FIELDS, FEEDS, ParsedRow
+from fuzz_inputs import bundle_file, csv_file, hl7_file, mutated_resource, ndjson_file
+from transforms.parsers.base import FEED_FIELDS, FEEDS, ParsedRow, batch_columns
+from transforms.parsers.csv_feed import NotAFeed, parse_csv_batches
 from transforms.parsers.fhir_r4 import parse_fhir_bundle, parse_fhir_ndjson, parse_fhir_resource
-from transforms.parsers.fhir_writer import (blood_pressure_panel, event_administration,
-                                            infusion_procedure, lab_observation, vital_observation)
 from transforms.parsers.hl7_oru import parse_hl7_file, parse_hl7_text
-from transforms.parsers.hl7_writer import join_messages, write_oru_messages
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=4000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-# --- corpora -------------------------------------------------------------------------------------
-
-HL7_CORPUS = [p.read_bytes().decode("utf-8") for p in sorted((FIXTURES / "hl7").glob("*.hl7"))]
-_sample_rows = [
-    {"patient_id": f"P{i % 3}", "collected_at": f"2025-03-0{1 + i % 9}T0{i % 10}:15:00-05:00",
-     "code": code, "code_system": system, "value": value, "unit": "U/L", "test_name": "T|^~\\&",
-     "ref_low": "-1", "ref_high": "40", "resulted_at": None, "result_status": "FCXP"[i % 4],
-     "accession": f"A{i // 4}", "source_system": "LIS"}
-    for i, (code, system, value) in enumerate(
-        [("1920-8", "LN", "55"), ("AST", "L", "<5"), ("2276-4", "LN", "1:2"), ("X", "99LAB", "text")] * 3)
-]
-HL7_CORPUS.append(join_messages(write_oru_messages(_sample_rows, max_results=2), batch=True))
-
-FHIR_LINES = [line for line in (FIXTURES / "fhir" / "export.ndjson").read_text().splitlines() if line.strip()]
-_vital = {"patient_id": "P1", "measured_at": "2025-03-01T08:00:00Z", "kind": "sbp", "value": "84",
-          "unit": "mm[Hg]"}
-FHIR_LINES += [orjson.dumps(r).decode() for r in (
-    lab_observation(_sample_rows[1]), vital_observation(_vital),
-    blood_pressure_panel(_vital, dict(_vital, kind="dbp", value="48")),
-    infusion_procedure({"patient_id": "P1", "infused_at": "2025-03-01T10:00:00Z",
-                        "product": "Carvykti", "infusion_id": "i1"}),
-    event_administration({"patient_id": "P1", "event_at": "2025-03-02T10:00:00Z",
-                          "event_type": "tocilizumab", "value": "8"}),
-)]
-BUNDLE = json.loads((FIXTURES / "fhir" / "bundle.json").read_text())
-
-# --- mutations -----------------------------------------------------------------------------------
-
-_NOISE = st.text(st.sampled_from(list("|^~\\&\r\n\x0b\x1c #$.XFSTRE0123456789-+:<>MSHOBXPID\"{}[],é\x00\ufeff")),
-                 min_size=1, max_size=6)
-
-
-@st.composite
-def mutated_text(draw, corpus: list[str], separators: str) -> str:
-    """A corpus text with 1-6 mutations applied (character-level and line-level)."""
-    text = draw(st.sampled_from(corpus))
-    for _ in range(draw(st.integers(1, 6))):
-        op = draw(st.sampled_from(["truncate", "delete_sep", "dup_sep", "insert", "swap", "drop",
-                                   "dup_line", "replace_span"]))
-        text = _apply(draw, op, text, separators)
-    return text
-
-
-def _apply(draw, op: str, text: str, separators: str) -> str:
-    if not text:
-        return draw(_NOISE)
-    pos = draw(st.integers(0, len(text)))
-    seps = [i for i, c in enumerate(text) if c in separators]
-    if op == "truncate":
-        return text[:pos]
-    if op in ("delete_sep", "dup_sep") and seps:
-        i = draw(st.sampled_from(seps))
-        return text[:i] + text[i + 1:] if op == "delete_sep" else text[:i] + text[i] + text[i:]
-    if op == "insert":
-        return text[:pos] + draw(_NOISE) + text[pos:]
-    if op == "replace_span":
-        end = draw(st.integers(pos, min(len(text), pos + 12)))
-        return text[:pos] + draw(_NOISE) + text[end:]
-    lines = re.split(r"(?<=\r\n)|(?<=[\r\n])(?!\n)", text)
-    lines = [x for x in lines if x]
-    if len(lines) < 2:
-        return text
-    i, j = draw(st.integers(0, len(lines) - 1)), draw(st.integers(0, len(lines) - 1))
-    if op == "swap":
-        lines[i], lines[j] = lines[j], lines[i]
-    elif op == "drop":
-        del lines[i]
-    elif op == "dup_line":
-        lines.insert(j, lines[i])
-    return "".join(lines)
-
-
-_JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
-    max_leaves=6)
-
-
-def _paths(node, prefix=()):
-    yield prefix
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from _paths(v, prefix + (k,))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _paths(v, prefix + (i,))
-
-
-@st.composite
-def mutated_resource(draw) -> object:
-    """A corpus resource with keys deleted and values replaced by wrong-type values."""
-    resource = json.loads(draw(st.sampled_from(FHIR_LINES[:15] + FHIR_LINES[-5:])))
-    for _ in range(draw(st.integers(1, 5))):
-        paths = list(_paths(resource))
-        path = draw(st.sampled_from(paths))
-        if not path:
-            if draw(st.integers(0, 9)) == 0:
-                resource = draw(_JSON_VALUES)
-            continue
-        parent = resource
-        for key in path[:-1]:
-            parent = parent[key]
-        if draw(st.booleans()) and isinstance(parent, dict):
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = draw(_JSON_VALUES)
-    return resource
 
 
 # --- invariants ----------------------------------------------------------------------------------
@@ -158,10 +51,9 @@ def check_row_shape(row: ParsedRow, prefix: str) -> None:
 
 def _hl7_messages(text: str) -> list[list[str]]:
     """The messages a file holds, by the CONTRACT's rules, for counting (not parsing)."""
-    text = text.replace("\x0b", "").replace("\x1c", "")
     messages: list[list[str]] = []
     fresh = True
-    for seg in re.split(r"\r\n|\r|\n", text):
+    for seg in re.split(r"\r\n|[\r\n\x0b\x1c]", text):    # MLLP's VT and FS end segments too
         seg = seg.lstrip()
         if not seg:
             continue
@@ -233,53 +125,95 @@ def check_bundle(data: bytes) -> None:
         assert rows and {r.line for r in rows} == {1}               # a single resource
 
 
+def _csv_lines(data: bytes) -> list[str]:
+    """The physical lines of a CSV file as the reader sees them (after its byte-order mark, UTF-16
+    and CR-only handling), for the oracle."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        data = data.decode("utf-16").encode("utf-8")
+    data = data.removeprefix(codecs.BOM_UTF8)
+    if b"\n" not in data:
+        data = data.replace(b"\r", b"\n")
+    return [line.decode("utf-8", "replace").removesuffix("\r") for line in data.split(b"\n")]
+
+
+_NOTHING_SENT = re.compile(r'[\s,"]*')
+
+
+def check_csv(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fuzz.csv"
+        path.write_bytes(data)
+        try:
+            frames = [(b.feed, b.frame) for b in parse_csv_batches(path)]
+        except NotAFeed as exc:
+            assert str(exc) and "\n" not in str(exc)
+            return
+        except UnicodeDecodeError:
+            assert data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+            return
+    if not frames:
+        return
+    feeds = {feed for feed, _ in frames}
+    assert len(feeds) == 1 and all(f.schema == pl.Schema(batch_columns(feed)) for feed, f in frames)
+    rows = pl.concat([f for _, f in frames])
+    assert rows["line"].is_sorted() and rows["line"].n_unique() == rows.height and rows["line"].min() >= 2
+    errors = rows.filter(pl.col("error").is_not_null())
+    assert errors["error"].str.starts_with("csv: ").all()
+    values = [f for f in FEED_FIELDS[feeds.pop()] if f != "code_system"]   # labs' is always LN
+    assert errors.select(values).null_count().sum_horizontal().item() == errors.height * len(values)
+    lines = _csv_lines(data)
+    covered = set()
+    for line, raw in rows.select("line", "raw").iter_rows():
+        span = raw.count("\n") + 1
+        assert raw == "\n".join(lines[line - 1:line - 1 + span]), (line, raw)
+        covered.update(range(line, line + span))
+    skipped = [n for n in range(2, len(lines) + 1) if n not in covered and not _NOTHING_SENT.fullmatch(lines[n - 1])]
+    assert not skipped, [lines[n - 1][:80] for n in skipped]
+
+
 # --- the tests: a few hundred inputs each by default, thousands with -m slow ---------------------
 
-def _hl7_mutations(data):
-    check_hl7(data.draw(mutated_text(HL7_CORPUS, "|^~\\&\r\n")))
+def _hl7_files(data):
+    raw = data.draw(hl7_file())
+    try:
+        text = raw.decode("utf-8-sig")         # as the parser decodes a file
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    check_hl7(text)
 
 
-def _ndjson_mutations(data):
-    lines = data.draw(st.lists(mutated_text(FHIR_LINES, '{}[]",:'), min_size=1, max_size=6))
-    check_ndjson("\n".join(line.replace("\n", " ").replace("\r", " ") for line in lines).encode())
+def _csv_files(data):
+    check_csv(data.draw(csv_file()))
+
+
+def _ndjson_files(data):
+    check_ndjson(data.draw(ndjson_file()))
 
 
 def _resource_mutations(data):
     check_resource(data.draw(mutated_resource()))
 
 
-def _bundle_mutations(data):
-    bundle = json.loads(json.dumps(BUNDLE))
-    entries = bundle["entry"]
-    for _ in range(data.draw(st.integers(0, 4))):
-        i = data.draw(st.integers(0, len(entries) - 1)) if entries else 0
-        op = data.draw(st.sampled_from(["wrong", "drop", "resource", "dup"]))
-        if not entries:
-            break
-        if op == "wrong":
-            entries[i] = data.draw(_JSON_VALUES)
-        elif op == "drop":
-            del entries[i]
-        elif op == "resource":
-            entries[i] = {"resource": data.draw(mutated_resource())}
-        else:
-            entries.append(entries[i])
-    text = json.dumps(bundle)
-    if data.draw(st.booleans()):
-        text = data.draw(mutated_text([text], '{}[]",:'))
-    check_bundle(text.encode("utf-8", "surrogatepass"))
+def _bundle_files(data):
+    check_bundle(data.draw(bundle_file()))
 
 
 @FAST
 @given(st.data())
-def test_hl7_mutations(data):
-    _hl7_mutations(data)
+def test_csv_files(data):
+    _csv_files(data)
 
 
 @FAST
 @given(st.data())
-def test_ndjson_mutations(data):
-    _ndjson_mutations(data)
+def test_hl7_files(data):
+    _hl7_files(data)
+
+
+@FAST
+@given(st.data())
+def test_ndjson_files(data):
+    _ndjson_files(data)
 
 
 @FAST
@@ -290,8 +224,8 @@ def test_resource_wrong_types(data):
 
 @FAST
 @given(st.data())
-def test_bundle_mutations(data):
-    _bundle_mutations(data)
+def test_bundle_files(data):
+    _bundle_files(data)
 
 
 @settings(max_examples=200, deadline=None)
@@ -304,20 +238,28 @@ def test_random_bytes_never_raise(data):
             check_row_shape(row, "hl7: message {line}: ")
     check_ndjson(data)
     check_bundle(data)
+    check_csv(b"patient_id,event_at,event_type,value\n" + data)
 
 
 @pytest.mark.slow
 @SLOW
 @given(st.data())
-def test_hl7_mutations_thorough(data):
-    _hl7_mutations(data)
+def test_csv_files_thorough(data):
+    _csv_files(data)
 
 
 @pytest.mark.slow
 @SLOW
 @given(st.data())
-def test_ndjson_mutations_thorough(data):
-    _ndjson_mutations(data)
+def test_hl7_files_thorough(data):
+    _hl7_files(data)
+
+
+@pytest.mark.slow
+@SLOW
+@given(st.data())
+def test_ndjson_files_thorough(data):
+    _ndjson_files(data)
 
 
 @pytest.mark.slow
@@ -330,5 +272,5 @@ def test_resource_wrong_types_thorough(data):
 @pytest.mark.slow
 @SLOW
 @given(st.data())
-def test_bundle_mutations_thorough(data):
-    _bundle_mutations(data)
+def test_bundle_files_thorough(data):
+    _bundle_files(data)
