@@ -38,7 +38,7 @@ def lab_suite() -> list[dict]:
                 column="result_status", value_set=["F", "C", "X", "P"]),
         # analyte_unit is "analyte|unit", added by validate.py: the pair expectation of GX walks
         # rows one by one (10 s per 100k rows), a set check on one column is vectorized
-        _expect("expect_column_values_to_be_in_set", "CLINICAL_RULES 5: canonical unit per analyte",
+        _expect("expect_column_values_to_be_in_set", "clinical-rules.md §5: canonical unit per analyte",
                 column="analyte_unit", value_set={"$PARAMETER": "lab_units"}),
         _plausible("analyte", "bounds: rules file analytes"),
         _expect("expect_column_pair_values_a_to_be_greater_than_b", "reference range low <= high",

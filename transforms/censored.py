@@ -1,5 +1,5 @@
 """Censored results judged by what they prove: the polars twin of sql/macros/censored_compare.sql
-and sql/macros/censored_bounds.sql (CLINICAL_RULES 1, Censored values).
+and sql/macros/censored_bounds.sql (clinical-rules.md §1, Censored values).
 
 A result sent as `>100000` proves only that the value is above 100,000. Against a threshold it is
 True when every value it allows meets the threshold, False when none does, and None (unknown)

@@ -13,7 +13,7 @@ Inputs (CONTRACT 3: the day's worst values and the events known by the end of th
 
 Each item of a day is True (met), False (known not met) or None (unknown: nothing documented that
 day, or only censored results that neither prove nor refute it: `<200` against fibrinogen <= 150).
-Lab values are judged by what they prove (transforms.censored, CLINICAL_RULES 1; obs carries their
+Lab values are judged by what they prove (transforms.censored, clinical-rules.md §1; obs carries their
 `comparator`): a day's item is True when one of its results proves it, False when all refute it. "At least k of n" is True when k items are met, False when even every unknown item could not
 make k, else None (undecided). The moment a day's criteria first held is the k-th earliest moment
 an item began to hold that day (an item from an earlier day holds from the day's start).

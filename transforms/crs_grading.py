@@ -1,4 +1,4 @@
-"""ASTCT 2019 CRS grade as a daily course per infusion (CLINICAL_RULES 2), as pure functions.
+"""ASTCT 2019 CRS grade as a daily course per infusion (clinical-rules.md §2), as pure functions.
 
 Readings (vitals and documented events) become cumulative inputs of each calendar day post-infusion
 at each reading time (`crs_intraday`: the day as known at that moment); the last of them is the
@@ -172,7 +172,7 @@ def grade_days(day, febrile, organ, dose, doc_max, doc_last, state: DayState, r:
     """The grade of each day, whether it is documented, and the state the next day inherits.
 
     Arguments are numpy arrays, one element per day graded (absent grades and days: NO_VALUE).
-    CLINICAL_RULES 2.
+    clinical-rules.md §2.
     """
     waiver = state.waiver | dose
     held = (state.held_grade != NO_VALUE) & ((r.hold_days == 0) | (day - state.held_day <= r.hold_days))

@@ -1,4 +1,4 @@
-"""CRS course milestones (CLINICAL_RULES 2): onset, peak, improvement, re-escalation, resolution.
+"""CRS course milestones (clinical-rules.md §2): onset, peak, improvement, re-escalation, resolution.
 
 One function reads them from a daily course, and serves both the whole course as of the build
 (`derived.crs_episodes`) and the course as known at each ferritin result (the IEC-HS timing), so

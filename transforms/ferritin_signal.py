@@ -1,4 +1,4 @@
-"""Ferritin trajectory and the ASTCT 2023 IEC-HS ferritin signal and timing (CLINICAL_RULES 3,
+"""Ferritin trajectory and the ASTCT 2023 IEC-HS ferritin signal and timing (clinical-rules.md §3,
 "How the pipeline operationalizes it"), as pure polars functions.
 
 Each post-infusion ferritin result at time t is judged with what was known at t: the ferritin
@@ -6,7 +6,7 @@ results collected at or before t, and the CRS course as known at t (`crs_at`, fr
 transforms.crs_milestones.milestones_known_at).
 
 Censored results (`>100000`, `<50`; column `comparator`) are judged by what they prove
-(transforms.censored, CLINICAL_RULES 1): the CRS-phase peak and the post-peak nadir a later result is
+(transforms.censored, clinical-rules.md §1): the CRS-phase peak and the post-peak nadir a later result is
 compared with are the highest values the results in their span allow (a `>x` result allows no
 highest: the peak or nadir is then unbounded, stored as null, and nothing is proven against it), so
 a re-rise or new high is asserted only when it holds whatever the censored values were; a rise rate

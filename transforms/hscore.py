@@ -6,13 +6,13 @@ converted to the analyte's canonical unit by the units module, never by a litera
 
 An item the data cannot show (no result that day, no documentation of organomegaly,
 immunosuppression or hemophagocytosis) contributes its lowest points to `hscore_min` and its
-highest to `hscore_max`: a range, never a silent zero (CLINICAL_RULES 4). Bands, as CLINICAL_RULES 4
+highest to `hscore_max`: a range, never a silent zero (clinical-rules.md §4). Bands, as clinical-rules.md §4
 writes them: temperature < 38.4 / 38.4-39.4 / > 39.4 C; ferritin < 2,000 / 2,000-6,000 / > 6,000;
 triglycerides < 1.5 / 1.5-4 / > 4 mmol/L (inner bounds inclusive); fibrinogen <= 2.5 g/L;
 AST >= 30 U/L; cytopenias count lineages with Hb <= 9.2 g/dL, WBC <= 5.0 and platelets <= 110
 x10^9/L (0 or 1 lineage score the "1" points). Inputs as `transforms.criteria_hlh`.
 
-A censored result (transforms.censored, CLINICAL_RULES 1) counts a band toward `hscore_min` only
+A censored result (transforms.censored, clinical-rules.md §1) counts a band toward `hscore_min` only
 when it proves it, and toward `hscore_max` unless it refutes it: ferritin `>6000` scores the top
 band, `>2000` scores the middle band at least and the top band at most.
 

@@ -1,5 +1,5 @@
 """ASTCT 2023 IEC-HS statuses at each evaluation point and the onset windows they make
-(CLINICAL_RULES 3: statuses, onset window), as pure polars functions.
+(clinical-rules.md §3: statuses, onset window), as pure polars functions.
 
 Inputs are the ferritin trajectory (derived.ferritin_trajectory: signal, timing, watch/suspected at
 each post-infusion result) and the manifestation results (flags.astct_iec_hs_2023_manifestations).
@@ -25,7 +25,7 @@ FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 ISO = "%Y-%m-%dT%H:%M:%S%:z"
 # CONTRACT 3 evidence object (rule, analyte, value, unit, at as ISO 8601 text in UTC, source), plus
 # the IEC-HS status at the result and why it counts (detail); kept as a struct until the export.
-# `comparator`: a censored result's ('>' of `>100000`, CLINICAL_RULES 1), null for an exact value
+# `comparator`: a censored result's ('>' of `>100000`, clinical-rules.md §1), null for an exact value
 ITEM = pl.Struct({"rule": pl.String, "analyte": pl.String, "value": pl.Float64, "comparator": pl.String,
                   "unit": pl.String, "at": pl.String, "source": pl.String, "status": pl.String,
                   "detail": pl.String})

@@ -30,7 +30,7 @@ DEFAULT_RULES_PATH = Path(__file__).with_name("clinical_rules.yaml")
 # until the shipped file is a released one).
 RELEASED_RULES: Mapping[str, str] = MappingProxyType({
     "2026.11.0": "06c1a724cb0946988dea645e866e5fe6b6aa75f554c88de614791dd98ed3ea8f",
-    "2026.12.0": "7fdb3cfeaa3c85c554b3073afbb4f25ad204aa4c57b9257e2b651d10cdad64c8",
+    "2026.12.0": "3877dc8a3bca274f9187593e0f65ffbb0e962993ad63e620b2b08be2ee9432fb",
 })
 
 # Every scalar rule the code reads, with the unit it must carry. A file missing one is refused.

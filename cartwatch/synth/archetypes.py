@@ -23,7 +23,7 @@ class Product:
     name: str
     target_antigen: str
     indication: str
-    crs_onset_median_day: int   # CLINICAL_RULES 2, typical timing (sample realism, not a rule)
+    crs_onset_median_day: int   # clinical-rules.md §2, typical timing (sample realism, not a rule)
 
 
 PRODUCTS = {
@@ -141,7 +141,7 @@ def crs_grades(onset: int, peak: int, days_at_peak: int, tail: int = 0) -> tuple
     (still on oxygen after tocilizumab stopped the fever), then grade 0.
 
     Returns the grades from day 0 and the first afebrile CRS day. Fever is contiguous from onset:
-    a febrile day after an afebrile one would read as re-escalation (CLINICAL_RULES 2).
+    a febrile day after an afebrile one would read as re-escalation (clinical-rules.md §2).
     """
     rise = [1] + list(range(2, peak))
     grades = [0] * onset + rise + [peak] * days_at_peak + [2] * (tail if peak >= 2 else 0)

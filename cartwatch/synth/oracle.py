@@ -1,6 +1,6 @@
 """The expected `astct_iec_hs_2023` verdict of an episode, from the generated values and the rules.
 
-This is the ground truth's specification side: CLINICAL_RULES 3 ("How the pipeline
+This is the ground truth's specification side: clinical-rules.md §3 ("How the pipeline
 operationalizes it") applied to the values a reader gets back from the files, with every number
 read from the rules file. It is deliberately plain Python over a few dozen results, written
 apart from the engine, so the two can be reconciled.
@@ -65,7 +65,7 @@ class CrsFacts:
 
 
 def crs_facts(grades: tuple[int, ...], cal: Calendar, first_sign: dict[int, int]) -> CrsFacts | None:
-    """Onset, peak, improvement, re-escalation and resolution as CLINICAL_RULES 2 defines them."""
+    """Onset, peak, improvement, re-escalation and resolution as clinical-rules.md §2 defines them."""
     if max(grades, default=0) == 0:
         return None
     onset = next(d for d, g in enumerate(grades) if g >= 1)
@@ -110,7 +110,7 @@ class Episode:
         return at >= self.infusion_at and (self.ends_at is None or at < self.ends_at)
 
     def baseline(self, analyte_results: tuple[Result, ...], lookback_h: float) -> Result | None:
-        """The last result before the infusion within the look-back (CLINICAL_RULES 1)."""
+        """The last result before the infusion within the look-back (clinical-rules.md §1)."""
         before = [r for r in analyte_results
                   if self.infusion_at - lookback_h * HOUR <= r.at < self.infusion_at]
         return before[-1] if before else None
@@ -262,7 +262,7 @@ def _timing(ep: Episode, rules: Rules, reading: Reading, at: int) -> tuple[bool,
 
 
 def manifestations(ep: Episode, rules: Rules, reading: Reading) -> list[Manifestation]:
-    """Most-common IEC-HS manifestations in the episode (CLINICAL_RULES 3), time-ordered."""
+    """Most-common IEC-HS manifestations in the episode (clinical-rules.md §3), time-ordered."""
     found = []
     lookback = rules.value("time_axis.baseline_lookback_hours")
     fib_limit = rules.value("iec_hs.fibrinogen_lt_mg_dl")

@@ -28,7 +28,7 @@ the loader skips them (their headers match no feed).
 
 - **Status** is the highest `astct_iec_hs_2023` status of the episode (`none`, `watch`, `suspected`,
   `criteria_met`), evaluated as of `AS_OF` with every correction and cancellation applied, at each
-  ferritin result using only results collected by then (CLINICAL_RULES 3).
+  ferritin result using only results collected by then (clinical-rules.md §3).
 - **Days** are local calendar days post-infusion in the patient's `site_timezone` (day 0 = infusion
   day). **Onset day** is the day of the first ferritin result at which the status reaches
   `suspected`; **criteria met day** the day it first becomes `criteria_met`; **late** = onset day

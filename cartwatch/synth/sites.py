@@ -1,7 +1,7 @@
 """Sites, their time zones and timestamp habits, and the local-calendar arithmetic of an episode.
 
 All generated times are UTC epoch seconds (int64). Days post-infusion are local calendar days of the
-patient's site (CLINICAL_RULES 1), so each episode carries the UTC instants of its local midnights;
+patient's site (clinical-rules.md §1), so each episode carries the UTC instants of its local midnights;
 a local day on which the clocks change is 23 or 25 hours long, and nothing here assumes 24.
 """
 

@@ -4,17 +4,17 @@ Description: The baseline result of each analyte of each infusion episode: the l
   force collected before the infusion and within the look-back; the timeline (x baseline) and the
   IEC-HS evidence (pre-infusion hyperferritinemia) read it from here.
 Grain: one row per patient, infusion and analyte with a result in the look-back.
-Source criterion: CLINICAL_RULES 1 (Baseline: last result collected before the infusion timestamp
+Source criterion: clinical-rules.md §1 (Baseline: last result collected before the infusion timestamp
   and within $time_axis__baseline_lookback_hours of it; ULN: the result's own range, else the
   rules-file default for the analyte).
   - Results collected at the same moment: the later delivery (load_seq) is the baseline.
-  - A censored baseline keeps its comparator (CLINICAL_RULES 1): rules compare with the bound.
+  - A censored baseline keeps its comparator (clinical-rules.md §1): rules compare with the bound.
 Parameters: $time_axis__baseline_lookback_hours, $rules_version
 Upstream tables: derived.lab_results, derived.infusion_episodes, ref.analytes
 */
 CREATE OR REPLACE TABLE derived.baselines AS
 WITH candidates AS (
-    -- CLINICAL_RULES 1: before the infusion timestamp, within the look-back
+    -- clinical-rules.md §1: before the infusion timestamp, within the look-back
     SELECT
         i.patient_id,
         i.infusion_id,
@@ -38,7 +38,7 @@ WITH candidates AS (
 ),
 
 last_before AS (
-    -- CLINICAL_RULES 1: the last one
+    -- clinical-rules.md §1: the last one
     SELECT
         patient_id,
         infusion_id,

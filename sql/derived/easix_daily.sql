@@ -6,13 +6,13 @@ Grain: one row per patient, infusion and day post-infusion with at least one LDH
   platelet or CRP result (a score is NULL when one of its values is missing that day).
 Source criterion: Luft T et al., Lancet Haematol 2017;4:e414 (EASIX = LDH [U/L] x creatinine
   [mg/dL] / platelets [10^9/L]); Pennisi M et al., Blood Adv 2021 (m-EASIX: CRP [mg/dL] in place
-  of creatinine); CLINICAL_RULES 4 (EASIX, per day).
+  of creatinine); clinical-rules.md §4 (EASIX, per day).
 Which value of the day: the worst one (highest LDH, creatinine and CRP, lowest platelets).
   EASIX was validated on one draw per time point; most days have one morning draw, so the choice
   rarely matters, and when a day has several the worst keeps the daily score conservative for
   monitoring (it never hides a bad draw behind a better one) and matches the "day's worst values"
   of the daily flags (CONTRACT 3). The time of each value is kept.
-Censored inputs (CLINICAL_RULES 1): when every censored input bounds the score from one side,
+Censored inputs (clinical-rules.md §1): when every censored input bounds the score from one side,
   the score is that bound, `easix_comparator` '>' (at least; LDH `>2500`) or '<' (at most); from
   both sides, the score is NULL (unknown). Exact inputs: comparator NULL.
 Units: the formula's units (U/L, mg/dL, 10^9/L, CRP in mg/dL) are reached from each analyte's

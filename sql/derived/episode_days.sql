@@ -6,7 +6,7 @@ Description: The calendar days post-infusion of each infusion episode, with the 
 Grain: one row per patient, infusion and calendar day post-infusion, from day 0 to the last day
   with any data (a lab result, a vital sign or a documented event) as of $as_of; day 0 alone when
   the episode has no data after its infusion.
-Source criterion: CLINICAL_RULES 1 (Day post-infusion: calendar days in the site time zone, so a
+Source criterion: clinical-rules.md §1 (Day post-infusion: calendar days in the site time zone, so a
   day across a DST change is 23 or 25 hours long).
   - day_start_at, day_end_at: 00:00 of the day and of the next day, site time, as UTC instants.
   - has_data: the day has a lab result, a vital sign or an event of the episode (the days the
@@ -52,7 +52,7 @@ last_days AS (
 ),
 
 days AS (
-    -- CLINICAL_RULES 1: day 0 is the infusion's calendar day; days before it are not monitored
+    -- clinical-rules.md §1: day 0 is the infusion's calendar day; days before it are not monitored
     SELECT
         i.patient_id,
         i.infusion_id,
@@ -69,7 +69,7 @@ SELECT
     d.patient_id,
     d.infusion_id,
     d.day,
-    -- CLINICAL_RULES 1: site-zone midnights
+    -- clinical-rules.md §1: site-zone midnights
     derived.day_start_at(d.site_tz, d.infused_at, d.day) AS day_start_at,
     derived.day_start_at(d.site_tz, d.infused_at, d.day + 1) AS day_end_at,
     dd.day IS NOT NULL AS has_data,

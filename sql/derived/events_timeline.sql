@@ -4,7 +4,7 @@ Description: Every clinician-documented event known as of $as_of (CRS/ICANS grad
   vasopressors, pathology, organomegaly) placed on its patient's time axis: the infusion it belongs
   to and its day post-infusion in the site time zone.
 Grain: one row per event (stg.events row) of a patient with an infusion.
-Source criterion: CLINICAL_RULES 1 (Day post-infusion: calendar days in the site time zone;
+Source criterion: clinical-rules.md §1 (Day post-infusion: calendar days in the site time zone;
   an event belongs to the latest infusion at or before it); CONTRACT 2 (a row is known from its
   observed_at, and with --as-loaded also from its loaded_at).
 Parameters: $as_of, $as_loaded, $rules_version
@@ -21,7 +21,7 @@ WITH known AS ( -- noqa: ST03
 ),
 
 placed AS (
-    -- CLINICAL_RULES 1: the latest infusion at or before each row (before the first: the first)
+    -- clinical-rules.md §1: the latest infusion at or before each row (before the first: the first)
     SELECT * FROM derived.placed_on_infusion('known')
 )
 

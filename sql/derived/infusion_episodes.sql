@@ -3,7 +3,7 @@ Title: infusion_episodes
 Description: Each CAR-T infusion known as of $as_of opens an episode that lasts until the
   patient's next infusion (re-infusion or second product starts a new episode).
 Grain: one row per patient per infusion.
-Source criterion: CLINICAL_RULES 1 (Time axis: an event belongs to the latest infusion at or before it).
+Source criterion: clinical-rules.md §1 (Time axis: an event belongs to the latest infusion at or before it).
 Parameters: $as_of, $as_loaded, $site_tz (settings), $rules_version
 Upstream tables: stg.infusions, ref.scope (patients of an incremental build)
 */

@@ -3,7 +3,7 @@ Title: lab_results
 Description: The lab result versions in force as of $as_of: corrections replace, cancellations
   withdraw, preliminaries give way to their final.
 Grain: one row per result (patient, accession, LOINC; a result without accession stands alone).
-Source criterion: CLINICAL_RULES 1 (Corrections: applied in resulted_at order; on a tie P and F
+Source criterion: clinical-rules.md §1 (Corrections: applied in resulted_at order; on a tie P and F
   before C before X, then file order); CONTRACT 2 (a row is known from coalesce(resulted_at, observed_at)).
 Parameters: $as_of, $as_loaded, $rules_version
 Upstream tables: stg.lab_results, ref.scope (patients of an incremental build)
@@ -24,7 +24,7 @@ last_applied AS (
         PARTITION BY patient_id, coalesce(accession, row_key), coalesce(loinc, local_code, analyte)
         ORDER BY
             coalesce(resulted_at, observed_at) DESC,
-            -- CLINICAL_RULES 1: on a tie, P and F before C before X
+            -- clinical-rules.md §1: on a tie, P and F before C before X
             CASE result_status WHEN 'X' THEN 3 WHEN 'C' THEN 2 ELSE 1 END DESC,
             load_seq DESC
     ) = 1
@@ -34,5 +34,5 @@ SELECT
     * EXCLUDE (value_original, unit_original),
     $rules_version AS rules_version
 FROM last_applied
--- CLINICAL_RULES 1: a cancelled result is withdrawn from every evaluation
+-- clinical-rules.md §1: a cancelled result is withdrawn from every evaluation
 WHERE result_status <> 'X';

@@ -4,17 +4,17 @@ Description: CTCAE v5 grade of AST, ALT, total bilirubin and creatinine per day 
   from the worst result of the day, for the organ items of CARTOX and Shah 2020.
 Grain: one row per patient, infusion, day post-infusion and graded analyte (ast, alt,
   bilirubin_total, creatinine) that has at least one result that day.
-Source criterion: NCI CTCAE v5.0 (2017), baseline normal, as CLINICAL_RULES 4 writes it:
+Source criterion: NCI CTCAE v5.0 (2017), baseline normal, as clinical-rules.md §4 writes it:
   AST/ALT grade 3 > 5-20 x ULN, grade 4 > 20 x ULN; total bilirubin grade 3 > 3-10 x ULN,
   grade 4 > 10 x ULN; creatinine grade 3 > 3 x baseline or > 3-6 x ULN, grade 4 > 6 x ULN.
   Every bound is strict: exactly 5 x ULN is not grade 3. No baseline: creatinine on ULN alone.
-  - A censored result grades by what it proves (derived.censored_compare; CLINICAL_RULES 1): the
+  - A censored result grades by what it proves (derived.censored_compare; §1): the
     grade is the highest one proven, so AST `>1000` with ULN 40 (above 25 x ULN) is grade 4, and
     `>150` (above 3.75 x ULN, perhaps not above 5) is not proven grade 3 and counts as 0;
     `comparator` is kept with the day's worst result for the evidence.
   - organ: 'liver' (ast, alt, bilirubin_total) or 'kidney' (creatinine).
-  - grade: 4, 3, or 0 for "below grade 3" (CLINICAL_RULES 4 gives only the grade 3/4
-    thresholds, so grades 0-2 are not told apart; the criteria sets ask for >= 3).
+  - grade: 4, 3, or 0 for "below grade 3" (§4 gives only the grade 3/4 thresholds, so grades
+    0-2 are not told apart; the criteria sets ask for >= 3).
   - value ... source: the day's worst result (highest grade, then highest multiple of ULN).
   - grade_at: the first result of the day at the day's grade (when that grade began to hold).
   - Multiples are rounded to float_guard.decimals before comparison, so float noise

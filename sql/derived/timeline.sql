@@ -3,7 +3,7 @@ Title: timeline
 Description: Every lab result placed on its patient's time axis: the infusion it belongs to, day
   post-infusion in the site time zone, the analyte's baseline, ULN/LLN and multiples of both.
 Grain: one row per lab result in force (derived.lab_results) of a patient with an infusion.
-Source criterion: CLINICAL_RULES 1 (Day post-infusion; Baseline: derived.baselines; ULN/LLN: the
+Source criterion: clinical-rules.md §1 (Day post-infusion; Baseline: derived.baselines; ULN/LLN: the
   result's own range, else the rules-file default for the analyte; Censored values).
   - comparator: the result's ('>' of `>100000`); x_uln is bounded the same way (ULN is exact).
   - baseline_comparator: the baseline's. x_baseline_comparator: the side from which the censored
@@ -16,12 +16,12 @@ Upstream tables: derived.lab_results, derived.infusion_episodes (derived.placed_
 */
 CREATE OR REPLACE TABLE derived.timeline AS
 WITH placed AS (
-    -- CLINICAL_RULES 1: the latest infusion at or before each result (before the first: the first)
+    -- clinical-rules.md §1: the latest infusion at or before each result (before the first: the first)
     SELECT * FROM derived.placed_on_infusion('derived.lab_results')
 ),
 
 ratio_bounds AS (
-    -- CLINICAL_RULES 1: value / baseline is at least (value's lowest) / (baseline's highest), at
+    -- clinical-rules.md §1: value / baseline is at least (value's lowest) / (baseline's highest), at
     -- most (value's highest) / (baseline's lowest); strict when either bound is strict
     SELECT
         p.*,

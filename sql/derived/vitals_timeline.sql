@@ -3,7 +3,7 @@ Title: vitals_timeline
 Description: Every vital-sign reading known as of $as_of placed on its patient's time axis: the
   infusion it belongs to and its day post-infusion in the site time zone.
 Grain: one row per vital-sign reading (stg.vitals row) of a patient with an infusion.
-Source criterion: CLINICAL_RULES 1 (Day post-infusion: calendar days in the site time zone;
+Source criterion: clinical-rules.md §1 (Day post-infusion: calendar days in the site time zone;
   an observation belongs to the latest infusion at or before it); CONTRACT 2 (a row is known
   from its observed_at, and with --as-loaded also from its loaded_at).
 Parameters: $as_of, $as_loaded, $rules_version
@@ -20,7 +20,7 @@ WITH known AS ( -- noqa: ST03
 ),
 
 placed AS (
-    -- CLINICAL_RULES 1: the latest infusion at or before each row (before the first: the first)
+    -- clinical-rules.md §1: the latest infusion at or before each row (before the first: the first)
     SELECT * FROM derived.placed_on_infusion('known')
 )
 

@@ -5,7 +5,7 @@ Description: The ASTCT 2023 IEC-HS status of each day post-infusion, for the dai
   status reached so far (an open window runs to the infusion's last day with any data).
 Grain: one row per patient, infusion and calendar day post-infusion with a status.
 Source criterion: ASTCT consensus on IEC-HS (Hines et al., Transplant Cell Ther 2023) as
-  operationalized in CLINICAL_RULES 3 (statuses watch < suspected < criteria_met; onset window).
+  operationalized in clinical-rules.md §3 (statuses watch < suspected < criteria_met; onset window).
 Parameters: $rules_version
 Upstream tables: flags.astct_iec_hs_2023_points, flags.windows_astct_iec_hs_2023, derived.crs_daily
 */
@@ -31,7 +31,7 @@ last_days AS (
 ),
 
 window_days AS (
-    -- CLINICAL_RULES 3: a window holds from its onset until it closes (or is still open)
+    -- clinical-rules.md §3: a window holds from its onset until it closes (or is still open)
     SELECT
         w.patient_id,
         w.infusion_id,

@@ -10,8 +10,8 @@ Source criterion: ASTCT consensus on IEC-HS (Hines et al., Transplant Cell Ther 
   fibrinogen < 150 mg/dL or < LLN; hemophagocytosis; new or worsening cytopenias (ANC, platelets,
   hemoglobin). Other manifestations: LDH > ULN, PT/PTT prolonged, direct hyperbilirubinemia, new
   splenomegaly, fever, neurotoxicity, pulmonary involvement, new renal insufficiency, fasting
-  triglycerides > 265 mg/dL. CLINICAL_RULES 3.
-  - Censored results and baselines count by what they prove (CLINICAL_RULES 1): fibrinogen
+  triglycerides > 265 mg/dL. clinical-rules.md §3.
+  - Censored results and baselines count by what they prove (clinical-rules.md §1): fibrinogen
     `<150` is below 150, `<200` is not proven; a baseline that may or may not be abnormal needs
     both thresholds exceeded, at its highest possible value. `comparator` is kept.
 Parameters: $iec_hs__transaminase_x_uln, $iec_hs__transaminase_x_baseline, $iec_hs__fibrinogen_lt_mg_dl,

@@ -5,7 +5,7 @@ Description: The daily flags (CONTRACT 3 `export flags`): CRS grade, the day's h
 Grain: one row per patient, infusion and day post-infusion (day >= 0) with any data: a lab
   result, a vital sign or a documented event (days before the infusion are baseline context, in
   the timeline export, not monitored days).
-Source criterion: CONTRACT 3; CLINICAL_RULES 2 (CRS as a daily value), 3 (IEC-HS, ferritin
+Source criterion: CONTRACT 3; clinical-rules.md §2 (CRS as a daily value), 3 (IEC-HS, ferritin
   signal) and 4 (the other criteria sets).
   - crs_grade, crs_grade_source: derived.crs_daily (`documented` or `derived`).
   - ferritin_max: the day's highest ferritin. ferritin_signal: the worsening rule that fired that
@@ -13,7 +13,7 @@ Source criterion: CONTRACT 3; CLINICAL_RULES 2 (CRS as a daily value), 3 (IEC-HS
     new_high to fire at a result), at the day's first signalling result.
   - easix, m_easix: derived.easix_daily, when exact: a score only bounded by a censored input
     (its `easix_comparator` set) is left empty here, since the column holds values, not bounds
-    (CLINICAL_RULES 1); derived.easix_daily keeps the bound. hscore_min, hscore_max: derived.hscore_daily.
+    (clinical-rules.md §1); derived.easix_daily keeps the bound. hscore_min, hscore_max: derived.hscore_daily.
     hlh_2004_met, hlh_2004_evaluable: derived.hlh_criteria_daily (booleans; met is false on a
     day that cannot be decided, and evaluable says whether it could). Those use the day's worst
     values and the findings documented by the end of the day.
@@ -46,7 +46,7 @@ ferritin AS (
 ),
 
 signals AS (
-    -- CLINICAL_RULES 3: the worsening rule that fired (re-rise, rapid rise, new high)
+    -- clinical-rules.md §3: the worsening rule that fired (re-rise, rapid rise, new high)
     SELECT
         patient_id,
         infusion_id,

@@ -6,7 +6,7 @@ Description: CARTOX / carHLH (Neelapu 2018): ferritin peak above the cut-off dur
 Grain: one row per patient and infusion meeting the criteria (`status` = 'met'): a diagnosis, not
   a course, so the window has no end (`end_at`, `end_day` NULL) and the daily flag reads 'met' from
   the onset day on.
-Source criterion: Neelapu SS et al., Nat Rev Clin Oncol 2018;15:47 (CARTOX); CLINICAL_RULES 4.
+Source criterion: Neelapu SS et al., Nat Rev Clin Oncol 2018;15:47 (CARTOX); clinical-rules.md §4.
   - Ferritin: a result strictly above $cartox__ferritin_peak_gt (10,000 is not met) from CRS
     onset to derived.crs_episodes.ferritin_window_end_at (first resolution + lag; open while
     unresolved), ends inclusive. No CRS: not met.
@@ -18,7 +18,7 @@ Source criterion: Neelapu SS et al., Nat Rev Clin Oncol 2018;15:47 (CARTOX); CLI
     hemophagocytosis = a documented true `hemophagocytosis` event.
   - Onset = the later of that ferritin and the moment the $cartox__items_required-th item began.
     Evidence: that ferritin, then those items (labs: the day's worst result).
-  - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, CLINICAL_RULES 3).
+  - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, clinical-rules.md §3).
 Parameters: $cartox__ferritin_peak_gt, $cartox__organ_grade_min, $cartox__items_required,
   $iec_hs__late_onset_day, $rules_version
 Upstream tables: derived.crs_episodes, derived.crs_daily, derived.timeline,
@@ -51,7 +51,7 @@ FROM flags.ferritin_peak_organ_items(
     lung_item := 'lung',
     -- Neelapu 2018: any two of liver, kidney, lung and hemophagocytosis, from when the second began
     items_required := $cartox__items_required,
-    -- late_onset as for IEC-HS (CLINICAL_RULES 3)
+    -- late_onset as for IEC-HS (clinical-rules.md §3)
     late_onset_day := $iec_hs__late_onset_day,
     rules_version := $rules_version
 );

@@ -5,7 +5,7 @@ Description: HLH-2004 diagnostic criteria (5 of 8) side by side with IEC-HS: win
   evaluable counts and the results that made the onset.
 Grain: one row per patient, infusion and run of consecutive met days (`status` = 'met').
 Source criterion: Henter JI et al., HLH-2004 diagnostic guidelines, Pediatr Blood Cancer
-  2007;48:124; CLINICAL_RULES 4. Evaluated per day in derived.hlh_criteria_daily
+  2007;48:124; clinical-rules.md §4. Evaluated per day in derived.hlh_criteria_daily
   (transforms/criteria_hlh.py) from the day's worst values and the findings documented by the end
   of the day (CONTRACT 3): fever >= $hlh_2004__fever_c; splenomegaly; cytopenias in >=
   $hlh_2004__cytopenia_lineages_required of Hb < $hlh_2004__hemoglobin_lt_g_dl, platelets <
@@ -18,7 +18,7 @@ Source criterion: Henter JI et al., HLH-2004 diagnostic guidelines, Pediatr Bloo
     (the required-th earliest moment an item began to hold that day).
   - End: the end of the run's last day (NULL while that day has not ended at $as_of).
   - Evidence: the onset day's met items, then `criteria_met` and `criteria_evaluable` (counts).
-  - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, CLINICAL_RULES 3).
+  - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, clinical-rules.md §3).
 Parameters: $as_of, $iec_hs__late_onset_day, $rules_version
 Upstream tables: derived.hlh_criteria_daily, derived.crs_episodes (read through the table macros
   flags.met_day_windows and flags.criteria_set_windows, sql/macros/)
@@ -44,7 +44,7 @@ FROM flags.met_day_windows(
     set_name := 'hlh_2004',
     met_days_table := 'met_days',
     as_of := $as_of,
-    -- late_onset as for IEC-HS (CLINICAL_RULES 3)
+    -- late_onset as for IEC-HS (clinical-rules.md §3)
     late_onset_day := $iec_hs__late_onset_day,
     rules_version := $rules_version
 );

@@ -5,7 +5,7 @@ Description: HLH-94 diagnostic criteria (all five), historical, for comparison w
   made the onset.
 Grain: one row per patient, infusion and run of consecutive met days (`status` = 'met').
 Source criterion: Henter JI et al., HLH-94 diagnostic criteria (Semin Oncol 1991; HLH-94
-  protocol, 1997); CLINICAL_RULES 4. Evaluated per day in derived.hlh_criteria_daily
+  protocol, 1997); clinical-rules.md §4. Evaluated per day in derived.hlh_criteria_daily
   (transforms/criteria_hlh.py) from the day's worst values and the findings documented by the end
   of the day, like HLH-2004: fever >= $hlh_94__fever_c; splenomegaly; cytopenias in >=
   $hlh_94__cytopenia_lineages_required lineages; hypertriglyceridemia and/or hypofibrinogenemia;
@@ -15,7 +15,7 @@ Source criterion: Henter JI et al., HLH-94 diagnostic criteria (Semin Oncol 1991
   - Onset: the first moment of the run's first day at which all five held.
   - End: the end of the run's last day (NULL while that day has not ended at $as_of).
   - Evidence: the onset day's five items, then `criteria_met` and `criteria_evaluable` (counts).
-  - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, CLINICAL_RULES 3).
+  - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, clinical-rules.md §3).
 Parameters: $as_of, $iec_hs__late_onset_day, $rules_version
 Upstream tables: derived.hlh_criteria_daily, derived.crs_episodes (read through the table macros
   flags.met_day_windows and flags.criteria_set_windows, sql/macros/)
@@ -41,7 +41,7 @@ FROM flags.met_day_windows(
     set_name := 'hlh_94',
     met_days_table := 'met_days',
     as_of := $as_of,
-    -- late_onset as for IEC-HS (CLINICAL_RULES 3)
+    -- late_onset as for IEC-HS (clinical-rules.md §3)
     late_onset_day := $iec_hs__late_onset_day,
     rules_version := $rules_version
 );

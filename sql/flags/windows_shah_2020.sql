@@ -6,7 +6,7 @@ Description: Shah et al. 2020 HLH-like toxicity (CD22 CAR-T): ferritin peak abov
 Grain: one row per patient and infusion meeting the criteria (`status` = 'met'): a diagnosis, not
   a course, so the window has no end (`end_at`, `end_day` NULL) and the daily flag reads 'met' from
   the onset day on.
-Source criterion: Shah NN et al., J Clin Oncol 2020;38:1938; Fugere 2023 Table 1; CLINICAL_RULES 4.
+Source criterion: Shah NN et al., J Clin Oncol 2020;38:1938; Fugere 2023 Table 1; clinical-rules.md §4.
   - Ferritin: a result strictly above $shah__ferritin_peak_gt (ug/L = ng/mL) at or after the
     infusion, in the infusion episode (Shah gives no time frame; no CRS is required).
   - Items, from the infusion on, each from the first moment it held: hepatic = CTCAE grade >=
@@ -17,7 +17,7 @@ Source criterion: Shah NN et al., J Clin Oncol 2020;38:1938; Fugere 2023 Table 1
     hemophagocytosis = a documented true `hemophagocytosis` event.
   - Onset = the later of the first ferritin above the cut-off and the moment the
     $shah__items_required-th item began. Evidence: that ferritin, then those items.
-  - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, CLINICAL_RULES 3).
+  - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, clinical-rules.md §3).
 Parameters: $shah__ferritin_peak_gt, $shah__organ_grade_min, $shah__items_required,
   $iec_hs__late_onset_day, $rules_version
 Upstream tables: derived.infusion_episodes, derived.timeline, derived.organ_toxicity_daily,
@@ -49,7 +49,7 @@ FROM flags.ferritin_peak_organ_items(
     lung_item := 'pulmonary_edema',
     -- Shah 2020: at least two of the four items (with hemophagocytosis), from when the second began
     items_required := $shah__items_required,
-    -- late_onset as for IEC-HS (CLINICAL_RULES 3)
+    -- late_onset as for IEC-HS (clinical-rules.md §3)
     late_onset_day := $iec_hs__late_onset_day,
     rules_version := $rules_version
 );

@@ -6,7 +6,7 @@ Description: UCSF MAS-L criteria (Kennedy 2020): a ferritin rise of at least the
 Grain: one row per patient, infusion and run of consecutive days post-infusion on which the
   criteria held at some moment (`status` = 'met').
 Source criterion: Kennedy VE et al., UCSF MAS-L criteria, ASH 2020 (Blood 136 Suppl 1);
-  CLINICAL_RULES 4.
+  clinical-rules.md §4.
   - Rise: a ferritin at or after the infusion against any earlier ferritin of the patient with
     0 < gap <= $ucsf__rise_window_hours hours, rate = (value - earlier) / gap in hours, at or
     above $ucsf__rise_ng_ml_per_hour (exactly 100 ng/mL/h is met). The pairs come from
@@ -18,9 +18,9 @@ Source criterion: Kennedy VE et al., UCSF MAS-L criteria, ASH 2020 (Blood 136 Su
     such a moment falls on it; a run of consecutive met days is one window: onset = its first
     moment, end = the end of its last day (NULL while that day has not ended at $as_of).
   - Rates, values and multiples are rounded to float_guard.decimals before comparison.
-  - Censored (CLINICAL_RULES 1): a companion counts when proven; a rise when its least
+  - Censored (clinical-rules.md §1): a companion counts when proven; a rise when its least
     possible rate meets the threshold.
-  - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, CLINICAL_RULES 3).
+  - late_onset: onset day >= $iec_hs__late_onset_day (as for IEC-HS, clinical-rules.md §3).
 Parameters: $ucsf__rise_ng_ml_per_hour, $ucsf__rise_window_hours, $ucsf__fibrinogen_lt_mg_dl,
   $ucsf__ldh_x_uln, $ucsf__companion_window_hours, $iec_hs__late_onset_day, $as_of, $rules_version
 Upstream tables: flags.ucsf_masl_items (derived.ferritin_rises, derived.timeline; the rise and
@@ -98,7 +98,7 @@ FROM flags.met_day_windows(
     set_name := 'ucsf_masl_2020',
     met_days_table := 'met_days',
     as_of := $as_of,
-    -- late_onset as for IEC-HS (CLINICAL_RULES 3)
+    -- late_onset as for IEC-HS (clinical-rules.md §3)
     late_onset_day := $iec_hs__late_onset_day,
     rules_version := $rules_version
 );

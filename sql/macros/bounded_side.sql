@@ -5,7 +5,7 @@ Description: Scalar macro: from which side censored inputs bound a score compute
   (an upper bound), 'unknown' (bounded from both sides: nothing is proven), NULL (no censored
   input: the score is exact).
 Grain: one text per call.
-Source criterion: CLINICAL_RULES 1 (Censored values: ratios and scores built from censored values
+Source criterion: clinical-rules.md §1 (Censored values: ratios and scores built from censored values
   are bounded the same way). Read by derived.easix_daily (EASIX and m-EASIX).
 Parameters: none read from the rules file. Macro arguments: censored (any input censored),
   floor (every input bounded on the side that keeps the score from falling: those that raise it

@@ -5,7 +5,7 @@ Description: Scalar macros: the lowest and the highest value a result can have. 
   no lowest (NULL). Peaks, nadirs, "best so far" and rise rates are built from these, so that a
   conclusion drawn from them holds for every value the results allow.
 Grain: one number (or NULL: unbounded) per call.
-Source criterion: CLINICAL_RULES 1 (Censored values: peaks, nadirs, rates and ratios are bounded).
+Source criterion: clinical-rules.md §1 (Censored values: peaks, nadirs, rates and ratios are bounded).
   - A strict bound (`>x`) is returned as x: a conclusion "at least ..." drawn from it stays true.
 Parameters: none read from the rules file. Macro arguments: value, comparator (NULL, '>', '>=',
   '<', '<=').

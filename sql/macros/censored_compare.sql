@@ -5,7 +5,7 @@ Description: Scalar macro: does a result meet a threshold, judged by what it pro
   of the interval meets `op threshold`, FALSE when none does, and NULL (unknown) otherwise. An
   exact result (comparator NULL) is its own interval, so the answer is the plain comparison.
 Grain: one boolean (or NULL) per call.
-Source criterion: CLINICAL_RULES 1 (Censored values): every threshold rule of the derived and
+Source criterion: clinical-rules.md §1 (Censored values): every threshold rule of the derived and
   flags layers compares through this macro (or its polars twin, transforms/censored.py).
   - `>100000` against "> 100000": TRUE (every value is above); `>=100000`: unknown (it may be
     exactly 100000); `<150` against "< 150": TRUE; `<200` against "< 150": unknown.

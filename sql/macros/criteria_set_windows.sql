@@ -4,7 +4,7 @@ Description: Table macro that gives a criteria set's windows the columns of CONT
   windows`): the set's name, the CRS milestones of the infusion, late_onset, the evidence and the
   rules version.
 Grain: one row per row of the relation named by windows_table (one per onset window), unchanged.
-Source criterion: CONTRACT 3 (`export windows` columns); CLINICAL_RULES 3 for late_onset (onset
+Source criterion: CONTRACT 3 (`export windows` columns); clinical-rules.md §3 for late_onset (onset
   day >= `late_onset_day`, iec_hs.late_onset_day, applied to every set as for IEC-HS). The set's
   own criterion is cited in its calling file.
   - CRS milestones: derived.crs_episodes onset, peak and resolved days (NULL without CRS).
@@ -38,7 +38,7 @@ SELECT
     c.onset_day::INTEGER AS crs_onset_day,
     c.peak_day::INTEGER AS crs_peak_day,
     c.resolved_day::INTEGER AS crs_resolved_day,
-    -- CLINICAL_RULES 3: late onset from iec_hs.late_onset_day, as for IEC-HS
+    -- clinical-rules.md §3: late onset from iec_hs.late_onset_day, as for IEC-HS
     w.onset_day >= late_onset_day AS late_onset,
     -- evidence (CONTRACT 3: rule, analyte, value, unit, at (ISO 8601, UTC), source)
     w.evidence,

@@ -9,7 +9,7 @@ Source criterion: CONTRACT 3 (`export windows`: evidence is a JSON list of {rule
     the engine produced it in, so a backfill and the nightly runs store the same text.
   - No evidence: '[]'.
   - `comparator` is written only for a censored result (`"value":100000.0,"comparator":">"`): an
-    exact value's item reads as it always has (CLINICAL_RULES 1, Censored values).
+    exact value's item reads as it always has (clinical-rules.md §1, Censored values).
 Parameters: none. Macro arguments: evidence (a list of structs with an `at` field).
 Upstream tables: none
 */

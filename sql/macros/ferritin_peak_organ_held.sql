@@ -8,7 +8,7 @@ Description: Table macro for the items of the criteria sets built as "a ferritin
 Grain: one row per patient, infusion and item that held: `ferritin_peak`, `liver`, `kidney`, the
   lung item (`lung_item`) and `hemophagocytosis`.
 Source criterion: Neelapu SS et al., Nat Rev Clin Oncol 2018;15:47 (CARTOX); Shah NN et al.,
-  J Clin Oncol 2020;38:1938; CLINICAL_RULES 4.
+  J Clin Oncol 2020;38:1938; clinical-rules.md §4.
   - Ferritin: the first result proven strictly above `ferritin_peak_gt` (derived.censored_compare:
     `>100000` is above 100,000, `>=100000` is not proven) from the phase's `starts_at` to its
     `ferritin_ends_at` (NULL: open), ends inclusive.

@@ -7,7 +7,7 @@ Grain: one row per patient and infusion meeting the criteria (`status` = 'met'),
   of CONTRACT 3 (through flags.criteria_set_windows): a diagnosis, not a course, so `end_at` and
   `end_day` are NULL.
 Source criterion: Neelapu SS et al., Nat Rev Clin Oncol 2018;15:47 (CARTOX); Shah NN et al.,
-  J Clin Oncol 2020;38:1938; CLINICAL_RULES 4. Both sets share this structure and differ only in
+  J Clin Oncol 2020;38:1938; clinical-rules.md §4. Both sets share this structure and differ only in
   their cut-offs, their time frame and an item's name, which the calling file passes:
   - Ferritin and items: each item that held and since when, from flags.ferritin_peak_organ_held
     (sql/macros/ferritin_peak_organ_held.sql, which `cartwatch explain` reads too): ferritin

@@ -5,7 +5,7 @@ Description: Table macro that turns the days post-infusion on which a criteria s
   moment of its first day), its end (the end of its last day) and the onset day's evidence.
 Grain: one row per patient, infusion, status and run of consecutive days, with the columns of
   CONTRACT 3 (through flags.criteria_set_windows).
-Source criterion: CONTRACT 3 (`export windows`: one row per onset window) and CLINICAL_RULES 4,
+Source criterion: CONTRACT 3 (`export windows`: one row per onset window) and clinical-rules.md §4,
   as the day-by-day sets read it (UCSF MAS-L, HLH-94, HLH-2004, HScore): the set's own criterion
   decides which days are met, in the calling file; this macro only groups them.
   - Window: consecutive met days (day - row_number() constant within a run).

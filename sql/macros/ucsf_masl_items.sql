@@ -7,7 +7,7 @@ Description: Table macro for the two results UCSF MAS-L pairs: every ferritin ri
 Grain: one row per qualifying rise (item `rise`: the later ferritin, evidence = the earlier and the
   later result) and per companion result (item `companion`: evidence = that result).
 Source criterion: Kennedy VE et al., UCSF MAS-L criteria, ASH 2020 (Blood 136 Suppl 1);
-  CLINICAL_RULES 4.
+  clinical-rules.md §4.
   - Rise: a ferritin at or after the infusion against any earlier ferritin of the patient with
     0 < gap <= `rise_window_hours` hours, rate = (value - earlier) / gap in hours, at or above
     `rise_ng_ml_per_hour` (exactly the threshold is met). The pairs come from
@@ -15,7 +15,7 @@ Source criterion: Kennedy VE et al., UCSF MAS-L criteria, ASH 2020 (Blood 136 Su
   - Companion: fibrinogen strictly below `fibrinogen_lt_mg_dl`, or LDH strictly above `ldh_x_uln`
     x ULN.
   - Rates, values and multiples are rounded to float_guard.decimals before comparison.
-  - Censored (CLINICAL_RULES 1): a companion counts when proven; a rise when its least possible
+  - Censored (clinical-rules.md §1): a companion counts when proven; a rise when its least possible
     rate meets the threshold.
   Why a table macro with a relation name: DDL cannot hold prepared parameters, so the rule values
   arrive as macro arguments from the calling file (which reads them as `$ucsf__...`); the

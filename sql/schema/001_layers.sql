@@ -158,7 +158,7 @@ CREATE TABLE ref.lab_codes (
     notes VARCHAR
 );
 
--- calendar day of `ts` minus calendar day of `infused_at`, both in time zone `tz` (CLINICAL_RULES 1)
+-- calendar day of `ts` minus calendar day of `infused_at`, both in time zone `tz` (clinical-rules.md §1)
 CREATE MACRO day_post_infusion(tz, ts, infused_at) AS
     (timezone(tz, ts)::DATE - timezone(tz, infused_at)::DATE);
 

@@ -1,5 +1,5 @@
 """ASTCT 2023 IEC-HS flags: manifestations, statuses at evaluation points, onset windows (CONTRACT 3
-`export windows` columns and evidence JSON) and the daily status (CLINICAL_RULES 3)."""
+`export windows` columns and evidence JSON) and the daily status (clinical-rules.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Censored results judged by what they prove (CLINICAL_RULES 1, Censored values): golden cases at
+"""Censored results judged by what they prove (clinical-rules.md §1, Censored values): golden cases at
 each threshold of each criteria set, CTCAE and EASIX, the threshold read from the rules file.
 
 `>T` against "> T" is proven, `>=T` is not (it may be exactly T); `<T` against "< T" is proven,

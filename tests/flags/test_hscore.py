@@ -1,6 +1,6 @@
 """HScore (Fardet 2014, CR 4): derived.hscore_daily and flags.windows_hscore.
 
-Bands exactly as CLINICAL_RULES 4 writes them: temperature < 38.4 / 38.4-39.4 / > 39.4;
+Bands exactly as clinical-rules.md §4 writes them: temperature < 38.4 / 38.4-39.4 / > 39.4;
 ferritin < 2,000 / 2,000-6,000 / > 6,000; triglycerides < 1.5 / 1.5-4 / > 4 mmol/L;
 fibrinogen <= 2.5 g/L; AST >= 30; cytopenias Hb <= 9.2, WBC <= 5.0, platelets <= 110.
 """

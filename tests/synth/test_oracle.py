@@ -1,4 +1,4 @@
-"""The oracle's reading of CLINICAL_RULES 3 at its boundaries, on a few hand-made results."""
+"""The oracle's reading of clinical-rules.md §3 at its boundaries, on a few hand-made results."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""transforms.ferritin_signal: elevated, re-rise, rapid rise, new high, timing (CLINICAL_RULES 3),
+"""transforms.ferritin_signal: elevated, re-rise, rapid rise, new high, timing (clinical-rules.md §3),
 on tiny frames, with the boundaries of each rule."""
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def test_peaks_nadirs_and_rise_pairs_match_the_definitions_over_every_pair():
     assert min(peaks.height, nadirs.height, found.height) > 20
 
 
-# --- censored results (CLINICAL_RULES 1): a conclusion only when every allowed value gives it ---
+# --- censored results (clinical-rules.md §1): a conclusion only when every allowed value gives it ---
 
 @pytest.mark.parametrize("comparator, value, baseline, elevated", [
     (">", 2 * ULN, (None, None), True),       # above 800: every value is elevated

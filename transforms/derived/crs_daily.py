@@ -25,7 +25,7 @@ def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
     febrile, max_temp_c, hypotension_grade, hypoxia_grade, the state the day inherited from the day
     before (state_prev_grade, state_waiver, state_held_grade, state_held_day: what grading the day
     as known at a moment inside it starts from), rules_version.
-    Source criterion: ASTCT consensus grading (Lee et al., BBMT 2019); CLINICAL_RULES 2.
+    Source criterion: ASTCT consensus grading (Lee et al., BBMT 2019); clinical-rules.md §2.
     Parameters: $crs__* (fever, hypotension, hypoxia, grades, hold days, resolution), o2_devices.
     Upstream tables: derived.episode_days, derived.crs_intraday.
     """

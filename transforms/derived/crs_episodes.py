@@ -23,7 +23,7 @@ def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
     onset_day/at, peak_grade, peak_day/at, improvement_at/day, reescalated_at/day, resolved_at/day,
     ferritin_window_end_at, duration_days, had_crs, rules_version. Day-level milestones are stamped
     00:00 of their day (resolution: the end of its day).
-    Source criterion: CLINICAL_RULES 2 (onset, peak, improvement, re-escalation, resolution) and 3
+    Source criterion: clinical-rules.md §2 (onset, peak, improvement, re-escalation, resolution) and 3
     (ferritin CRS-phase window = resolution + lag).
     Parameters: $as_of, $crs__resolution_clear_hours, $iec_hs__ferritin_lag_hours.
     Upstream tables: derived.crs_daily.

@@ -42,7 +42,7 @@ def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
     Grain: one row per patient, infusion, day post-infusion and reading time; columns patient_id,
     infusion_id, day, reading_at, max_temp_c, hypotension_grade, o2_grade, o2_support, spo2_low, dose,
     doc_max, doc_last (cumulative within the day), rules_version.
-    Source criterion: ASTCT consensus grading (Lee et al., BBMT 2019); CLINICAL_RULES 2.
+    Source criterion: ASTCT consensus grading (Lee et al., BBMT 2019); clinical-rules.md §2.
     Parameters: $crs__* (hypotension, hypoxia, grades, vasopressors), o2_devices.
     Upstream tables: derived.vitals_timeline, derived.events_timeline, derived.infusion_episodes.
     """

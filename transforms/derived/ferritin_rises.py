@@ -38,8 +38,8 @@ def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
     rise window; columns patient_id, infusion_id, observed_at, value, comparator, unit, source,
     load_seq (the later result), earlier_at, earlier_value, earlier_comparator, earlier_unit,
     earlier_source, rules_version. A censored value keeps its comparator: the rules bound the rate
-    with it (CLINICAL_RULES 1).
-    Source criterion: CLINICAL_RULES 3 (rapid rise: against any earlier result within the window)
+    with it (clinical-rules.md §1).
+    Source criterion: clinical-rules.md §3 (rapid rise: against any earlier result within the window)
     and 4 (UCSF MAS-L: against any earlier ferritin of the patient within the window); each rule
     applies its own window and rate to these pairs.
     Parameters: $iec_hs__rapid_rise_window_hours, $ucsf__rise_window_hours.

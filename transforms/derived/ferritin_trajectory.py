@@ -56,7 +56,7 @@ def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
     holds or not (transforms.ferritin_signal.TIMING_REASONS), `timing_from` is CRS improvement +
     $iec_hs__timing_after_improvement_hours as known then: `cartwatch explain` reads both.
     Source criterion: ASTCT consensus on IEC-HS (Hines et al., TCT 2023) as operationalized in
-    CLINICAL_RULES 3 (elevated, re-rise, rapid rise, new high, timing, watch / suspected).
+    clinical-rules.md §3 (elevated, re-rise, rapid rise, new high, timing, watch / suspected).
     Parameters: $iec_hs__ferritin_*, $iec_hs__re_rise_factor, $iec_hs__rapid_rise_*,
     $iec_hs__timing_after_improvement_hours, $iec_hs__no_crs_timing_day, and the CRS ones.
     Upstream tables: derived.timeline, derived.infusion_episodes, derived.crs_daily,

@@ -18,7 +18,7 @@ def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
     Grain: one row per run of results during which a criterion holds that reached watch or
     suspected; columns patient_id, infusion_id, window_kind (iec_hs / watch), onset_at, onset_day,
     end_at (NULL while open at $as_of), closes_at (NULL while ferritin stays elevated), rules_version.
-    Source criterion: ASTCT consensus on IEC-HS (Hines et al., TCT 2023); CLINICAL_RULES 3 (onset
+    Source criterion: ASTCT consensus on IEC-HS (Hines et al., TCT 2023); clinical-rules.md §3 (onset
     window: open while ferritin is elevated or a manifestation is found, closed after the quiet period).
     Parameters: $as_of, $iec_hs__window_close_quiet_hours.
     Upstream tables: derived.ferritin_trajectory, derived.infusion_episodes,

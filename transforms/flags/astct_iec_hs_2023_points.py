@@ -23,7 +23,7 @@ def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
     collected within $iec_hs__manifestation_window_hours after a suspected one; with the status
     then (watch / suspected / criteria_met / NULL), the window it belongs to, the most-common
     manifestations found by then and the evidence.
-    Source criterion: ASTCT consensus on IEC-HS (Hines et al., TCT 2023); CLINICAL_RULES 3 (statuses).
+    Source criterion: ASTCT consensus on IEC-HS (Hines et al., TCT 2023); clinical-rules.md §3 (statuses).
     Parameters: $iec_hs__manifestation_window_hours.
     Upstream tables: derived.ferritin_trajectory, derived.infusion_episodes,
     flags.astct_iec_hs_2023_manifestations, flags.astct_iec_hs_2023_onset_windows.

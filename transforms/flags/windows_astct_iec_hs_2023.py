@@ -24,7 +24,7 @@ def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
 
     Grain: one row per onset window per infusion (status suspected or criteria_met), plus one
     `watch` row per run of CRS-associated hyperferritinemia that never reached suspected.
-    Source criterion: ASTCT consensus on IEC-HS (Hines et al., TCT 2023); CLINICAL_RULES 3 (onset
+    Source criterion: ASTCT consensus on IEC-HS (Hines et al., TCT 2023); clinical-rules.md §3 (onset
     window, late onset).
     Parameters: $as_of, $iec_hs__manifestation_window_hours, $iec_hs__late_onset_day, $rules_version.
     Upstream tables: flags.astct_iec_hs_2023_onset_windows, flags.astct_iec_hs_2023_points,

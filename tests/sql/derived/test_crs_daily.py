@@ -1,4 +1,4 @@
-"""derived.crs_daily: the ASTCT 2019 grade of each calendar day post-infusion (CLINICAL_RULES 2):
+"""derived.crs_daily: the ASTCT 2019 grade of each calendar day post-infusion (clinical-rules.md §2):
 the grading table, fever as entry criterion, tocilizumab, documented grades and their carry-forward,
 DST days, re-infusion and as-of."""
 

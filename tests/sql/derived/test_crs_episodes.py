@@ -1,5 +1,5 @@
 """derived.crs_episodes: onset, peak, improvement, re-escalation, resolution and the ferritin
-CRS-phase window end of each infusion (CLINICAL_RULES 2 and 3)."""
+CRS-phase window end of each infusion (clinical-rules.md §2 and 3)."""
 
 from __future__ import annotations
 
