@@ -34,7 +34,7 @@ def fmt_value(value) -> str:
     return str(value)
 
 
-UNIT_LABELS = {"10*9/L": "x10^9/L", "10*12/L": "x10^12/L", "Cel": "°C", "{ratio}": "", "[degF]": "°F"}
+UNIT_LABELS = {"10*9/L": "x10^9/L", "10*12/L": "x10^12/L", "Cel": "°C", "{ratio}": "", "[degF]": "°F", "count": ""}
 ANALYTE_LABELS = {"inr": "INR", "pt": "PT", "aptt": "aPTT", "ast": "AST", "alt": "ALT", "ldh": "LDH",
                   "anc": "ANC", "wbc": "WBC", "scd25": "sCD25", "crp": "CRP", "hscore_min": "HScore (lowest)",
                   "hscore_max": "HScore (highest)", "criteria_met": "criteria met",
@@ -50,10 +50,16 @@ def analyte_label(analyte: str | None) -> str:
     return ANALYTE_LABELS.get(analyte or "", (analyte or "").replace("_", " "))
 
 
+# Rule names whose spaced form does not read as a manifestation ('fever c', 'rise ng ml per hour')
+MANIFESTATION_LABELS = {"re_rise": "re-rise", "fever_c": "fever", "rise_ng_ml_per_hour": "rise rate",
+                        "rapid_rise_ng_ml_per_hour": "rapid rise"}
+
+
 def manifestation_label(rule: str) -> str:
-    """'re_rise' -> 're rise'; 'hlh_2004.anc_lt' -> 'anc lt' (the rule's last part, spaced)."""
+    """'re_rise' -> 're-rise'; 'hlh_2004.anc_lt' -> 'anc' (the rule's last part without its
+    comparison, spaced, or its name in MANIFESTATION_LABELS)."""
     name = re.sub(r"_(lt|le|ge|gt|x)(_[a-z0-9]+)*$|_factor$", "", rule.rsplit(".", 1)[-1])
-    return name.replace("_", " ")
+    return MANIFESTATION_LABELS.get(name, name.replace("_", " "))
 
 
 def summary_value(s: dict) -> str:
@@ -73,7 +79,7 @@ def summary_threshold(s: dict, rule: bool = True) -> str:
     rule = s.get("threshold_rule") if rule else None
     note = ", ".join(x for x in (s.get("threshold_text"), rule) if x)
     if s.get("threshold_value") is not None:
-        if s.get("threshold_text") == f"{s['threshold_value']:g} {s.get('unit')}":
+        if s.get("threshold_text") in (f"{s['threshold_value']:g} {s.get('unit')}", f"{s['threshold_value']:g}"):
             note = rule or ""                  # the cut-off is already in the result's unit
         unit = unit_label(s.get("unit"))
         return f"{fmt_value(s['threshold_value'])} {unit}".strip() + (f" ({note})" if note else "")

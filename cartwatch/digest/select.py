@@ -202,6 +202,16 @@ def threshold_in_unit(e: dict) -> float | None:
     return None
 
 
+def threshold_text(t: dict) -> str | None:
+    """A rules-file threshold as a clinician reads it: '5 x ULN', '50%' (a fraction), '5' (a count)."""
+    value, unit = t.get("value"), t.get("unit")
+    if not isinstance(value, (int, float)) or not unit:
+        return None
+    if unit == "fraction":
+        return f"{100 * value:g}%"
+    return f"{value:g}" if unit == "count" else f"{value:g} {unit}"
+
+
 def summarize_evidence(items: list[dict]) -> list[dict]:
     """Per manifestation (rule and analyte): the worst result with its time, the threshold in the
     result's unit, its source, and how many more results of the window support it (first-seen order)."""
@@ -220,10 +230,8 @@ def summarize_evidence(items: list[dict]) -> list[dict]:
         out.append({"rule": rule, "analyte": analyte, "value": worst.get("value"),
                     "comparator": worst.get("comparator"), "unit": worst.get("unit"),
                     "at": worst.get("at"), "source": worst.get("source"), "detail": worst.get("detail"),
-                    "comparator": worst.get("comparator"),
                     "finding": analyte in FINDINGS, "threshold_value": threshold_in_unit(worst),
-                    "threshold_rule": t.get("rule"), "threshold_text": f"{t['value']:g} {t['unit']}"
-                    if isinstance(t.get("value"), (int, float)) and t.get("unit") else None,
+                    "threshold_rule": t.get("rule"), "threshold_text": threshold_text(t),
                     "more": len(found) - 1})
     return out
 

@@ -66,7 +66,7 @@ def test_rendered_digest_shows_evidence_trend_plot_and_pager(cohort_db, rules, e
     assert "re-rise" not in md or "x nadir" in md
     assert not doc["data_quality"]["quarantined"] and md.index("## Resolved") < md.index("## Data quality")
     # one row per manifestation: the worst value, its time, the threshold and how many more results
-    assert re.search(r"\| re rise \(ferritin\) \| [\d,]+ ng/mL \| 2026-03-1\d \d\d:\d\d EDT \| "
+    assert re.search(r"\| re-rise \(ferritin\) \| [\d,]+ ng/mL \| 2026-03-1\d \d\d:\d\d EDT \| "
                      r"2 x nadir, iec_hs\.re_rise_factor \| timeline \| 1 \|", md)      # no nadir note: no number
     assert "Ferritin trend:" in md and "x nadir" in md and "x baseline" in md
     lines = pager_lines(doc)
@@ -386,3 +386,15 @@ def test_a_censored_result_keeps_its_comparator():
     assert summary_value({"analyte": "inr", "value": 1.55, "comparator": None, "unit": "{ratio}"}) == "INR 1.55"
     assert _value({"analyte": "ferritin", "value": 100000.0, "comparator": ">", "unit": "ng/mL"}) == ">100,000"
     assert _value({"analyte": "hemophagocytosis", "value": 1.0}) == "documented"
+
+
+def test_manifestation_labels_and_thresholds_read_as_a_clinician_writes_them():
+    from cartwatch.digest.render_md import manifestation_label
+    from cartwatch.digest.select import threshold_text
+    assert [manifestation_label(r) for r in ("iec_hs.re_rise_factor", "cartox.fever_c", "hlh_2004.anc_lt",
+                                             "ucsf_masl.rise_ng_ml_per_hour", "iec_hs.rapid_rise_ng_ml_per_hour")] \
+        == ["re-rise", "fever", "anc", "rise rate", "rapid rise"]
+    assert threshold_text({"value": 0.5, "unit": "fraction"}) == "50%"
+    assert threshold_text({"value": 5, "unit": "count"}) == "5"
+    assert threshold_text({"value": 38.5, "unit": "Cel"}) == "38.5 Cel"
+    assert threshold_text({"value": None, "unit": "Cel"}) is None
