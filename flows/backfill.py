@@ -29,9 +29,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from cartwatch import backfill as bf
-from cartwatch.runs import finish_run, start_run
+from cartwatch.runs import finish_run, mark_dead_runs, start_run
 from cartwatch.store import open_store
-from flows.nightly import holds_database, report_failure, settings_from
+from flows.nightly import holds_database, report_dead_runs, report_failure, settings_from
+from flows.prefect_record import scrub_errors, scrubbed
 from transforms.rules import load_rules
 
 _SOURCES: dict[str, bf.Sources] = {}     # token -> the cohort's rows (kept out of task parameters)
@@ -44,6 +45,7 @@ def default_workers() -> int:
 
 
 @task(cache_policy=NO_CACHE)
+@scrub_errors
 def evaluate_night(token: str, night: date, as_of) -> bf.NightResult | None:
     sources = _SOURCES[token]
     return None if sources.cancelled else bf.evaluate_night(sources, night, as_of)
@@ -63,6 +65,8 @@ def _open_backfill(overrides: dict[str, str] | None, patients: str | list[str] |
     if isinstance(patients, str):
         patients = bf.read_patients_file(patients)
     con = open_store(settings.db_path)
+    dead = mark_dead_runs(con)
+    report_dead_runs(settings, dead)
     plan = bf.make_plan(con, rules, settings, patients=patients, **cohort)
     return settings, rules, con, plan, start_run(con, "backfill", plan.nights[-1][1], rules.version)
 
@@ -111,7 +115,7 @@ def backfill(start: date, end: date, patients: list[str] | None = None, product:
                                                           "nights_done": len(plan.done)},
                    error=f"{type(exc).__name__}")
         con.close()
-        raise
+        raise scrubbed(exc) from None     # Prefect keeps the message and traceback it sees
     finally:
         _SOURCES.pop(sources.token, None)
         sources.close()
@@ -138,6 +142,7 @@ DEFAULT_PARTITION_SIZE = 500    # patients a partition: enough work per task to 
 
 
 @task(cache_policy=NO_CACHE)
+@scrub_errors
 def evaluate_partition(folder: str, nights: list) -> dict:
     return bf.evaluate_partition(folder, nights)
 
@@ -212,7 +217,7 @@ def backfill_partitioned(start: date, end: date, patients: list[str] | None = No
                                                           "nights_done": len(plan.done), "partitions": str(root)},
                    error=f"{type(exc).__name__}")
         con.close()
-        raise
+        raise scrubbed(exc) from None
     counts = {"backfill_id": plan.backfill_id, "stream": plan.stream, "nights": len(plan.nights),
               "nights_run": len(todo), "patients": len(plan.patients), "alerts": alerts,
               "partitions": len(parts), "partition_seconds": [e["seconds"] for e in evaluated],

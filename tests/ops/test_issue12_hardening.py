@@ -1,0 +1,177 @@
+"""Issue 12: alerts never lost (F1), a killed run marked and its server gone (F8), a failed start
+recorded (F9), nothing identifying in Prefect's database (F12), a backfill that lets the nightly in
+(F7)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from datetime import date
+
+import pytest
+
+import flows.nightly
+from cartwatch import notify
+from cartwatch.runs import mark_dead_runs, start_run
+from cartwatch.store import open_store
+from flows.nightly import StepFailed, nightly
+from opsdata import at
+from sample_paths import REPO, SAMPLE
+
+NIGHT = date(2026, 4, 1)
+
+
+def overrides(db, tmp_path, name: str = "run") -> dict:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir(exist_ok=True)
+    return {"db_path": str(db), "inbox": str(inbox), "digest_dir": str(tmp_path / name / "digest")}
+
+
+def stored_digests(db) -> list:
+    con = open_store(db)
+    rows = con.execute("SELECT as_of, alerts FROM flags.digest_by_night ORDER BY as_of").fetchall()
+    con.close()
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# F1: the reported state is saved only after the digest is written and sent
+
+
+@pytest.mark.parametrize("dies_at", ["write", "deliver"])
+def test_a_nightly_that_dies_before_its_digest_is_out_shows_its_alerts_again(cohort_db, tmp_path, engine,
+                                                                            prefect_harness, monkeypatch,
+                                                                            dies_at):
+    control_db = tmp_path / "control.duckdb"
+    shutil.copy(cohort_db, control_db)
+    control = nightly(as_of=at(NIGHT, 2), overrides=overrides(control_db, tmp_path, "control"))
+    assert control["alerts"] == 3
+
+    def dies(*args, **kwargs):            # not an OSError: no retry, the run stops here
+        raise RuntimeError(f"process ended during {dies_at}")
+
+    name = "write_digest_files" if dies_at == "write" else "send"
+    working = getattr(notify, name)
+    monkeypatch.setattr(notify, name, dies)
+    with pytest.raises(StepFailed, match=f"step '{dies_at}'"):
+        nightly(as_of=at(NIGHT, 2), overrides=overrides(cohort_db, tmp_path))
+    assert stored_digests(cohort_db) == []             # nothing counts as reported yet
+    monkeypatch.setattr(notify, name, working)
+    again = nightly(as_of=at(NIGHT, 3), overrides=overrides(cohort_db, tmp_path))
+    assert again["alerts"] == control["alerts"]        # every alert of the night shown, none lost
+    assert [alerts for _, alerts in stored_digests(cohort_db)] == [3]
+
+
+# ---------------------------------------------------------------------------------------------
+# F8: a run that never finished is marked killed at the next start, and reported
+
+
+def test_a_run_left_without_an_outcome_is_marked_killed_and_reported(cohort_db, tmp_path, engine, prefect_harness):
+    con = open_store(cohort_db)
+    dead_id = start_run(con, "nightly", at(NIGHT, 2), "x")
+    con.execute("UPDATE meta.runs SET counts = json_object('pid', 0, 'host', 'h', 'step', 'evaluate') "
+                "WHERE run_id = ?", [dead_id])
+    mine = start_run(con, "nightly", at(NIGHT, 2), "x")     # this process's own unfinished run is not dead
+    assert [run.run_id for run in mark_dead_runs(con)] == [dead_id]
+    con.execute("UPDATE meta.runs SET outcome = NULL WHERE run_id = ?", [dead_id])
+    con.execute("DELETE FROM meta.runs WHERE run_id = ?", [mine])
+    con.close()
+
+    result = nightly(as_of=at(NIGHT, 3), overrides=overrides(cohort_db, tmp_path))
+    (line,) = result["killed_runs"]
+    assert line.startswith(f"nightly run {dead_id} started 20")
+    assert line.endswith(" was killed during step 'evaluate' (no outcome recorded; marked killed)")
+    con = open_store(cohort_db)
+    assert con.execute("SELECT outcome FROM meta.runs WHERE run_id = ?", [dead_id]).fetchall() == [("killed",)]
+    assert con.execute("SELECT count(*) FROM meta.runs WHERE outcome IS NULL").fetchall() == [(0,)]
+    con.close()
+    log = (tmp_path / "run" / "digest" / "failures.log").read_text().splitlines()
+    assert len(log) == 1 and log[0].endswith(f"nightly {dead_id} step=evaluate killed: no outcome recorded "
+                                             "(the process ended without finishing)")
+
+
+# ---------------------------------------------------------------------------------------------
+# F9: a start that fails (Prefect's server too slow) is recorded and reported
+
+
+def test_a_prefect_start_that_times_out_is_recorded_and_reported(tmp_path, monkeypatch, capsys):
+    import cartwatch.prefect_env as prefect_env
+    from cartwatch.cli import main
+    from flows.cli import FLOW_COMMANDS
+
+    monkeypatch.setattr(prefect_env, "health", lambda url, timeout=10.0: False)    # a server that never answers
+    monkeypatch.setenv("CARTWATCH_PREFECT_STARTUP_SECONDS", "1")
+    monkeypatch.setenv("CARTWATCH_PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    for name in ("PREFECT_HOME", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS",
+                 "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))          # restored after the test
+    (tmp_path / "inbox").mkdir()
+    db = tmp_path / "db.duckdb"
+    status = main(["nightly", "--db", str(db), "--inbox", str(tmp_path / "inbox"), "--digest-dir",
+                   str(tmp_path / "digest")], FLOW_COMMANDS)
+    assert status == 1
+    assert capsys.readouterr().err == ("cartwatch: Prefect's temporary server did not start in time "
+                                       "(setting prefect_startup_seconds, now 1 s)\n")
+    con = open_store(db)
+    (outcome, counts, error), = con.execute("SELECT outcome, counts, error FROM meta.runs").fetchall()
+    con.close()
+    assert outcome == "failed" and json.loads(counts)["step"] == "prefect start-up"
+    assert error.startswith("PrefectStartTimeout: Prefect's temporary server: not answering after …")
+    log = (tmp_path / "digest" / "failures.log").read_text()
+    assert "step=prefect start-up PrefectStartTimeout" in log
+    assert "PREFECT_API_URL" not in os.environ                        # nothing left pointing at it
+
+
+# ---------------------------------------------------------------------------------------------
+# F12: what reaches Prefect's database
+
+
+def prefect_database_text(path) -> str:
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    text = "\n".join(con.iterdump())
+    con.close()
+    return text
+
+
+def test_a_failing_task_and_the_artifact_leave_nothing_identifying_in_prefect(cohort_db, tmp_path, engine,
+                                                                             prefect_harness, monkeypatch):
+    from prefect.settings import get_current_settings
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("cannot evaluate patient 'Q7-SECRET' at ferritin 91234")
+
+    working = flows.nightly.evaluate
+    monkeypatch.setattr(flows.nightly, "evaluate", broken)
+    with pytest.raises(StepFailed) as failed:
+        nightly(as_of=at(NIGHT, 2), overrides=overrides(cohort_db, tmp_path))
+    assert str(failed.value) == "step 'evaluate' failed: RuntimeError: cannot evaluate patient … at ferritin …"
+    monkeypatch.setattr(flows.nightly, "evaluate", working)
+    result = nightly(as_of=at(NIGHT, 3), overrides=overrides(cohort_db, tmp_path))
+    url = get_current_settings().server.database.connection_url.get_secret_value()
+    text = prefect_database_text(url.split(":///", 1)[1])
+    assert "Q7-SECRET" not in text and "91234" not in text
+    assert "RuntimeError: cannot evaluate patient … at ferritin …" in text       # the scrubbed message is there
+    artifact = f"| alerts (new or escalated, suspected and up) | {result['alerts']} |"
+    assert artifact in text and "P001" not in text                               # counts, no ids
+
+
+@pytest.mark.slow
+def test_a_nightly_on_the_sample_leaves_no_sample_patient_id_in_prefects_database(tmp_path):
+    ids = sorted({line.split(",")[0] for line in (SAMPLE / "infusions.csv").read_text().splitlines()[1:]})
+    assert len(ids) == 28
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    subprocess.run([sys.executable, "-m", "flows.cli", "nightly", "--db", str(tmp_path / "db.duckdb"),
+                    "--inbox", str(SAMPLE), "--digest-dir", str(tmp_path / "digest"),
+                    "--as-of", (SAMPLE / "AS_OF").read_text().strip()], check=True, capture_output=True,
+                   cwd=REPO, env=env)
+    digest = (tmp_path / "digest" / "latest.md").read_text()
+    assert sum(i in digest for i in ids) >= 10          # the local digest does name them
+    text = prefect_database_text(tmp_path / "prefect" / "prefect.db")
+    assert "cartwatch-digest" in text
+    assert [i for i in ids if i in text] == []
