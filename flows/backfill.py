@@ -24,15 +24,16 @@ from datetime import date, datetime
 from datetime import timedelta
 from typing import Callable
 
+import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from cartwatch import backfill as bf
 from cartwatch.runs import finish_run, mark_dead_runs, start_run
-from cartwatch.store import open_store
+from cartwatch.store import let_waiting_jobs_in, open_store
 from flows.nightly import holds_database, report_dead_runs, report_failure, settings_from
-from flows.prefect_record import scrub_errors, scrubbed
+from flows.prefect_record import error_kind, scrub_errors, scrubbed
 from transforms.rules import load_rules
 
 _SOURCES: dict[str, bf.Sources] = {}     # token -> the cohort's rows (kept out of task parameters)
@@ -107,14 +108,13 @@ def backfill(start: date, end: date, patients: list[str] | None = None, product:
                 print_progress(done, len(plan.nights), result.night, doc, time.perf_counter() - started)
             if on_night is not None:
                 on_night(done, len(plan.nights), result.night, doc, time.perf_counter() - started)
+            # a nightly (or any job) waiting for the database runs now, between two nights: no lost night
+            con = let_waiting_jobs_in(con, settings.db_path, "backfill", settings.lock_wait_seconds)
     except BaseException as exc:
         sources.cancelled = True          # nights not started yet return at once
         for future in pending:
             future.wait()
-        finish_run(con, run_id, outcome="failed", counts={"backfill_id": plan.backfill_id,
-                                                          "nights_done": len(plan.done)},
-                   error=f"{type(exc).__name__}")
-        con.close()
+        record_failure(con, run_id, {"backfill_id": plan.backfill_id, "nights_done": len(plan.done)}, exc)
         raise scrubbed(exc) from None     # Prefect keeps the message and traceback it sees
     finally:
         _SOURCES.pop(sources.token, None)
@@ -126,6 +126,16 @@ def backfill(start: date, end: date, patients: list[str] | None = None, product:
     con.close()
     logger.info("backfill %s: %d nights run in %.1f s", plan.backfill_id, len(todo), counts["seconds"])
     return counts | {"run_id": run_id}
+
+
+def record_failure(con, run_id: str, counts: dict, exc: BaseException) -> None:
+    """The failed run's record, when the database is still this run's (it is not after the lock was
+    handed to another job and could not be taken back: the next run then marks this one killed)."""
+    try:
+        finish_run(con, run_id, outcome="failed", counts=counts, error=error_kind(exc))
+    except duckdb.ConnectionException:
+        return
+    con.close()
 
 
 def with_workers(workers: int | None):
@@ -212,11 +222,10 @@ def backfill_partitioned(start: date, end: date, patients: list[str] | None = No
                 print_progress(done, len(plan.nights), night, doc, time.perf_counter() - started)
             if on_night is not None:
                 on_night(done, len(plan.nights), night, doc, time.perf_counter() - started)
+            con = let_waiting_jobs_in(con, settings.db_path, "backfill", settings.lock_wait_seconds)
     except BaseException as exc:
-        finish_run(con, run_id, outcome="failed", counts={"backfill_id": plan.backfill_id,
-                                                          "nights_done": len(plan.done), "partitions": str(root)},
-                   error=f"{type(exc).__name__}")
-        con.close()
+        record_failure(con, run_id, {"backfill_id": plan.backfill_id, "nights_done": len(plan.done),
+                                     "partitions": str(root)}, exc)
         raise scrubbed(exc) from None
     counts = {"backfill_id": plan.backfill_id, "stream": plan.stream, "nights": len(plan.nights),
               "nights_run": len(todo), "patients": len(plan.patients), "alerts": alerts,

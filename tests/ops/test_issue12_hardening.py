@@ -175,3 +175,44 @@ def test_a_nightly_on_the_sample_leaves_no_sample_patient_id_in_prefects_databas
     text = prefect_database_text(tmp_path / "prefect" / "prefect.db")
     assert "cartwatch-digest" in text
     assert [i for i in ids if i in text] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# F7: a backfill lets a waiting job in between two nights
+
+
+def test_a_job_waiting_for_a_backfill_runs_between_two_of_its_nights(cohort_db, tmp_path, engine, prefect_harness,
+                                                                     monkeypatch):
+    import time
+    from datetime import datetime, timezone
+
+    import flows.backfill
+    from cartwatch.store import lock_path, waiting_jobs
+
+    out = tmp_path / "quarantine.csv"
+    waiter = {}
+
+    def start_an_export_after_the_first_night(done, total, night, doc, elapsed):
+        if done != 1:
+            return
+        waiter["process"] = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "export", "quarantine", "--db", str(cohort_db), "--out", str(out)],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while waiting_jobs(cohort_db) != ["export"]:       # it waits for the database, and says so
+            assert time.monotonic() < deadline and waiter["process"].poll() is None
+            time.sleep(0.05)
+
+    monkeypatch.setattr(flows.backfill, "on_night", start_an_export_after_the_first_night)
+    result = flows.backfill.backfill(start=date(2026, 3, 12), end=date(2026, 3, 14),
+                                     overrides=overrides(cohort_db, tmp_path), workers=1, progress=False)
+    output, _ = waiter["process"].communicate(timeout=60)
+    assert waiter["process"].returncode == 0 and output == f"quarantine: 0 rows -> {out} (csv)\n"
+    assert (result["nights"], result["nights_run"]) == (3, 3)
+    con = open_store(cohort_db)
+    committed = [t for (t,) in con.execute("SELECT completed_at FROM meta.backfill_nights WHERE backfill_id = ? "
+                                           "ORDER BY night", [result["backfill_id"]]).fetchall()]
+    con.close()
+    exported = datetime.fromtimestamp(out.stat().st_mtime, timezone.utc)
+    assert committed[0] < exported < committed[1]            # the export ran between nights 1 and 2
+    assert list(lock_path(cohort_db).parent.glob("*.waiting-*")) == []
