@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cartwatch.processes import alive
 from cartwatch.settings import Settings
 
 
@@ -126,19 +127,9 @@ def running_server(home: Path) -> ServerRecord | None:
         record = ServerRecord(int(data["pid"]), int(data["port"]), str(data["started_at"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not _alive(record.pid) or not health(record.api_url, timeout=5):
+    if not alive(record.pid) or not health(record.api_url, timeout=5):
         return None
     return record
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def port_free(port: int) -> bool:

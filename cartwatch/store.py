@@ -27,6 +27,8 @@ from typing import Callable, Iterator
 
 import duckdb
 
+from cartwatch.processes import alive
+
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 MIGRATIONS_DIR = SQL_DIR / "schema"
 LAB_CODES_CSV = SQL_DIR / "reference" / "lab_codes.csv"
@@ -307,22 +309,12 @@ def waiting_jobs(db_path: str | Path) -> list[str]:
     kinds = []
     for marker in path.parent.glob(f"{path.name}{WAITING_SUFFIX}*"):
         pid = marker.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and _process_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and alive(int(pid)):
             try:
                 kinds.append(marker.read_text(encoding="utf-8").strip() or "?")
             except OSError:
                 continue
     return kinds
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def let_waiting_jobs_in(con: duckdb.DuckDBPyConnection, db_path: str | Path, kind: str,
