@@ -30,7 +30,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from cartwatch import backfill as bf
-from cartwatch.runs import finish_run, mark_dead_runs, start_run
+from cartwatch.runs import finish_run, mark_dead_runs, mark_step, start_run
 from cartwatch.store import let_waiting_jobs_in, open_store
 from flows.nightly import holds_database, report_dead_runs, report_failure, settings_from
 from flows.prefect_record import error_kind, scrub_errors, scrubbed
@@ -102,6 +102,7 @@ def backfill(start: date, end: date, patients: list[str] | None = None, product:
                 pending.append(evaluate_night.submit(sources.token, night, as_of))
             result = pending.popleft().result()
             doc = bf.commit_night(con, plan, result, rules, settings)
+            mark_step(con, run_id, f"night {result.night} stored")
             alerts += doc["alerts"]
             done = len(plan.nights) - len(plan.remaining)
             if progress:
@@ -216,6 +217,7 @@ def backfill_partitioned(start: date, end: date, patients: list[str] | None = No
             result = bf.read_partitioned_night(parts, night, as_of)
             result.seconds = per_night
             doc = bf.commit_night(con, plan, result, rules, settings)
+            mark_step(con, run_id, f"night {night} stored")
             alerts += doc["alerts"]
             done = len(plan.nights) - len(plan.remaining)
             if progress:
