@@ -94,6 +94,43 @@ def test_a_run_left_without_an_outcome_is_marked_killed_and_reported(cohort_db, 
                                              "(the process ended without finishing)")
 
 
+CHILD = """
+import sys, time
+import cartwatch.prefect_env as prefect_env
+from cartwatch.settings import load_settings
+
+prefect_env.health = lambda url, timeout=10.0: True     # answer at once: the test needs the process only
+server = prefect_env.start_temporary_server(load_settings(prefect_home=sys.argv[1]))
+print(server.process.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_the_temporary_prefect_server_stops_when_its_command_is_killed(tmp_path):
+    import signal
+    import time
+
+    command = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "prefect")], cwd=REPO,
+                               stdout=subprocess.PIPE, text=True)
+    server = int(command.stdout.readline())
+    assert os.path.exists(f"/proc/{server}")
+    command.send_signal(signal.SIGKILL)
+    command.wait()
+    deadline = time.monotonic() + 20
+    while running(server) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(server)
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan waits for the container's init to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 # ---------------------------------------------------------------------------------------------
 # F9: a start that fails (Prefect's server too slow) is recorded and reported
 
