@@ -41,7 +41,7 @@ from cartwatch.loader import FileReport
 from cartwatch.runs import DeadRun, finish_run, mark_dead_runs, mark_step, start_run, utc_now
 from cartwatch.settings import Settings, load_settings
 from cartwatch.store import job_lock, open_store, transaction
-from flows.prefect_record import artifact_text, scrub_errors
+from flows.prefect_record import KeepsOriginalHere, artifact_text, scrub_errors
 from transforms.rules import Rules, load_rules
 from transforms.timestamps import zone
 
@@ -53,7 +53,7 @@ on_step: Callable[[str], None] | None = None
 on_file: Callable[[int, list[Path], FileReport | None], None] | None = None
 
 
-class StepFailed(RuntimeError):
+class StepFailed(KeepsOriginalHere, RuntimeError):
     """A nightly step failed; `step` names it for the run record and the failure report."""
 
     def __init__(self, step: str, cause: BaseException):

@@ -6,7 +6,8 @@ run's parameters, each task's state message (the text of the exception that fail
 
 - a task's exception reaches Prefect scrubbed (`scrub_errors`): its type name kept, quoted text and
   tokens with digits replaced by '…' (notify.scrub), the original only on the exception object in
-  this process (`original`, for `--debug`), never in Prefect's traceback text;
+  this process (`original`, for `--debug`), never in Prefect's traceback text nor in the copy
+  Prefect pickles into its result storage (`KeepsOriginalHere`);
 - the digest artifact holds counts only (`artifact_text`), unless the settings ask for the digest:
   `artifact_digest = true` (ids masked) or `artifact_unmasked = true` (real ids);
 - parameters hold settings overrides (paths), dates and flags; a backfill's cohort is a file path.
@@ -20,7 +21,23 @@ from cartwatch import notify
 from cartwatch.settings import Settings
 
 
-class ScrubbedError(RuntimeError):
+class KeepsOriginalHere:
+    """An exception holding its unscrubbed `original` for `--debug`, in this process only: a copy
+    (Prefect pickles a failed flow's exception into its result storage) has no `original`."""
+
+    def __reduce__(self):
+        state = {k: v for k, v in self.__dict__.items() if k != "original"}
+        return (_without_original, (type(self), self.args), state)
+
+
+def _without_original(cls, args: tuple):
+    exc = cls.__new__(cls)
+    BaseException.__init__(exc, *args)
+    exc.original = None
+    return exc
+
+
+class Scrubbed(KeepsOriginalHere):
     """An error whose message has had values and identifiers removed; `kind` names the original type."""
 
     def __init__(self, original: BaseException):
@@ -29,13 +46,17 @@ class ScrubbedError(RuntimeError):
         super().__init__(f"{self.kind}: {notify.scrub(str(original))}")
 
 
-class ScrubbedIOError(ScrubbedError, OSError):
+class ScrubbedError(Scrubbed, RuntimeError):
+    """A scrubbed error."""
+
+
+class ScrubbedIOError(Scrubbed, OSError):
     """A scrubbed I/O error: still an OSError, so the I/O tasks retry it."""
 
 
 def scrubbed(exc: BaseException) -> BaseException:
     """The exception to let reach Prefect: `exc` scrubbed (interrupts and exits pass unchanged)."""
-    if not isinstance(exc, Exception) or isinstance(exc, ScrubbedError):
+    if not isinstance(exc, Exception) or isinstance(exc, Scrubbed):
         return exc
     return (ScrubbedIOError if isinstance(exc, OSError) else ScrubbedError)(exc)
 

@@ -177,24 +177,45 @@ def prefect_database_text(path) -> str:
 
 def test_a_failing_task_and_the_artifact_leave_nothing_identifying_in_prefect(cohort_db, tmp_path, engine,
                                                                              prefect_harness, monkeypatch):
-    from prefect.settings import get_current_settings
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, get_current_settings, temporary_settings
 
     def broken(*args, **kwargs):
         raise RuntimeError("cannot evaluate patient 'Q7-SECRET' at ferritin 91234")
 
     working = flows.nightly.evaluate
     monkeypatch.setattr(flows.nightly, "evaluate", broken)
-    with pytest.raises(StepFailed) as failed:
+    storage = tmp_path / "results"         # where Prefect pickles the failed flow's exception
+    with temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: storage}), pytest.raises(StepFailed) as failed:
         nightly(as_of=at(NIGHT, 2), overrides=overrides(cohort_db, tmp_path))
     assert str(failed.value) == "step 'evaluate' failed: RuntimeError: cannot evaluate patient … at ferritin …"
+    assert "step 'evaluate' failed" in files_text(storage)
     monkeypatch.setattr(flows.nightly, "evaluate", working)
     result = nightly(as_of=at(NIGHT, 3), overrides=overrides(cohort_db, tmp_path))
     url = get_current_settings().server.database.connection_url.get_secret_value()
     text = prefect_database_text(url.split(":///", 1)[1])
-    assert "Q7-SECRET" not in text and "91234" not in text
+    stored = files_text(storage)
+    for secret in ("Q7-SECRET", "ferritin 91234"):
+        assert secret not in text and secret not in stored
     assert "RuntimeError: cannot evaluate patient … at ferritin …" in text       # the scrubbed message is there
     artifact = f"| alerts (new or escalated, suspected and up) | {result['alerts']} |"
     assert artifact in text and "P001" not in text                               # counts, no ids
+
+
+def files_text(folder) -> str:
+    """Every file under a folder as text, base64 decoded too (Prefect stores results as base64 pickles)."""
+    import base64
+    import binascii
+    from pathlib import Path
+
+    texts = []
+    for path in (p for p in Path(folder).rglob("*") if p.is_file()):
+        raw = path.read_bytes()
+        try:
+            raw += b"\n" + base64.b64decode(raw, validate=False)
+        except (binascii.Error, ValueError):
+            pass
+        texts.append(raw.decode("utf-8", "ignore"))
+    return "\n".join(texts)
 
 
 @pytest.mark.slow
@@ -212,6 +233,7 @@ def test_a_nightly_on_the_sample_leaves_no_sample_patient_id_in_prefects_databas
     text = prefect_database_text(tmp_path / "prefect" / "prefect.db")
     assert "cartwatch-digest" in text
     assert [i for i in ids if i in text] == []
+    assert [i for i in ids if i in files_text(tmp_path / "prefect")] == []      # its storage and logs too
 
 
 # ---------------------------------------------------------------------------------------------
