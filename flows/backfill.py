@@ -27,6 +27,7 @@ from typing import Callable
 import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import wait as wait_for
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from cartwatch import backfill as bf
@@ -150,6 +151,7 @@ def with_workers(workers: int | None):
 # on Dask: patient partitions
 
 DEFAULT_PARTITION_SIZE = 500    # patients a partition: enough work per task to dwarf its start-up
+HANDOVER_POLL_SECONDS = 2       # how often the flow looks for a job waiting for the database meanwhile
 
 
 @task(cache_policy=NO_CACHE)
@@ -211,6 +213,10 @@ def backfill_partitioned(start: date, end: date, patients: list[str] | None = No
                     plan.backfill_id, len(plan.nights), len(plan.nights) - len(todo), len(plan.patients),
                     len(parts), root)
         futures = [evaluate_partition.submit(part.folder, todo) for part in parts] if todo else []
+        not_done = list(futures)
+        while not_done:       # the workers need no database: a waiting job may have it meanwhile
+            not_done = list(wait_for(not_done, timeout=HANDOVER_POLL_SECONDS).not_done)
+            con = let_waiting_jobs_in(con, settings.db_path, "backfill", settings.lock_wait_seconds)
         evaluated = [future.result() for future in futures]
         per_night = (time.perf_counter() - started) / max(len(todo), 1)
         for night, as_of in todo:

@@ -114,7 +114,11 @@ def run(argv: list[str], env: dict) -> str:
 
 
 def check_units_whole(db: Path) -> None:
-    con = duckdb.connect(str(db))          # it opens (DuckDB replays or drops its write-ahead log)
+    from cartwatch.store import open_store
+
+    # it opens as the next job opens it: DuckDB replays or drops its write-ahead log, and a database
+    # killed before its first migration committed is migrated now
+    con = open_store(db)
     try:
         stg_rows = " UNION ALL ".join(f"SELECT source_file FROM {t}" for t in STG)
         partial = con.execute(f"""
