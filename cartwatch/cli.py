@@ -76,12 +76,22 @@ def progress_for(args, label: str):
     return Progress(getattr(args, "progress", "auto"), label=label)
 
 
-def start_prefect(settings: Settings, debug: bool, console: str = "CRITICAL") -> str:
-    """Point Prefect at its server (before it is imported); CRITICAL keeps its console quiet."""
-    from cartwatch.prefect_env import PrefectServerError, choose_server
+def start_prefect(settings: Settings, debug: bool, console: str = "CRITICAL", temporary: bool = True) -> str:
+    """Point Prefect at its server (before it is imported); CRITICAL keeps its console quiet.
+
+    With no server to use, a temporary one is started here when `temporary` (prefect_env says why
+    cartwatch starts it rather than Prefect); a start that times out is a failed run (exit 1), any
+    other server problem is bad input."""
+    from cartwatch.prefect_env import PrefectServerError, PrefectStartTimeout, choose_server, start_temporary_server
 
     try:
-        return choose_server(settings, "DEBUG" if debug else console)
+        where = choose_server(settings, "DEBUG" if debug else console)
+        if temporary and "PREFECT_API_URL" not in os.environ:
+            server = start_temporary_server(settings)
+            where = f"a temporary Prefect server at {server.api_url}"
+        return where
+    except PrefectStartTimeout:
+        raise
     except PrefectServerError as exc:
         raise as_input(exc) from None
 
@@ -456,12 +466,14 @@ def parser(commands: dict | None = None) -> argparse.ArgumentParser:
 
 def _exit_status(exc: BaseException) -> tuple[int, str]:
     """The exit status and the one line for an exception that ends a command."""
-    from cartwatch.prefect_env import PrefectServerError
+    from cartwatch.prefect_env import PrefectServerError, PrefectStartTimeout
 
     store = sys.modules.get("cartwatch.store")
     rules = sys.modules.get("transforms.rules")
     streams = sys.modules.get("cartwatch.streams")
     backfill = sys.modules.get("cartwatch.backfill")
+    if isinstance(exc, PrefectStartTimeout):
+        return EXIT_FAILED, _late_prefect()
     if isinstance(exc, (InputError, SettingsError, PrefectServerError)):
         return EXIT_INPUT, str(exc)
     if store is not None and isinstance(exc, store.JobBusy):
@@ -475,12 +487,18 @@ def _exit_status(exc: BaseException) -> tuple[int, str]:
     if backfill is not None and isinstance(exc, backfill.BackfillError):
         return EXIT_INPUT, f"backfill: {exc}"
     text = " ".join(str(exc).split())
-    if "ephemeral Prefect API server" in text:
-        return EXIT_FAILED, ("Prefect's temporary server did not start in time (setting prefect_startup_seconds, "
-                             f"now {os.environ.get('PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS', '?')} s)")
+    if "ephemeral Prefect API server" in text:      # Prefect's own (a Dask worker's, say)
+        return EXIT_FAILED, _late_prefect()
     if getattr(exc, "step", None):
         return EXIT_FAILED, f"run failed: {text}"
+    if getattr(exc, "kind", None):           # scrubbed before reaching Prefect: it names its type
+        return EXIT_FAILED, f"failed: {text}"
     return EXIT_FAILED, f"failed: {type(exc).__name__}: {text}"
+
+
+def _late_prefect() -> str:
+    return ("Prefect's temporary server did not start in time (setting prefect_startup_seconds, "
+            f"now {os.environ.get('PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS', '?')} s)")
 
 
 def main(argv: list[str] | None = None, commands: dict | None = None) -> int:
@@ -495,6 +513,8 @@ def main(argv: list[str] | None = None, commands: dict | None = None) -> int:
     except Exception as exc:   # one line for the user; the traceback with --debug
         if args.debug:
             traceback.print_exc()
+            if getattr(exc, "original", None) is not None:    # what was scrubbed before reaching Prefect
+                traceback.print_exception(exc.original)
         status, line = _exit_status(exc)
         if "\n" in line:
             line = " ".join(line.split())

@@ -8,9 +8,12 @@ and checks servers over plain HTTP (no Prefect import). The order:
 2. The server a running `cartwatch serve` started, recorded in `<prefect_home>/server.json`: manual
    runs then show in the same UI as the scheduled ones (and no second server opens the same
    SQLite database).
-3. Otherwise Prefect's temporary server, started by the command and stopped when it ends, with a
+3. Otherwise a temporary server, started by the command and stopped when it ends, with a
    start-up budget of `prefect_startup_seconds` (Prefect's own default, 20 s, fails on a busy
-   machine; docs/operations.md says why this is the choice for one-shot commands).
+   machine; docs/operations.md says why this is the choice for one-shot commands). It is the server
+   Prefect would start itself (`TemporaryServer`: the same uvicorn app, UI off), but started by
+   cartwatch from the main thread with a parent-death signal, so a SIGKILLed command leaves no
+   server behind (Prefect's own is left running), and a start that fails is cartwatch's to record.
 
 `cartwatch serve` itself starts a long-running `prefect server start` (`PrefectServer`) unless 1.
 applies: Prefect's scheduler only runs in such a server.
@@ -31,11 +34,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cartwatch.processes import alive
 from cartwatch.settings import Settings
 
 
 class PrefectServerError(RuntimeError):
     """A Prefect server cannot be reached or started (one line: which server and why)."""
+
+
+class PrefectStartTimeout(PrefectServerError):
+    """The temporary server did not answer within prefect_startup_seconds (a busy machine: a failed
+    run, not bad input)."""
 
 
 def base_environment(settings: Settings, console_level: str) -> None:
@@ -118,19 +127,9 @@ def running_server(home: Path) -> ServerRecord | None:
         record = ServerRecord(int(data["pid"]), int(data["port"]), str(data["started_at"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not _alive(record.pid) or not health(record.api_url, timeout=5):
+    if not alive(record.pid) or not health(record.api_url, timeout=5):
         return None
     return record
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def port_free(port: int) -> bool:
@@ -150,6 +149,91 @@ def _die_with_parent() -> None:       # runs in the child between fork and exec 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
     except Exception:
         pass
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(process: subprocess.Popen, api_url: str, startup_seconds: float, what: str, log_path: Path) -> None:
+    """Until the server answers; PrefectStartTimeout after `startup_seconds`, an error if it exits."""
+    deadline = time.monotonic() + startup_seconds
+    while not health(api_url, timeout=5):
+        if process.poll() is not None:
+            raise PrefectServerError(f"{what}: exited with code {process.returncode} while starting "
+                                     f"(see {log_path})")
+        if time.monotonic() > deadline:
+            raise PrefectStartTimeout(f"{what}: not answering after {startup_seconds:g} s (setting "
+                                      f"prefect_startup_seconds; see {log_path})")
+        time.sleep(0.25)
+
+
+def _stop(process: subprocess.Popen | None, timeout: float) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class TemporaryServer:
+    """The temporary Prefect API server of a one-shot command (nightly, backfill): Prefect's own
+    app on a free loopback port, state in prefect_home, stopped when the command ends and, on Linux,
+    when the command is killed (parent-death signal; started from the main thread, whose end is
+    the process's end)."""
+
+    def __init__(self, home: Path, startup_seconds: int):
+        self.home, self.startup_seconds = home, startup_seconds
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.log_path = home / "temporary-server.log"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def start(self) -> None:
+        import importlib.util
+
+        app_dir = Path(importlib.util.find_spec("prefect").origin).parent.parent     # without importing it
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PREFECT_HOME": str(self.home), "PREFECT_UI_ENABLED": "0",
+               "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        env.pop("PREFECT_API_URL", None)
+        with open(self.log_path, "a", encoding="utf-8") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir),
+                 "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
+                 "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True,       # a Ctrl-C reaches the command, which stops the server
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+        try:
+            _wait_for(self.process, self.api_url, self.startup_seconds,
+                      "Prefect's temporary server", self.log_path)
+        except PrefectServerError:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = 10) -> None:
+        _stop(self.process, timeout)
+        self.process = None
+
+
+def start_temporary_server(settings: Settings) -> TemporaryServer:
+    """Start the temporary server and point Prefect at it; it is stopped when this process exits."""
+    import atexit
+
+    server = TemporaryServer(settings.prefect_home, settings.prefect_startup_seconds)
+    server.start()
+    atexit.register(server.stop)
+    os.environ["PREFECT_API_URL"] = server.api_url
+    return server
 
 
 class PrefectServer:
@@ -185,17 +269,12 @@ class PrefectServer:
             start_new_session=True,        # a Ctrl-C reaches `serve`, which stops the server after the runner
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         log.close()
-        deadline = time.monotonic() + self.startup_seconds
-        while not health(self.api_url, timeout=5):
-            if self.process.poll() is not None:
-                raise PrefectServerError(f"Prefect server on port {self.port}: exited with code "
-                                         f"{self.process.returncode} while starting (see {self.log_path})")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise PrefectServerError(f"Prefect server on port {self.port}: not answering after "
-                                         f"{self.startup_seconds} s (setting prefect_startup_seconds; "
-                                         f"see {self.log_path})")
-            time.sleep(0.5)
+        try:
+            _wait_for(self.process, self.api_url, self.startup_seconds, f"Prefect server on port {self.port}",
+                      self.log_path)
+        except PrefectStartTimeout:
+            self.stop()
+            raise
         record_path(self.home).write_text(json.dumps({
             "pid": self.process.pid, "port": self.port,
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}), encoding="utf-8")
@@ -203,13 +282,7 @@ class PrefectServer:
     def stop(self, timeout: float = 20) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        _stop(self.process, timeout)
         try:
             data = json.loads(record_path(self.home).read_text(encoding="utf-8"))
             if data.get("pid") == self.process.pid:

@@ -1,19 +1,50 @@
-"""meta.runs: one row per pipeline run, written at its start and completed at its end."""
+"""meta.runs: one row per pipeline run, written at its start, marked at each step, completed at its end.
+
+A run that never completes (its process killed) keeps an empty outcome; the next run marks it
+`killed` when it starts (`start_run`). That is safe because runs are written only by a job that
+holds the database (store.job_lock): while this job holds it, no other run can be going on, so
+an unfinished run of another process is dead. Its process id and host are in `counts` (pid, host)
+and the step it had reached in `counts.step`.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import duckdb
 
 
+@dataclass(frozen=True)
+class DeadRun:
+    """A run found unfinished: killed (or its machine stopped) at `step`."""
+
+    run_id: str
+    kind: str
+    started_at: datetime
+    step: str
+
+    def describe(self) -> str:
+        return (f"{self.kind} run {self.run_id} started {self.started_at.isoformat(timespec='seconds')} was killed "
+                f"during step '{self.step}' (no outcome recorded; marked killed)")
+
+
 def start_run(con: duckdb.DuckDBPyConnection, kind: str, as_of: datetime, rules_version: str) -> str:
     run_id = uuid.uuid4().hex[:12]
-    con.execute("INSERT INTO meta.runs (run_id, kind, as_of, started_at, rules_version) "
-                "VALUES (?, ?, ?, now(), ?)", [run_id, kind, as_of, rules_version])
+    con.execute("INSERT INTO meta.runs (run_id, kind, as_of, started_at, rules_version, counts) "
+                "VALUES (?, ?, ?, now(), ?, ?)",
+                [run_id, kind, as_of, rules_version, json.dumps(_owner() | {"step": "start"})])
     return run_id
+
+
+def mark_step(con: duckdb.DuckDBPyConnection, run_id: str, step: str) -> None:
+    """Record the step a run has reached (what a killed run's record then says)."""
+    con.execute("UPDATE meta.runs SET counts = json_merge_patch(counts, ?) WHERE run_id = ?",
+                [json.dumps({"step": step}), run_id])
 
 
 def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, *, outcome: str, files: int = 0,
@@ -21,7 +52,34 @@ def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, *, outcome: str, fil
     con.execute(
         "UPDATE meta.runs SET finished_at = now(), outcome = ?, files = ?, counts = ?, error = ?, "
         "duration_s = epoch(now() - started_at) WHERE run_id = ?",
-        [outcome, files, json.dumps(counts or {}), error, run_id])
+        [outcome, files, json.dumps(_owner() | (counts or {})), error, run_id])
+
+
+def record_failed_start(con: duckdb.DuckDBPyConnection, kind: str, as_of: datetime | None, rules_version: str | None,
+                        step: str, error: str) -> str:
+    """A run that failed before its flow could record it (Prefect did not start, for one)."""
+    run_id = uuid.uuid4().hex[:12]
+    con.execute("INSERT INTO meta.runs (run_id, kind, as_of, started_at, finished_at, outcome, files, counts, "
+                "duration_s, rules_version, error) VALUES (?, ?, ?, now(), now(), 'failed', 0, ?, 0, ?, ?)",
+                [run_id, kind, as_of, json.dumps(_owner() | {"step": step}), rules_version, error])
+    return run_id
+
+
+def mark_dead_runs(con: duckdb.DuckDBPyConnection) -> list[DeadRun]:
+    """Mark every unfinished run of another process `killed`; call it holding the database."""
+    rows = con.execute(
+        "SELECT run_id, kind, started_at, coalesce(counts->>'step', 'unknown') FROM meta.runs "
+        "WHERE outcome IS NULL AND coalesce(TRY_CAST(counts->>'pid' AS INTEGER), -1) <> ? "
+        "ORDER BY started_at", [os.getpid()]).fetchall()
+    dead = [DeadRun(*row) for row in rows]
+    for run in dead:
+        con.execute("UPDATE meta.runs SET outcome = 'killed', error = ? WHERE run_id = ?",
+                    [run.describe(), run.run_id])
+    return dead
+
+
+def _owner() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname()}
 
 
 def utc_now() -> datetime:

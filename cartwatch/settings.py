@@ -41,7 +41,8 @@ class Settings:
     mask_ids: bool = False           # pseudonymize patient and infusion ids in digests and exports
     notify_url: str = ""             # apprise URL(s); empty: the digest is written to a file only
     notify_unmasked: bool = False    # messages sent out show real ids (they are masked otherwise)
-    artifact_unmasked: bool = False  # the Prefect artifact shows real ids (masked otherwise)
+    artifact_digest: bool = False    # the Prefect artifact holds the digest, ids masked (counts only otherwise)
+    artifact_unmasked: bool = False  # the Prefect artifact holds the digest with real ids
     nightly_cron: str = "0 2 * * *"  # when `cartwatch serve` runs the nightly job, in site_tz
     lock_wait_seconds: int = 600     # how long a job waits for another job holding the database
     prefect_api_url: str = ""        # an existing Prefect server; empty: see docs/operations.md
@@ -52,7 +53,7 @@ class Settings:
 
 
 PATH_SETTINGS = ("db_path", "inbox", "digest_dir", "rules_path", "prefect_home")
-BOOL_SETTINGS = ("mask_ids", "notify_unmasked", "artifact_unmasked")
+BOOL_SETTINGS = ("mask_ids", "notify_unmasked", "artifact_digest", "artifact_unmasked")
 INT_SETTINGS = {"lock_wait_seconds": (0, 7 * 24 * 3600), "prefect_port": (1, 65535),
                 "prefect_startup_seconds": (1, 3600)}
 SETTING_NAMES = tuple(f.name for f in fields(Settings) if f.name != "profile")

@@ -27,6 +27,8 @@ from typing import Callable, Iterator
 
 import duckdb
 
+from cartwatch.processes import alive
+
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 MIGRATIONS_DIR = SQL_DIR / "schema"
 LAB_CODES_CSV = SQL_DIR / "reference" / "lab_codes.csv"
@@ -240,23 +242,42 @@ def _acquire(path: Path, db_path: str | Path, kind: str, wait_seconds: float,
     except OSError as exc:
         raise StoreError(f"{what} {db_path}: cannot create its lock file {path} "
                          f"({exc.strerror or exc})") from None
+    try:
+        _lock(handle, path, db_path, kind, wait_seconds, on_wait, what)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def _lock(handle, path: Path, db_path: str | Path, kind: str, wait_seconds: float,
+          on_wait: Callable[[dict | None], None] | None, what: str) -> None:
+    """Take the lock on an open lock file (waiting up to `wait_seconds`) and record this job in it.
+    While it waits, a marker beside the lock file says so: a holder that can (a backfill, between
+    two nights) then lets this job in."""
     deadline = time.monotonic() + wait_seconds
     told = False
-    while True:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            holder = lock_holder(db_path)
-            if time.monotonic() >= deadline:
-                handle.close()
-                waited = f"; waited {wait_seconds:g} s (setting lock_wait_seconds)" if wait_seconds else ""
-                raise JobBusy(f"{what} {db_path}: held by another cartwatch job: {describe_job(holder)}"
-                              f"{waited}") from None
-            if not told and on_wait is not None:
-                on_wait(holder)
-                told = True
-            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    marker = None
+    try:
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = lock_holder(db_path)
+                if time.monotonic() >= deadline:
+                    waited = f"; waited {wait_seconds:g} s (setting lock_wait_seconds)" if wait_seconds else ""
+                    raise JobBusy(f"{what} {db_path}: held by another cartwatch job: {describe_job(holder)}"
+                                  f"{waited}") from None
+                if marker is None:
+                    marker = _mark_waiting(path, kind)
+                if not told and on_wait is not None:
+                    on_wait(holder)
+                    told = True
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    finally:
+        if marker is not None:
+            marker.unlink(missing_ok=True)
     job = {"kind": kind, "pid": os.getpid(), "host": socket.gethostname(),
            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "command": " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:2]))}
@@ -264,7 +285,57 @@ def _acquire(path: Path, db_path: str | Path, kind: str, wait_seconds: float,
     handle.truncate()
     handle.write(json.dumps(job))
     handle.flush()
-    return handle
+
+
+# ---------------------------------------------------------------------------------------------
+# a long job lets waiting jobs in (a backfill between two nights)
+
+WAITING_SUFFIX = ".waiting-"
+HANDOVER_SECONDS = 30      # how long a yielding holder leaves the lock to a waiting job before taking it back
+
+
+def _mark_waiting(path: Path, kind: str) -> Path | None:
+    marker = path.with_name(f"{path.name}{WAITING_SUFFIX}{os.getpid()}")
+    try:
+        marker.write_text(kind, encoding="utf-8")
+    except OSError:
+        return None      # only a courtesy to the holder: waiting works without it
+    return marker
+
+
+def waiting_jobs(db_path: str | Path) -> list[str]:
+    """The kinds of the jobs of other live processes waiting for the database."""
+    path = lock_path(db_path)
+    kinds = []
+    for marker in path.parent.glob(f"{path.name}{WAITING_SUFFIX}*"):
+        pid = marker.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and alive(int(pid)):
+            try:
+                kinds.append(marker.read_text(encoding="utf-8").strip() or "?")
+            except OSError:
+                continue
+    return kinds
+
+
+def let_waiting_jobs_in(con: duckdb.DuckDBPyConnection, db_path: str | Path, kind: str,
+                        wait_seconds: float) -> duckdb.DuckDBPyConnection:
+    """Between two units of work of a long job: when other jobs wait for the database, close it,
+    release the lock until they have taken it (up to HANDOVER_SECONDS), take it back (waiting up to
+    `wait_seconds` for them to finish, as any job waits) and return the database opened again;
+    otherwise return `con` as it is. Call it between transactions only."""
+    key = str(lock_path(db_path))
+    with _HELD_GUARD:
+        entry = _HELD.get(key)
+    if entry is None or not waiting_jobs(db_path):
+        return con
+    con.close()
+    handle = entry[0]
+    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    deadline = time.monotonic() + HANDOVER_SECONDS
+    while waiting_jobs(db_path) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    _lock(handle, lock_path(db_path), db_path, kind, wait_seconds, None, "database")
+    return open_store(db_path)
 
 
 @contextmanager

@@ -24,14 +24,17 @@ from datetime import date, datetime
 from datetime import timedelta
 from typing import Callable
 
+import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import wait as wait_for
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from cartwatch import backfill as bf
-from cartwatch.runs import finish_run, start_run
-from cartwatch.store import open_store
-from flows.nightly import holds_database, report_failure, settings_from
+from cartwatch.runs import finish_run, mark_dead_runs, mark_step, start_run
+from cartwatch.store import let_waiting_jobs_in, open_store
+from flows.nightly import holds_database, report_dead_runs, report_failure, settings_from
+from flows.prefect_record import error_kind, scrub_errors, scrubbed
 from transforms.rules import load_rules
 
 _SOURCES: dict[str, bf.Sources] = {}     # token -> the cohort's rows (kept out of task parameters)
@@ -44,6 +47,7 @@ def default_workers() -> int:
 
 
 @task(cache_policy=NO_CACHE)
+@scrub_errors
 def evaluate_night(token: str, night: date, as_of) -> bf.NightResult | None:
     sources = _SOURCES[token]
     return None if sources.cancelled else bf.evaluate_night(sources, night, as_of)
@@ -63,6 +67,8 @@ def _open_backfill(overrides: dict[str, str] | None, patients: str | list[str] |
     if isinstance(patients, str):
         patients = bf.read_patients_file(patients)
     con = open_store(settings.db_path)
+    dead = mark_dead_runs(con)
+    report_dead_runs(settings, dead)
     plan = bf.make_plan(con, rules, settings, patients=patients, **cohort)
     return settings, rules, con, plan, start_run(con, "backfill", plan.nights[-1][1], rules.version)
 
@@ -97,21 +103,21 @@ def backfill(start: date, end: date, patients: list[str] | None = None, product:
                 pending.append(evaluate_night.submit(sources.token, night, as_of))
             result = pending.popleft().result()
             doc = bf.commit_night(con, plan, result, rules, settings)
+            mark_step(con, run_id, f"night {result.night} stored")
             alerts += doc["alerts"]
             done = len(plan.nights) - len(plan.remaining)
             if progress:
                 print_progress(done, len(plan.nights), result.night, doc, time.perf_counter() - started)
             if on_night is not None:
                 on_night(done, len(plan.nights), result.night, doc, time.perf_counter() - started)
+            # a nightly (or any job) waiting for the database runs now, between two nights: no lost night
+            con = let_waiting_jobs_in(con, settings.db_path, "backfill", settings.lock_wait_seconds)
     except BaseException as exc:
         sources.cancelled = True          # nights not started yet return at once
         for future in pending:
             future.wait()
-        finish_run(con, run_id, outcome="failed", counts={"backfill_id": plan.backfill_id,
-                                                          "nights_done": len(plan.done)},
-                   error=f"{type(exc).__name__}")
-        con.close()
-        raise
+        record_failure(con, run_id, {"backfill_id": plan.backfill_id, "nights_done": len(plan.done)}, exc)
+        raise scrubbed(exc) from None     # Prefect keeps the message and traceback it sees
     finally:
         _SOURCES.pop(sources.token, None)
         sources.close()
@@ -122,6 +128,16 @@ def backfill(start: date, end: date, patients: list[str] | None = None, product:
     con.close()
     logger.info("backfill %s: %d nights run in %.1f s", plan.backfill_id, len(todo), counts["seconds"])
     return counts | {"run_id": run_id}
+
+
+def record_failure(con, run_id: str, counts: dict, exc: BaseException) -> None:
+    """The failed run's record, when the database is still this run's (it is not after the lock was
+    handed to another job and could not be taken back: the next run then marks this one killed)."""
+    try:
+        finish_run(con, run_id, outcome="failed", counts=counts, error=error_kind(exc))
+    except duckdb.ConnectionException:
+        return
+    con.close()
 
 
 def with_workers(workers: int | None):
@@ -135,9 +151,11 @@ def with_workers(workers: int | None):
 # on Dask: patient partitions
 
 DEFAULT_PARTITION_SIZE = 500    # patients a partition: enough work per task to dwarf its start-up
+HANDOVER_POLL_SECONDS = 2       # how often the flow looks for a job waiting for the database meanwhile
 
 
 @task(cache_policy=NO_CACHE)
+@scrub_errors
 def evaluate_partition(folder: str, nights: list) -> dict:
     return bf.evaluate_partition(folder, nights)
 
@@ -195,24 +213,28 @@ def backfill_partitioned(start: date, end: date, patients: list[str] | None = No
                     plan.backfill_id, len(plan.nights), len(plan.nights) - len(todo), len(plan.patients),
                     len(parts), root)
         futures = [evaluate_partition.submit(part.folder, todo) for part in parts] if todo else []
+        not_done = list(futures)
+        while not_done:       # the workers need no database: a waiting job may have it meanwhile
+            not_done = list(wait_for(not_done, timeout=HANDOVER_POLL_SECONDS).not_done)
+            con = let_waiting_jobs_in(con, settings.db_path, "backfill", settings.lock_wait_seconds)
         evaluated = [future.result() for future in futures]
         per_night = (time.perf_counter() - started) / max(len(todo), 1)
         for night, as_of in todo:
             result = bf.read_partitioned_night(parts, night, as_of)
             result.seconds = per_night
             doc = bf.commit_night(con, plan, result, rules, settings)
+            mark_step(con, run_id, f"night {night} stored")
             alerts += doc["alerts"]
             done = len(plan.nights) - len(plan.remaining)
             if progress:
                 print_progress(done, len(plan.nights), night, doc, time.perf_counter() - started)
             if on_night is not None:
                 on_night(done, len(plan.nights), night, doc, time.perf_counter() - started)
+            con = let_waiting_jobs_in(con, settings.db_path, "backfill", settings.lock_wait_seconds)
     except BaseException as exc:
-        finish_run(con, run_id, outcome="failed", counts={"backfill_id": plan.backfill_id,
-                                                          "nights_done": len(plan.done), "partitions": str(root)},
-                   error=f"{type(exc).__name__}")
-        con.close()
-        raise
+        record_failure(con, run_id, {"backfill_id": plan.backfill_id, "nights_done": len(plan.done),
+                                     "partitions": str(root)}, exc)
+        raise scrubbed(exc) from None
     counts = {"backfill_id": plan.backfill_id, "stream": plan.stream, "nights": len(plan.nights),
               "nights_run": len(todo), "patients": len(plan.patients), "alerts": alerts,
               "partitions": len(parts), "partition_seconds": [e["seconds"] for e in evaluated],

@@ -9,12 +9,13 @@ Prefect is imported only by these three, after its environment is set: `cartwatc
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 from cartwatch import cli
 from cartwatch.cli import (EXIT_OK, as_input, cohort_filters, database_lock, eprint, parse_as_of, progress_for,
                            settings_from_args, start_prefect)
 from cartwatch.preflight import InputError
-from cartwatch.settings import Settings, cron_problem
+from cartwatch.settings import Settings, SettingsError, cron_problem
 
 
 def cmd_nightly(args) -> int:
@@ -26,7 +27,8 @@ def cmd_nightly(args) -> int:
     preflight.output_folder(settings.digest_dir, "digest_dir")
     preflight.rules(settings.rules_path)
     preflight.notifier(settings)
-    with database_lock(settings, "nightly"), progress_for(args, "nightly") as progress:
+    with database_lock(settings, "nightly"), progress_for(args, "nightly") as progress, \
+            failures_recorded(settings, "nightly", as_of):
         preflight.database(settings.db_path, create=True)
         where = start_prefect(settings, args.debug)
         progress.step(f"starting Prefect ({where})")
@@ -40,6 +42,8 @@ def cmd_nightly(args) -> int:
                                           overrides=nightly_flow.overrides_from_args(args))
         finally:
             nightly_flow.on_step = nightly_flow.on_file = None
+    for line in result.get("killed_runs", []):
+        print(f"earlier run not finished: {line}")
     c = result["counts"]
     print(f"nightly run {result['run_id']}: {len(result['files'])} files, {c['files_loaded']} new; "
           f"rows read {c['read']}, accepted {c['accepted']}, duplicate {c['duplicate']}, "
@@ -72,7 +76,8 @@ def cmd_backfill(args) -> int:
         raise InputError("--partition-dir", "--partition-dir and --partition-size need --dask or --dask-address")
     if on_dask and as_of is not None:
         raise InputError("--as-of", "not supported with --dask yet: run the backfill without --dask")
-    with database_lock(settings, "backfill"), progress_for(args, "backfill") as progress:
+    with database_lock(settings, "backfill"), progress_for(args, "backfill") as progress, \
+            failures_recorded(settings, "backfill", as_of):
         _check_backfill(settings, rules, patients_file, args, infused_from, infused_to)
         where = start_prefect(settings, args.debug)
         progress.step(f"starting Prefect ({where})")
@@ -100,6 +105,43 @@ def cmd_backfill(args) -> int:
           f"results under stream '{result['stream']}': cartwatch digest --stream {result['stream']} "
           f"--night {end}; cartwatch export windows --stream {result['stream']} --night {end} --out FILE")
     return EXIT_OK
+
+
+@contextmanager
+def failures_recorded(settings: Settings, kind: str, as_of):
+    """A run that fails before its flow records it (Prefect's server did not start, the flow could
+    not begin) still gets its meta.runs row (outcome failed) and its failures.log line and report.
+    Bad input (exit status 2) is a refused command, not a failed run: not recorded."""
+    from cartwatch.runs import utc_now
+
+    began = utc_now()
+    try:
+        yield
+    except Exception as exc:
+        if not isinstance(exc, (InputError, SettingsError)) and not getattr(exc, "step", None):
+            _record_failed_start(settings, kind, as_of, began, exc)
+        raise
+
+
+def _record_failed_start(settings: Settings, kind: str, as_of, began, exc: Exception) -> None:
+    from cartwatch import notify
+    from cartwatch.prefect_env import PrefectServerError
+    from cartwatch.runs import record_failed_start
+    from cartwatch.store import open_store
+    from transforms.rules import load_rules
+
+    step = "prefect start-up" if isinstance(exc, PrefectServerError) or "Prefect API server" in str(exc) else "start"
+    error = f"{type(exc).__name__}: {notify.scrub(str(exc))}"
+    con = open_store(settings.db_path)
+    try:
+        recorded = con.execute("SELECT count(*) FROM meta.runs WHERE kind = ? AND started_at >= ? AND "
+                               "counts->>'pid' = ?", [kind, began, str(os.getpid())]).fetchall()[0][0]
+        if not recorded:       # else the flow recorded it, and its failure hook reported it
+            run_id = record_failed_start(con, kind, as_of, load_rules(settings.rules_path).version, step, error)
+    finally:
+        con.close()
+    if not recorded:
+        notify.report_failure(settings, run=f"{kind} {run_id}", step=step, error=exc)
 
 
 def _check_backfill(settings: Settings, rules, patients_file, args, infused_from, infused_to) -> None:
@@ -139,7 +181,7 @@ def cmd_serve(args) -> int:
 
     check_database(settings.db_path, create=True)
     if args.dry_run:
-        start_prefect(settings, args.debug)
+        start_prefect(settings, args.debug, temporary=False)
         from flows.nightly import overrides_from_args
         from flows.serve import deployments, describe
 

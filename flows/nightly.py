@@ -1,4 +1,10 @@
-"""The scheduled nightly job: ingest new files, re-evaluate what changed, write and send the digest.
+"""The scheduled nightly job: ingest new files, re-evaluate what changed, write and send the digest,
+then save what it reported.
+
+The reporting state (which windows were already reported, flags.digest_by_night) is saved only
+after the digest is written and sent: a run killed in between shows the same alerts again the next
+time, never loses them. A run found unfinished when a run starts (its process killed) is marked
+`killed` in meta.runs and reported like a failure.
 
 Reads like its table of contents; the work is in cartwatch/ and transforms/. Only the I/O tasks
 retry (loading files, delivering the digest), and only on I/O errors: a wrong lab value is never
@@ -14,10 +20,12 @@ import inspect
 import logging
 import time
 import typing
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Callable
 
+import pyarrow as pa
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -25,14 +33,15 @@ from prefect.utilities.annotations import quote
 
 from cartwatch import notify
 from cartwatch.backfill import night_results, store_night_results
-from cartwatch.digest import make_digest, night_of, pager_lines, render
+from cartwatch.digest import Draft, draft_digest, night_of, pager_lines, render, save_digest
 from cartwatch.digest.ids import masked
 from cartwatch.incremental import BuildReport, evaluate
 from cartwatch.ingest import ingest_paths, not_loaded
 from cartwatch.loader import FileReport
-from cartwatch.runs import finish_run, start_run, utc_now
+from cartwatch.runs import DeadRun, finish_run, mark_dead_runs, mark_step, start_run, utc_now
 from cartwatch.settings import Settings, load_settings
 from cartwatch.store import job_lock, open_store, transaction
+from flows.prefect_record import KeepsOriginalHere, artifact_text, scrub_errors
 from transforms.rules import Rules, load_rules
 from transforms.timestamps import zone
 
@@ -44,12 +53,14 @@ on_step: Callable[[str], None] | None = None
 on_file: Callable[[int, list[Path], FileReport | None], None] | None = None
 
 
-class StepFailed(RuntimeError):
+class StepFailed(KeepsOriginalHere, RuntimeError):
     """A nightly step failed; `step` names it for the run record and the failure report."""
 
     def __init__(self, step: str, cause: BaseException):
+        cause = getattr(cause, "original", cause)
         super().__init__(f"step '{step}' failed: {type(cause).__name__}: {notify.scrub(str(cause))}")
         self.step = step
+        self.original = cause           # for --debug, in this process only
 
 
 def settings_from(overrides: dict | None) -> Settings:
@@ -91,7 +102,8 @@ def holds_database(kind: str):
     return wrap
 
 
-def _step(name: str) -> None:
+def _step(con, run_id: str, name: str) -> None:
+    mark_step(con, run_id, name)
     if on_step is not None:
         on_step(name)
 
@@ -107,6 +119,7 @@ def _retry_on_io_error(task, task_run, state) -> bool:
 
 
 @task(retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_on_io_error, cache_policy=NO_CACHE)
+@scrub_errors
 def ingest_inbox(con, inbox: Path, rules: Rules, site_tz: str, run_id: str,
                  loaded_at: datetime) -> list[FileReport]:
     return ingest_paths(con, [inbox], rules, site_tz=site_tz, now=utc_now(), run_id=run_id,
@@ -114,37 +127,58 @@ def ingest_inbox(con, inbox: Path, rules: Rules, site_tz: str, run_id: str,
 
 
 @task(cache_policy=NO_CACHE)
+@scrub_errors
 def evaluate_layers(con, rules: Rules, as_of: datetime, as_loaded: bool, site_tz: str, full: bool) -> BuildReport:
     return evaluate(con, rules, as_of=as_of, as_loaded=as_loaded, site_tz=site_tz, full=full)
 
 
+@dataclass
+class Night:
+    """This night's windows and flags and its digest, not saved yet (see `save_night`)."""
+
+    night: date
+    windows: pa.Table
+    daily: pa.Table
+    draft: Draft
+
+
 @task(cache_policy=NO_CACHE)
-def record_night(con, rules: Rules, settings: Settings, as_of: datetime, as_loaded: bool) -> dict:
-    """This night's windows and flags, and its digest against the stream's state, in one transaction."""
-    night = night_of(as_of, settings.site_tz)
+@scrub_errors
+def compose_night(con, rules: Rules, settings: Settings, as_of: datetime, as_loaded: bool) -> Night:
+    """This night's windows and flags, and its digest against the stream's state (nothing written)."""
     windows, daily = night_results(con)
-    with transaction(con):
-        store_night_results(con, STREAM, night, as_of, windows, daily)
-        return make_digest(con, rules, as_of=as_of, as_loaded=as_loaded, stream=STREAM,
-                           site_tz=settings.site_tz, created_at=utc_now())
+    draft = draft_digest(con, rules, as_of=as_of, as_loaded=as_loaded, stream=STREAM, site_tz=settings.site_tz)
+    return Night(night_of(as_of, settings.site_tz), windows, daily, draft)
 
 
 @task(retries=2, retry_delay_seconds=5, retry_condition_fn=_retry_on_io_error, cache_policy=NO_CACHE)
+@scrub_errors
 def write_digest(settings: Settings, doc: dict, as_of: datetime) -> dict[str, Path]:
     texts = {fmt: render(doc, fmt, mask_ids=settings.mask_ids) for fmt in FORMATS}
     local = as_of.astimezone(zone(settings.site_tz))
     paths = notify.write_digest_files(settings.digest_dir, f"{local:%Y-%m-%dT%H%M}", texts)
-    # the artifact is stored in Prefect's database and shown in its UI: masked unless asked otherwise
-    artifact = render(doc, "md", mask_ids=not settings.artifact_unmasked or settings.mask_ids)
-    create_markdown_artifact(artifact, key="cartwatch-digest",
+    # the artifact is stored in Prefect's database (and copied into its events): counts unless asked
+    create_markdown_artifact(artifact_text(doc, settings), key="cartwatch-digest",
                              description=f"cartwatch digest as of {doc['as_of']}")
     return paths
 
 
 @task(retries=2, retry_delay_seconds=30, retry_condition_fn=_retry_on_io_error, cache_policy=NO_CACHE)
+@scrub_errors
 def deliver(settings: Settings, doc: dict, path: Path) -> bool:
     shown = doc if settings.notify_unmasked and not settings.mask_ids else masked(doc, True)
     return notify.send(settings, notify.digest_message(shown, pager_lines(shown), path))
+
+
+@task(cache_policy=NO_CACHE)
+@scrub_errors
+def save_night(con, night: Night, as_of: datetime) -> None:
+    """The night's results and the digest's reporting state, in one transaction, after the digest
+    was written and sent: a run killed before this commit reports the same windows again next time
+    (shown twice rather than never)."""
+    with transaction(con):
+        store_night_results(con, STREAM, night.night, as_of, night.windows, night.daily)
+        save_digest(con, night.draft, created_at=utc_now())
 
 
 def file_counts(reports: list[FileReport]) -> dict:
@@ -180,43 +214,59 @@ def nightly(as_of: datetime | None = None, as_loaded: bool = False, full: bool =
     as_of = as_of or utc_now()
     logger = get_run_logger()
     con = open_store(settings.db_path)
+    dead = mark_dead_runs(con)
     run_id = start_run(con, "nightly", as_of, rules.version)
+    report_dead_runs(settings, dead)
     step, reports, timings = "ingest", [], {}
     try:
         t = time.perf_counter()
-        _step("ingest")
+        _step(con, run_id, "ingest")
         reports = ingest_inbox(con, settings.inbox, rules, settings.site_tz, run_id, as_of)
         timings["ingest"], t, step = time.perf_counter() - t, time.perf_counter(), "evaluate"
-        _step("evaluate")
+        _step(con, run_id, "evaluate")
         build = evaluate_layers(con, rules, as_of, as_loaded, settings.site_tz, full)
         timings["evaluate"], t, step = time.perf_counter() - t, time.perf_counter(), "digest"
-        _step("digest")
-        doc = record_night(con, rules, settings, as_of, as_loaded)
+        _step(con, run_id, "digest")
+        night = compose_night(con, rules, settings, as_of, as_loaded)
+        doc = night.draft.doc
         timings["digest"], t, step = time.perf_counter() - t, time.perf_counter(), "write"
-        _step("write")
+        _step(con, run_id, "write")
         # quote(): Prefect would otherwise walk the whole document (every open window's evidence)
         # looking for futures in each task's parameters: about 5 s a task on a 1,000-patient history
         paths = write_digest(settings, quote(doc), as_of)
         timings["write"], t, step = time.perf_counter() - t, time.perf_counter(), "deliver"
-        _step("deliver")
+        _step(con, run_id, "deliver")
         sent = deliver(settings, quote(doc), paths["html"])
-        timings["deliver"] = time.perf_counter() - t
+        timings["deliver"], t, step = time.perf_counter() - t, time.perf_counter(), "save"
+        _step(con, run_id, "save")
+        save_night(con, quote(night), as_of)
+        timings["save"] = time.perf_counter() - t
     except Exception as exc:
+        failure = StepFailed(step, exc)
         finish_run(con, run_id, outcome="failed", files=len(reports),
-                   counts=file_counts(reports) | {"step": step}, error=str(StepFailed(step, exc)))
+                   counts=file_counts(reports) | {"step": step}, error=str(failure))
         con.close()
-        raise StepFailed(step, exc) from exc
+        raise failure from None        # Prefect logs the traceback it sees: the scrubbed one only
     counts = file_counts(reports) | {
         "build": {"mode": build.mode, "reason": build.reason, "patients": build.patients,
                   "seconds": round(build.seconds, 3)},
         "alerts": doc["alerts"], "sections": doc["counts"], "notified": sent,
-        "seconds": {k: round(v, 3) for k, v in timings.items()}}
+        "seconds": {k: round(v, 3) for k, v in timings.items()}, "step": "done",
+        "killed_runs": [run.run_id for run in dead]}
     finish_run(con, run_id, outcome="ok", files=len(reports), counts=counts)
     con.close()
     logger.info("nightly %s: %d files (%d new), build %s (%s), %d alerts, %.1f s", run_id, len(reports),
                 counts["files_loaded"], build.mode, build.reason, doc["alerts"], time.perf_counter() - started)
     return {"run_id": run_id, "digest": {k: str(v) for k, v in paths.items()}, "counts": counts,
-            "files": [r.__dict__ for r in reports], "alerts": doc["alerts"]}
+            "files": [r.__dict__ for r in reports], "alerts": doc["alerts"],
+            "killed_runs": [run.describe() for run in dead]}
+
+
+def report_dead_runs(settings: Settings, dead: list[DeadRun]) -> None:
+    """A run found killed goes to failures.log and the notifier, like a failed one."""
+    for run in dead:
+        notify.report_failure(settings, run=f"{run.kind} {run.run_id}", step=run.step,
+                              error="killed: no outcome recorded (the process ended without finishing)")
 
 
 if __name__ == "__main__":

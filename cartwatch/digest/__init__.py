@@ -8,6 +8,7 @@ unless it escalates.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import duckdb
@@ -24,7 +25,7 @@ from transforms.timestamps import zone
 
 RENDERERS = {"md": render_md, "html": render_html, "json": render_json}
 
-__all__ = ["RENDERERS", "make_digest", "mask", "masked", "night_of", "pager_lines", "render",
+__all__ = ["RENDERERS", "Draft", "draft_digest", "make_digest", "save_digest", "mask", "masked", "night_of", "pager_lines", "render",
            "render_html", "render_json", "render_markdown", "render_md"]
 
 
@@ -33,13 +34,24 @@ def night_of(as_of: datetime, site_tz: str) -> date:
     return as_of.astimezone(zone(site_tz)).date()
 
 
-def make_digest(con: duckdb.DuckDBPyConnection, rules: Rules, *, as_of: datetime, as_loaded: bool,
-                stream: str, site_tz: str, snapshot: dict | None = None, since: datetime | None = None,
-                persist: bool = True, created_at: datetime | None = None) -> dict:
-    """The digest document of `stream` as of `as_of` (derived/flags built as of it, or `snapshot`).
+@dataclass
+class Draft:
+    """A digest not saved yet: its document and the reporting state it leaves once saved."""
+
+    doc: dict
+    state: dict
+    stream: str
+    as_of: datetime
+    since: datetime | None
+    night: date
+
+
+def draft_digest(con: duckdb.DuckDBPyConnection, rules: Rules, *, as_of: datetime, as_loaded: bool,
+                 stream: str, site_tz: str, snapshot: dict | None = None, since: datetime | None = None) -> Draft:
+    """The digest of `stream` as of `as_of` (derived/flags built as of it, or `snapshot`), unsaved.
 
     The prior state is the stream's latest digest before `as_of` (or, with `since`, its latest digest
-    at or before `since`); `persist` stores the document and the state it leaves.
+    at or before `since`).
     """
     if since is None:
         prior, since = prior_state(con, stream, as_of)
@@ -49,9 +61,25 @@ def make_digest(con: duckdb.DuckDBPyConnection, rules: Rules, *, as_of: datetime
     quality = data_quality(con, as_of=as_of, since=since, as_loaded=as_loaded, rules=rules)
     night = night_of(as_of, site_tz)
     doc, state = compose(snapshot, quality, prior, as_of=as_of, since=since, stream=stream, night=night)
+    return Draft(doc, state, stream, as_of, since, night)
+
+
+def save_digest(con: duckdb.DuckDBPyConnection, draft: Draft, created_at: datetime | None = None) -> None:
+    """Keep the digest and the state it leaves: from now on its windows count as reported."""
+    store_digest(con, draft.stream, draft.doc, draft.state, draft.as_of, draft.since, draft.night,
+                 created_at or draft.as_of)
+
+
+def make_digest(con: duckdb.DuckDBPyConnection, rules: Rules, *, as_of: datetime, as_loaded: bool,
+                stream: str, site_tz: str, snapshot: dict | None = None, since: datetime | None = None,
+                persist: bool = True, created_at: datetime | None = None) -> dict:
+    """The digest document (draft_digest); `persist` saves it at once (a backfill's nights, whose
+    digests are read from the database: nothing is sent that could be lost)."""
+    draft = draft_digest(con, rules, as_of=as_of, as_loaded=as_loaded, stream=stream, site_tz=site_tz,
+                         snapshot=snapshot, since=since)
     if persist:
-        store_digest(con, stream, doc, state, as_of, since, night, created_at or as_of)
-    return doc
+        save_digest(con, draft, created_at)
+    return draft.doc
 
 
 def render(doc: dict, fmt: str, *, mask_ids: bool = False) -> str:

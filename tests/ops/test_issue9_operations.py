@@ -555,7 +555,7 @@ def test_nightly_reports_its_steps_and_files_for_progress(cohort_db, tmp_path, e
         progress.close()
     shown = [line.split("] ", 1)[1] for line in lines.read_text().splitlines()]
     assert [s for s in shown if s.startswith("step ")] == ["step ingest", "step evaluate", "step digest",
-                                                            "step write", "step deliver"]
+                                                            "step write", "step deliver", "step save"]
     assert "file 1/1 infusions.csv: loaded, 1 rows; 1 rows so far" in shown
 
 
