@@ -78,6 +78,19 @@ def mark_dead_runs(con: duckdb.DuckDBPyConnection) -> list[DeadRun]:
     return dead
 
 
+def runs_gone_wrong(con: duckdb.DuckDBPyConnection, kinds: tuple[str, ...],
+                    started_after: datetime | None) -> list[dict]:
+    """Runs of `kinds` marked killed or recorded failed that started after `started_after` (all
+    when None), oldest first: kind, outcome, as_of, started_at, the step reached and the error."""
+    cursor = con.execute(
+        "SELECT kind, outcome, as_of, started_at, coalesce(counts->>'step', 'unknown') AS step, error "
+        "FROM meta.runs WHERE outcome IN ('killed', 'failed') AND list_contains(?, kind) "
+        "AND (?::TIMESTAMPTZ IS NULL OR started_at > ?::TIMESTAMPTZ) ORDER BY started_at, run_id",
+        [list(kinds), started_after, started_after])
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
 def _owner() -> dict:
     return {"pid": os.getpid(), "host": socket.gethostname()}
 
