@@ -49,8 +49,11 @@ def mark_step(con: duckdb.DuckDBPyConnection, run_id: str, step: str) -> None:
 
 def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, *, outcome: str, files: int = 0,
                counts: dict | None = None, error: str | None = None) -> None:
+    """The run's outcome and counts; the step it had reached stays unless `counts` names one (a
+    failed backfill's record then says which night it had stored last)."""
     con.execute(
-        "UPDATE meta.runs SET finished_at = now(), outcome = ?, files = ?, counts = ?, error = ?, "
+        "UPDATE meta.runs SET finished_at = now(), outcome = ?, files = ?, "
+        "counts = json_merge_patch(json_object('step', counts->>'step'), ?), error = ?, "
         "duration_s = epoch(now() - started_at) WHERE run_id = ?",
         [outcome, files, json.dumps(_owner() | (counts or {})), error, run_id])
 

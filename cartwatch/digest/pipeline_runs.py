@@ -12,7 +12,8 @@ Only the nightly stream (and `cartwatch digest`, which reads against it) shows t
 night is a replay, not a report someone waited for. "Since the previous digest" is by wall clock:
 runs started after the stream's previous digest was saved. A run killed after saving its digest
 had sent it, and is not listed. Reasons are one scrubbed line (notify.scrub: no quoted text, no
-token with a digit), so nothing in them identifies a patient.
+token with a digit), so nothing in them identifies a patient; steps are names the code gives
+(`evaluate`, `night 2026-03-14 stored`), shown as they are.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def pipeline_runs(con: duckdb.DuckDBPyConnection, stream: str, previous_digest_a
     for run in runs_gone_wrong(con, RUN_KINDS, previous_digest_at):
         started = run["started_at"].astimezone(tz)
         night = (run["as_of"] or run["started_at"]).astimezone(tz).date()
-        item = {"kind": run["kind"], "outcome": run["outcome"], "step": scrub(one_line(run["step"])),
+        item = {"kind": run["kind"], "outcome": run["outcome"], "step": one_line(run["step"]),
                 "started_at": f"{started:%Y-%m-%d %H:%M %Z}", "night": night.isoformat()}
         if run["outcome"] == "killed":
             item["text"] = (f"the {item['kind']} run of {item['started_at']} was killed at step '{item['step']}'; "

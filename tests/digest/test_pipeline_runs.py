@@ -20,6 +20,8 @@ RAW_ERROR = "step 'ingest' failed: FileNotFoundError: [Errno 2] No such file: 'i
 KILLED = "the nightly run of 2026-03-15 02:00 EDT was killed at step 'evaluate'; its alerts are shown again below"
 FAILED = ("the nightly of 2026-03-15 failed at step 'ingest': FileNotFoundError: [Errno …] No such file: … (…)")
 FAILED_MD = FAILED.replace("[", "\\[").replace("]", "\\]")         # Markdown escapes brackets
+BACKFILL = ("the backfill run of 2026-03-15 02:10 EDT was killed at step 'night 2026-03-12 stored'; the nights it "
+            "stored are kept; the same backfill command finishes the rest")
 EARLIER = "the nightly of 2026-03-14 failed at step 'prefect start-up': PrefectServerError: no answer in … s"
 
 
@@ -32,8 +34,8 @@ def failed_run(con, as_of, started_at, step: str, error: str) -> None:
     run_row(con, record_failed_start(con, "nightly", as_of, "x", step, error), started_at)
 
 
-def killed_run(con, as_of, started_at, step: str) -> None:
-    run_id = start_run(con, "nightly", as_of, "x")
+def killed_run(con, as_of, started_at, step: str, kind: str = "nightly") -> None:
+    run_id = start_run(con, kind, as_of, "x")
     run_row(con, run_id, started_at, pid=0, step=step)      # pid 0: another (dead) process's run
     assert [run.run_id for run in mark_dead_runs(con)] == [run_id]
 
@@ -52,11 +54,13 @@ def test_a_killed_or_failed_run_shows_in_the_next_digest_only(cohort_db, rules, 
 
     killed_run(con, at(NIGHT2, 2), utc(2026, 3, 15, 6, 0), "evaluate")        # 02:00 EDT
     failed_run(con, at(NIGHT2, 2), utc(2026, 3, 15, 6, 20), "ingest", RAW_ERROR)
+    killed_run(con, at(date(2026, 3, 13), 2), utc(2026, 3, 15, 6, 10), "night 2026-03-12 stored", "backfill")
     second = digest_of(con, rules, NIGHT2, saved_at=utc(2026, 3, 15, 7, 0))
     runs = second["data_quality"]["pipeline_runs"]
-    assert [r["text"] for r in runs] == [KILLED, FAILED]             # the earlier failure was reported already
-    assert [(r["outcome"], r["step"], r["night"]) for r in runs] == [("killed", "evaluate", "2026-03-15"),
-                                                                      ("failed", "ingest", "2026-03-15")]
+    assert [r["text"] for r in runs] == [KILLED, BACKFILL, FAILED]   # the earlier failure was reported already
+    assert [(r["kind"], r["outcome"], r["step"], r["night"]) for r in runs] == [
+        ("nightly", "killed", "evaluate", "2026-03-15"), ("backfill", "killed", "night 2026-03-12 stored", "2026-03-13"),
+        ("nightly", "failed", "ingest", "2026-03-15")]
     # a backfill night is a replay: the pipeline's failures are not its news
     assert digest_of(con, rules, NIGHT2, None, stream="backfill:b1")["data_quality"]["pipeline_runs"] == []
     third = digest_of(con, rules, date(2026, 3, 16), saved_at=utc(2026, 3, 16, 7, 0))
@@ -67,9 +71,9 @@ def test_a_killed_or_failed_run_shows_in_the_next_digest_only(cohort_db, rules, 
         md, page, doc = (render(second, fmt, mask_ids=mask_ids) for fmt in ("md", "html", "json"))
         for text in (md, page, doc):
             assert "ZZ-9911" not in text and "_results" not in text     # nothing identifying, masked or not
-        assert f"- {KILLED}\n- {FAILED_MD}\n" in md
+        assert f"- {KILLED}\n- {BACKFILL}\n- {FAILED_MD}\n" in md
         assert md.index(KILLED) < md.index("## Patients")               # near the top, before the cards
-        assert f"{html.escape(KILLED)}; {html.escape(FAILED)}</li>" in page
+        assert f"{html.escape(KILLED)}; {html.escape(BACKFILL)}; {html.escape(FAILED)}</li>" in page
         assert page.index("id=pipeline-runs") < page.index('id="patients"')
-        assert [r["text"] for r in json.loads(doc)["data_quality"]["pipeline_runs"]] == [KILLED, FAILED]
+        assert [r["text"] for r in json.loads(doc)["data_quality"]["pipeline_runs"]] == [KILLED, BACKFILL, FAILED]
     assert render(third, "md").count("No pipeline run killed or failed since the previous digest.") == 1
