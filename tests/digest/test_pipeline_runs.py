@@ -59,7 +59,8 @@ def test_a_killed_or_failed_run_shows_in_the_next_digest_only(cohort_db, rules, 
     runs = second["data_quality"]["pipeline_runs"]
     assert [r["text"] for r in runs] == [KILLED, BACKFILL, FAILED]   # the earlier failure was reported already
     assert [(r["kind"], r["outcome"], r["step"], r["night"]) for r in runs] == [
-        ("nightly", "killed", "evaluate", "2026-03-15"), ("backfill", "killed", "night 2026-03-12 stored", "2026-03-13"),
+        ("nightly", "killed", "evaluate", "2026-03-15"),
+        ("backfill", "killed", "night 2026-03-12 stored", "2026-03-13"),
         ("nightly", "failed", "ingest", "2026-03-15")]
     # a backfill night is a replay: the pipeline's failures are not its news
     assert digest_of(con, rules, NIGHT2, None, stream="backfill:b1")["data_quality"]["pipeline_runs"] == []
