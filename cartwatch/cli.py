@@ -154,6 +154,17 @@ def _check_rules_of_tables(con, rules) -> None:
                          f"was made with {stored} (pass --as-of to evaluate with this file, or --rules for that one)")
 
 
+def _check_rules_of_night(con, rules, night) -> None:
+    """Reporting on a stored night: the rules file given must be the one the night was made with."""
+    from cartwatch.store import scalar
+
+    stored = scalar(con, "SELECT any_value(rules_version) FROM flags.daily_by_night WHERE stream = ? AND as_of = ?",
+                    [night.stream, night.as_of])
+    if stored is not None and stored != rules.version:
+        raise InputError("rules file", f"{rules.path} is rules version {rules.version}, the night {night.night} of "
+                         f"'{night.stream}' was made with {stored} (pass --rules for that one)")
+
+
 def _has_table(con, qualified: str) -> bool:
     schema, name = qualified.split(".")
     return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
@@ -268,7 +279,7 @@ def cmd_report(args) -> int:
     if fmt is None or (args.format and REPORT_FORMATS.get(out.suffix.lower(), fmt) != fmt):
         raise InputError(f"--out {out}", "name it .html or .json (or pass a --format that agrees with it)")
     preflight.output_file(out, "--out")
-    as_of = parse_as_of(args.as_of, settings.site_tz)
+    as_of, _, night, stored = _read_options(args, settings)
     filters = cohort_filters(args)
     rules = preflight.rules(settings.rules_path)
     from cartwatch.backfill import BackfillError, cohort_infusions, read_patients_file
@@ -280,11 +291,16 @@ def cmd_report(args) -> int:
     with database_lock(settings, "report"):
         from cartwatch.report import ReportError, make_report, render
         from cartwatch.store import open_store
-        from cartwatch.streams import last_evaluation
+        from cartwatch.streams import find_night, last_evaluation
 
         con = open_store(settings.db_path, create=False)
         try:
-            if as_of is not None:
+            which = None
+            if stored:
+                which = find_night(con, args.stream, night)
+                _check_rules_of_night(con, rules, which)
+                as_of = which.as_of
+            elif as_of is not None:
                 from cartwatch.incremental import evaluate
 
                 evaluate(con, rules, as_of=as_of, as_loaded=args.as_loaded, site_tz=settings.site_tz)
@@ -297,14 +313,16 @@ def cmd_report(args) -> int:
                      "infused_from": filters["infused_from"] and filters["infused_from"].isoformat(),
                      "infused_to": filters["infused_to"] and filters["infused_to"].isoformat()}
             try:
-                doc = make_report(con, rules, members, as_of=as_of, cohort_filters=shown)
+                doc = make_report(con, rules, members, as_of=as_of, cohort_filters=shown, night=which,
+                                  site_tz=settings.site_tz)
             except ReportError as exc:
                 raise as_input(exc) from None
         finally:
             con.close()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(doc, fmt, mask_ids=settings.mask_ids), encoding="utf-8")
-    print(f"report as of {doc['as_of']}: {doc['cohort']['infusions']} infusions of {doc['cohort']['patients']} "
+    where = f" ({which.stream}, night {which.night})" if which else ""
+    print(f"report as of {doc['as_of']}{where}: {doc['cohort']['infusions']} infusions of {doc['cohort']['patients']} "
           f"patients -> {out} ({fmt}{', ids masked' if settings.mask_ids else ''})")
     return EXIT_OK
 
@@ -441,6 +459,7 @@ def parser(commands: dict | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="the cohort report: flags per criteria set, onsets, incidence, agreement")
     _common(p)
     _as_of(p, "evaluate as of this moment first (default: read the last evaluation, no rebuild)")
+    _stored(p)
     _cohort_options(p)
     p.add_argument("--format", choices=("html", "json"), help="default: from --out's extension (.html, .json)")
     p.add_argument("--out", required=True, help="the report file (.html or .json)")

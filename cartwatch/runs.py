@@ -49,8 +49,11 @@ def mark_step(con: duckdb.DuckDBPyConnection, run_id: str, step: str) -> None:
 
 def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, *, outcome: str, files: int = 0,
                counts: dict | None = None, error: str | None = None) -> None:
+    """The run's outcome and counts; the step it had reached stays unless `counts` names one (a
+    failed backfill's record then says which night it had stored last)."""
     con.execute(
-        "UPDATE meta.runs SET finished_at = now(), outcome = ?, files = ?, counts = ?, error = ?, "
+        "UPDATE meta.runs SET finished_at = now(), outcome = ?, files = ?, "
+        "counts = json_merge_patch(json_object('step', counts->>'step'), ?), error = ?, "
         "duration_s = epoch(now() - started_at) WHERE run_id = ?",
         [outcome, files, json.dumps(_owner() | (counts or {})), error, run_id])
 
@@ -76,6 +79,19 @@ def mark_dead_runs(con: duckdb.DuckDBPyConnection) -> list[DeadRun]:
         con.execute("UPDATE meta.runs SET outcome = 'killed', error = ? WHERE run_id = ?",
                     [run.describe(), run.run_id])
     return dead
+
+
+def runs_gone_wrong(con: duckdb.DuckDBPyConnection, kinds: tuple[str, ...],
+                    started_after: datetime | None) -> list[dict]:
+    """Runs of `kinds` marked killed or recorded failed that started after `started_after` (all
+    when None), oldest first: kind, outcome, as_of, started_at, the step reached and the error."""
+    cursor = con.execute(
+        "SELECT kind, outcome, as_of, started_at, coalesce(counts->>'step', 'unknown') AS step, error "
+        "FROM meta.runs WHERE outcome IN ('killed', 'failed') AND list_contains(?, kind) "
+        "AND (?::TIMESTAMPTZ IS NULL OR started_at > ?::TIMESTAMPTZ) ORDER BY started_at, run_id",
+        [list(kinds), started_after, started_after])
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
 def _owner() -> dict:

@@ -15,11 +15,12 @@ import duckdb
 
 from cartwatch.digest.document import compose, pager_lines
 from cartwatch.digest.ids import mask, masked
+from cartwatch.digest.pipeline_runs import pipeline_runs
 from cartwatch.digest.render_html import render_html
 from cartwatch.digest.render_json import render_json
 from cartwatch.digest.render_md import render_md
 from cartwatch.digest.select import data_quality, patient_snapshot
-from cartwatch.digest.state import prior_state, store_digest
+from cartwatch.digest.state import previous_saved_at, prior_state, store_digest
 from transforms.rules import Rules, load_rules
 from transforms.timestamps import zone
 
@@ -53,12 +54,13 @@ def draft_digest(con: duckdb.DuckDBPyConnection, rules: Rules, *, as_of: datetim
     The prior state is the stream's latest digest before `as_of` (or, with `since`, its latest digest
     at or before `since`).
     """
-    if since is None:
-        prior, since = prior_state(con, stream, as_of)
-    else:
-        prior, _ = prior_state(con, stream, since + timedelta(microseconds=1))
+    prior_before = as_of if since is None else since + timedelta(microseconds=1)
+    prior, prior_as_of = prior_state(con, stream, prior_before)
+    since = prior_as_of if since is None else since
     snapshot = snapshot if snapshot is not None else patient_snapshot(con, as_of=as_of, rules=rules)
     quality = data_quality(con, as_of=as_of, since=since, as_loaded=as_loaded, rules=rules)
+    # the pipeline's own failures since the previous digest went out (wall clock, not data time)
+    quality["pipeline_runs"] = pipeline_runs(con, stream, previous_saved_at(con, stream, prior_before), site_tz)
     night = night_of(as_of, site_tz)
     doc, state = compose(snapshot, quality, prior, as_of=as_of, since=since, stream=stream, night=night)
     return Draft(doc, state, stream, as_of, since, night)

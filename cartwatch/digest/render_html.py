@@ -223,7 +223,7 @@ def _data_issues(dq: dict) -> str:
     """What went wrong, one line each: files not loaded, rows quarantined by reason and by file,
     silent feeds (compact: it comes before the patient cards)."""
     since = f" since {escape(dq['since'])}" if dq.get("since") else ""
-    items = []
+    items = [_pipeline_runs(dq)] if "pipeline_runs" in dq else []
     if dq.get("not_loaded"):
         files = "; ".join(f"{escape(f['source_file'])}: {escape(f['problem'])} ({escape(f['reason'])})"
                           for f in dq["not_loaded"])
@@ -246,6 +246,15 @@ def _data_issues(dq: dict) -> str:
     else:
         items.append(f'<li class="none">No feed silent longer than {limit}.</li>')
     return f"<ul class=dq>{''.join(items)}</ul>"
+
+
+def _pipeline_runs(dq: dict) -> str:
+    """Runs killed or failed since the previous digest, first: the digest may be missing alerts."""
+    runs = dq["pipeline_runs"]
+    if not runs:
+        return '<li class="none">No pipeline run killed or failed.</li>'
+    return (f"<li id=pipeline-runs><b>Pipeline runs killed or failed ({len(runs)}):</b> "
+            + "; ".join(escape(run["text"]) for run in runs) + "</li>")
 
 
 def _header(doc: dict) -> str:

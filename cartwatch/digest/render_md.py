@@ -240,6 +240,7 @@ def data_quality_lines(dq: dict, files: bool = True, issues: bool = True, title:
     out.append("")
     if not issues:
         return out
+    out += pipeline_run_lines(dq)
     if dq.get("not_loaded"):
         out += [f"Files not loaded{since} ({len(dq['not_loaded'])}):", ""]
         out += [f"- {f['source_file']}: {f['problem']} ({f['reason']})" for f in dq["not_loaded"]]
@@ -263,6 +264,17 @@ def data_quality_lines(dq: dict, files: bool = True, issues: bool = True, title:
     return out + [""]
 
 
+def pipeline_run_lines(dq: dict) -> list[str]:
+    """Runs killed or failed since the previous digest (absent from digests stored before they were
+    recorded: nothing shown)."""
+    if "pipeline_runs" not in dq:
+        return []
+    if not dq["pipeline_runs"]:
+        return ["No pipeline run killed or failed since the previous digest.", ""]
+    return [f"Pipeline runs killed or failed since the previous digest ({len(dq['pipeline_runs'])}):", "",
+            *[f"- {md_text(run['text'])}" for run in dq["pipeline_runs"]], ""]
+
+
 def header_counts(doc: dict) -> str:
     """'12 patients in this digest, 11 paged (one pager line each)': patients, not windows."""
     found = doc.get("cards") or cards(doc)
@@ -272,8 +284,9 @@ def header_counts(doc: dict) -> str:
 
 
 def data_quality_problems(dq: dict) -> bool:
-    """Anything skipped, not loaded or quarantined: the data-quality section moves to the top."""
-    return bool(dq.get("not_loaded") or dq.get("quarantined"))
+    """Anything skipped, not loaded or quarantined, or a run killed or failed: the data-quality
+    section moves to the top."""
+    return bool(dq.get("not_loaded") or dq.get("quarantined") or dq.get("pipeline_runs"))
 
 
 def rules_note(version: str) -> str:

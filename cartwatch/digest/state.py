@@ -91,6 +91,13 @@ def prior_state(con: duckdb.DuckDBPyConnection, stream: str, before: datetime) -
     return json.loads(row[0]), row[1]
 
 
+def previous_saved_at(con: duckdb.DuckDBPyConnection, stream: str, before: datetime) -> datetime | None:
+    """When the stream's latest digest strictly before `before` (an as-of) was saved."""
+    row = con.execute("SELECT created_at FROM flags.digest_by_night WHERE stream = ? AND as_of < ? "
+                      "ORDER BY as_of DESC LIMIT 1", [stream, before]).fetchone()
+    return row[0] if row else None
+
+
 def store_digest(con: duckdb.DuckDBPyConnection, stream: str, doc: dict, state: dict,
                  as_of: datetime, since: datetime | None, night, created_at: datetime) -> None:
     """Keep the digest and its state; a re-run of the same moment replaces it."""

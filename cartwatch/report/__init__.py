@@ -4,8 +4,9 @@
     text = render(doc, "html", mask_ids=False)
 
 The cohort is chosen like a backfill's (cartwatch/backfill.py `cohort_infusions`), the windows are
-the evaluation's (the last one stored, or one made as of a moment), and the figures come from
-cartwatch/report/stats.py. docs/report.md describes every key of the document.
+the evaluation's (the last one stored, one made as of a moment, or what a stream stored on one
+night: `night`, cartwatch/streams.py), and the figures come from cartwatch/report/stats.py.
+docs/report.md describes every key of the document.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import duckdb
 from cartwatch.report.outcomes import outcomes
 from cartwatch.report.stats import (CONFIDENCE, agreement, cumulative_incidence, flagged_proportions,
                                     highest_status_counts, late_onsets, onset_summaries)
+from cartwatch.streams import Night
 from transforms.rules import Rules
 
-REPORT_VERSION = 1      # the document's shape (docs/report.md); a change of keys is a new version
+REPORT_VERSION = 2      # the document's shape (docs/report.md); a change of keys is a new version (2: `stored_night`)
 LATE_ONSET_RULE = "iec_hs.late_onset_day"
 
 
@@ -28,11 +30,15 @@ class ReportError(ValueError):
 
 
 def make_report(con: duckdb.DuckDBPyConnection, rules: Rules, members: list[tuple[str, str]], *,
-                as_of: datetime, cohort_filters: dict) -> dict:
-    """The report's document for the infusions `members` ((patient, infusion) pairs)."""
+                as_of: datetime, cohort_filters: dict, night: Night | None = None, site_tz: str = "UTC") -> dict:
+    """The report's document for the infusions `members` ((patient, infusion) pairs), of the
+    evaluation in the tables or of a stored `night` of a stream (`site_tz`: the settings' zone)."""
     if not members:
         raise ReportError("report: no infusion matches the cohort filters")
-    frame = outcomes(con, members)
+    frame = outcomes(con, members, night, site_tz)
+    if frame.is_empty() and night is not None:
+        raise ReportError(f"report: none of the cohort's infusions was evaluated on night {night.night} "
+                          f"of '{night.stream}'")
     if frame.is_empty():
         raise ReportError("report: the cohort's infusions are not in the evaluation (run `cartwatch nightly`, "
                           "or pass --as-of to evaluate now)")
@@ -42,6 +48,7 @@ def make_report(con: duckdb.DuckDBPyConnection, rules: Rules, members: list[tupl
     return {
         "report_version": REPORT_VERSION,
         "as_of": as_of.isoformat(),
+        "stored_night": None if night is None else {"stream": night.stream, "night": night.night.isoformat()},
         "rules_version": rules.version,
         "cohort": {"filters": cohort_filters, "infusions": infusions.height,
                    "patients": infusions.get_column("patient_id").n_unique(),

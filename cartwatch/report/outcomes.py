@@ -10,6 +10,8 @@ rules file on).
 
 A target antigen the feed left empty comes from the product (transforms/parsers/codes.yaml, the
 products' labels); an indication the feed left empty is reported as "not given".
+
+The same query reads a stored night of a stream instead (night_sources.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import pyarrow as pa
 
 from cartwatch.digest.select import CRITERIA_SETS
 from cartwatch.digest.state import ALERT_RANK, RANK
+from cartwatch.report.night_sources import NIGHT_SOURCES
+from cartwatch.streams import Night
 
 NOT_GIVEN = "not given"
 
@@ -27,25 +31,10 @@ OUTCOMES = """
 WITH cohort AS (
     SELECT patient_id, infusion_id FROM report_cohort
 ),
-infusions AS (
-    SELECT c.patient_id, c.infusion_id, e.product, e.target_antigen, e.indication
-    FROM cohort AS c JOIN derived.infusion_episodes AS e USING (patient_id, infusion_id)
-),
-follow_up AS (
-    SELECT patient_id, infusion_id, max(day) AS last_day FROM flags.daily GROUP BY ALL
-),
-crs AS (
-    SELECT patient_id, infusion_id, arg_min(peak_day, onset_at) AS crs_peak_day,
-           arg_min(improvement_day, onset_at) AS crs_improvement_day
-    FROM derived.crs_episodes WHERE had_crs GROUP BY ALL
-),
-deaths AS (
-    SELECT patient_id, infusion_id, min(day) AS death_day
-    FROM derived.events_timeline WHERE event_type = 'death' GROUP BY ALL
-),
+{sources},
 ranked AS (
     SELECT w.*, coalesce(map_extract_value(MAP($status_from, $status_rank), w.status), 1) AS status_rank
-    FROM flags.windows AS w JOIN cohort USING (patient_id, infusion_id)
+    FROM read_windows AS w JOIN cohort USING (patient_id, infusion_id)
 ),
 per_set AS (
     SELECT patient_id, infusion_id, criteria_set,
@@ -69,16 +58,45 @@ LEFT JOIN per_set AS p ON p.patient_id = i.patient_id AND p.infusion_id = i.infu
 ORDER BY i.patient_id, i.infusion_id, list_position($criteria_sets::VARCHAR[], s.criteria_set)
 """
 
+# what the query reads from the evaluation in the tables: infusions, read_windows, follow_up, crs, deaths
+EVALUATION_SOURCES = """
+infusions AS (
+    SELECT c.patient_id, c.infusion_id, e.product, e.target_antigen, e.indication
+    FROM cohort AS c JOIN derived.infusion_episodes AS e USING (patient_id, infusion_id)
+),
+read_windows AS (
+    SELECT * FROM flags.windows
+),
+follow_up AS (
+    SELECT patient_id, infusion_id, max(day) AS last_day FROM flags.daily GROUP BY ALL
+),
+crs AS (
+    SELECT patient_id, infusion_id, arg_min(peak_day, onset_at) AS crs_peak_day,
+           arg_min(improvement_day, onset_at) AS crs_improvement_day
+    FROM derived.crs_episodes WHERE had_crs GROUP BY ALL
+),
+deaths AS (
+    SELECT patient_id, infusion_id, min(day) AS death_day
+    FROM derived.events_timeline WHERE event_type = 'death' GROUP BY ALL
+)"""
 
-def outcomes(con: duckdb.DuckDBPyConnection, members: list[tuple[str, str]]) -> pl.DataFrame:
-    """One row per (infusion of `members`, criteria set) of the evaluation in `con`."""
+
+def outcomes(con: duckdb.DuckDBPyConnection, members: list[tuple[str, str]], night: Night | None = None,
+             site_tz: str = "UTC") -> pl.DataFrame:
+    """One row per (infusion of `members`, criteria set) of the evaluation in `con`, or of a stored
+    `night` (`site_tz`: the zone of an infusion whose feed row gives none)."""
     cohort = pa.table({"patient_id": pa.array([p for p, _ in members], pa.string()),
                        "infusion_id": pa.array([i for _, i in members], pa.string())})
     params = {"status_from": list(RANK), "status_rank": list(RANK.values()), "alert_rank": ALERT_RANK,
               "criteria_sets": list(CRITERIA_SETS), "not_given": NOT_GIVEN}
+    sources = EVALUATION_SOURCES
+    if night is not None:
+        sources = NIGHT_SOURCES
+        params |= {"stream": night.stream, "as_of": night.as_of, "site_tz": site_tz}
+    query = OUTCOMES.format(sources=sources)
     con.register("report_cohort", cohort)
     try:
-        table = con.sql(OUTCOMES, params=params).to_arrow_table()
+        table = con.sql(query, params=params).to_arrow_table()
     finally:
         con.unregister("report_cohort")
     return with_antigen(pl.from_arrow(table))

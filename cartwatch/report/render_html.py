@@ -93,7 +93,9 @@ def _agreement(doc: dict) -> str:
 def render_html(doc: dict) -> str:
     cohort = doc["cohort"]
     filters = ", ".join(f"{k} {v}" for k, v in cohort["filters"].items() if v is not None) or "none"
-    head = (f"<h1>Cohort report</h1><p>As of {escape(doc['as_of'])}; rules {escape(doc['rules_version'])}; "
+    stored = doc.get("stored_night")
+    night = f" (night {escape(stored['night'])} of stream {escape(stored['stream'])})" if stored else ""
+    head = (f"<h1>Cohort report</h1><p>As of {escape(doc['as_of'])}{night}; rules {escape(doc['rules_version'])}; "
             f"{cohort['infusions']} infusions of {cohort['patients']} patients; filters: {escape(filters)}"
             f"{'; ids masked' if doc.get('masked') else ''}.</p>"
             f"<p class=note>Flagged: {escape(doc['method']['flagged'])}. Intervals: "

@@ -72,6 +72,7 @@ def test_nightly_runs_and_a_resumed_backfill_store_identical_nights(cohort_db, t
     assert any(c["new"] for c in sections) and any(c["escalated"] for c in sections)
     runs = con.execute("SELECT kind, outcome, files, counts FROM meta.runs ORDER BY started_at").fetchall()
     assert [r[:2] for r in runs] == [("nightly", "ok")] * 5 + [("backfill", "failed"), ("backfill", "ok")]
+    assert json.loads(runs[5][3])["step"] == "night 2026-03-13 stored"      # the failed one: how far it got
     assert json.loads(runs[1][3])["build"]["mode"] == "incremental"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -92,6 +93,14 @@ def test_a_run_left_without_an_outcome_is_marked_killed_and_reported(cohort_db, 
     log = (tmp_path / "run" / "digest" / "failures.log").read_text().splitlines()
     assert len(log) == 1 and log[0].endswith(f"nightly {dead_id} step=evaluate killed: no outcome recorded "
                                              "(the process ended without finishing)")
+    # and the digest the clinician reads says it, in each format
+    said = re.compile(r"the nightly run of \d{4}-\d\d-\d\d \d\d:\d\d E[SD]T was killed at step 'evaluate'; "
+                      r"its alerts are shown again below")
+    digest = tmp_path / "run" / "digest"
+    assert len(said.findall((digest / "latest.md").read_text())) == 1
+    assert len(said.findall((digest / "latest.html").read_text().replace("&#x27;", "'"))) == 1
+    (shown,) = json.loads((digest / "latest.json").read_text())["data_quality"]["pipeline_runs"]
+    assert said.fullmatch(shown["text"]) and shown["outcome"] == "killed"
 
 
 CHILD = """
