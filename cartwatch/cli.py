@@ -276,6 +276,8 @@ def cmd_report(args) -> int:
     settings = settings_from_args(args)
     out = Path(args.out)
     fmt = args.format or REPORT_FORMATS.get(out.suffix.lower())
+    if out.is_dir():     # said before the extension: a folder's name has none to fix
+        preflight.output_file(out, "--out")
     if fmt is None or (args.format and REPORT_FORMATS.get(out.suffix.lower(), fmt) != fmt):
         raise InputError(f"--out {out}", "name it .html or .json (or pass a --format that agrees with it)")
     preflight.output_file(out, "--out")
@@ -366,7 +368,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--site-tz", dest="site_tz", help="IANA time zone for naive times")
     parser.add_argument("--rules", help="clinical rules file (default: transforms/clinical_rules.yaml)")
     parser.add_argument("--mask-ids", action="store_true",
-                        help="pseudonymize patient and infusion ids in what is written (digest, export)")
+                        help="pseudonymize patient and infusion ids (and source file names) in what is written "
+                             "(digest, export, explain, report)")
     parser.add_argument("--debug", action="store_true", help="on failure, show the traceback")
 
 

@@ -216,7 +216,7 @@ def test_reading_commands_never_create_a_database(tmp_path, capsys):
     for argv in (["digest"], ["export", "windows", "--out", str(tmp_path / "w.csv")]):
         assert main(argv + ["--db", str(db)]) == 2
         assert one_line(capsys.readouterr().err) == (
-            f"cartwatch: database {db}: no such file (digest and export read an existing database: "
+            f"cartwatch: database {db}: no such file (digest, export, explain and report read an existing database: "
             "run `cartwatch nightly` or `cartwatch ingest` first, or fix --db)")
     assert not db.exists()
 
