@@ -12,6 +12,7 @@ from datetime import datetime
 import duckdb
 import pytest
 
+from cartwatch.digest.ids import mask
 from flows.cli import main
 from sample_paths import SAMPLE
 
@@ -191,7 +192,9 @@ def test_html_escapes_what_the_data_says(sample_docs):
 
 def test_bad_patient_infusion_or_as_of_is_one_line_and_status_2(sample_db, capsys, monkeypatch):
     for args, said in ((["NOBODY"], "cartwatch: patient 'NOBODY': no infusion of this patient in the stored "
-                                     "evaluation\n"),
+                                     "evaluation as of 2026-11-22T00:00:00+00:00\n"),
+                       (["cw-0001 "], "cartwatch: patient 'cw-0001 ': no infusion of this patient in the stored "
+                                      "evaluation as of 2026-11-22T00:00:00+00:00 (did you mean 'CW-0001'?)\n"),
                        (["CW-0001", "--infusion", "CW-0002-I1"], "cartwatch: --infusion 'CW-0002-I1': not an "
                                                                   "infusion of patient 'CW-0001' (its infusions: "
                                                                   "CW-0001-I1)\n"),
@@ -203,6 +206,10 @@ def test_bad_patient_infusion_or_as_of_is_one_line_and_status_2(sample_db, capsy
     assert main(["explain", "CW-0001", "--infusion", "CW-0002-I1", "--db", str(sample_db), "--mask-ids"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cartwatch: --infusion 'inf-") and "CW-0" not in err
+    # an id that is a letter of the line masks that id only, not every "e" of the line
+    assert main(["explain", "e", "--db", str(sample_db), "--mask-ids"]) == 2
+    assert capsys.readouterr().err == (f"cartwatch: patient '{mask('e')}': no infusion of this patient in the "
+                                       "stored evaluation as of 2026-11-22T00:00:00+00:00\n")
 
 
 def test_as_of_explains_what_the_nightly_said_then(sample_db, tmp_path):
