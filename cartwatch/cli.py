@@ -261,10 +261,12 @@ def cohort_filters(args) -> dict:
     """The cohort options of backfill and report, checked: patients file, product, infusion dates."""
     from cartwatch import preflight
 
+    infused_from, infused_to = preflight.day(args.infused_from, "--infused-from"), preflight.day(args.infused_to,
+                                                                                                "--infused-to")
+    if infused_from and infused_to and infused_to < infused_from:     # else an empty cohort, said less clearly
+        raise InputError("--infused-to", f"{infused_to} is before --infused-from {infused_from}")
     return {"patients_file": str(preflight.input_file(args.patients, "--patients")) if args.patients else None,
-            "product": args.product,
-            "infused_from": preflight.day(args.infused_from, "--infused-from"),
-            "infused_to": preflight.day(args.infused_to, "--infused-to")}
+            "product": args.product, "infused_from": infused_from, "infused_to": infused_to}
 
 
 REPORT_FORMATS = {".html": "html", ".htm": "html", ".json": "json"}

@@ -1,7 +1,7 @@
-"""Where a command is told to write (`--out`), from a new user's trial of explain, report, export and
-digest: a folder, a place nobody may write, a missing database. Each is one line and exit status 2,
-before any database is opened, whoever runs it (root passes every permission-bit check, so the
-unwritable place is one that refuses root too: /sys)."""
+"""Bad input met in a new user's trial of explain, report, export and digest: where a command is told
+to write (`--out`: a folder, a place nobody may write, a missing database) and a cohort's infusion
+dates reversed. Each is one line and exit status 2, before any database is opened, whoever runs it
+(root passes every permission-bit check, so the unwritable place is one that refuses root too: /sys)."""
 
 from __future__ import annotations
 
@@ -62,3 +62,14 @@ def test_a_writable_out_leaves_no_trace_of_the_check(tmp_path, capsys):
                                      "export, explain and report read an existing database: run `cartwatch "
                                      "nightly` or `cartwatch ingest` first, or fix --db)")
     assert list(outs.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["report", "--out", "r.html"], ["backfill", "--start", "2026-03-01",
+                                                                      "--end", "2026-03-02"]])
+def test_infusion_dates_reversed_are_said_so(command, tmp_path, capsys):
+    """report and backfill choose the cohort alike; reversed dates were an empty cohort ('no
+    infusion matches the cohort filters'), which does not say what to fix."""
+    argv = [*command, "--infused-from", "2026-10-01", "--infused-to", "2026-01-01",
+            "--db", str(tmp_path / "none.duckdb")]
+    status, line = run([a if a != "r.html" else str(tmp_path / a) for a in argv], capsys)
+    assert (status, line) == (2, "cartwatch: --infused-to: 2026-01-01 is before --infused-from 2026-10-01")
