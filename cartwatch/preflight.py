@@ -110,6 +110,10 @@ def rules(path: Path):
         raise InputError("rules file", str(exc)) from None
 
 
+# what a timestamp option takes, said with the refusal (a zone abbreviation such as PST is not one)
+FORMS = " (ISO 8601: 2026-07-07, or 2026-07-07T12:00 in the site zone, or with Z or +02:00)"
+
+
 def timestamp(text: str | None, option: str, site_tz: str) -> datetime | None:
     """An ISO timestamp (naive: site zone); a bare date is 00:00 of that date in the site zone."""
     from transforms.timestamps import TimestampError, parse_timestamp, zone
@@ -119,7 +123,7 @@ def timestamp(text: str | None, option: str, site_tz: str) -> datetime | None:
     try:
         at = parse_timestamp(text, site_tz, allow_date_only=True)
     except TimestampError as exc:
-        raise InputError(option, str(exc)) from None
+        raise InputError(option, str(exc) + (FORMS if "unparseable" in str(exc) else "")) from None
     if len(text.strip()) == 10:
         local = datetime.combine(datetime.fromisoformat(text.strip()).date(), time(0), zone(site_tz))
         at = local.astimezone(timezone.utc)

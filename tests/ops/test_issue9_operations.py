@@ -129,7 +129,11 @@ def test_debug_shows_the_traceback(tmp_path):
 
 
 @pytest.mark.parametrize("argv, line", [
-    (["nightly", "--as-of", "someday"], "cartwatch: --as-of: unparseable timestamp 'someday'"),
+    (["nightly", "--as-of", "someday"], "cartwatch: --as-of: unparseable timestamp 'someday' (ISO 8601: "
+                                        "2026-07-07, or 2026-07-07T12:00 in the site zone, or with Z or +02:00)"),
+    (["explain", "CW-0001", "--as-of", "2026-07-07 12:00 PST"],
+     "cartwatch: --as-of: unparseable timestamp '2026-07-07 12:00 PST' (ISO 8601: 2026-07-07, or "
+     "2026-07-07T12:00 in the site zone, or with Z or +02:00)"),
     (["backfill", "--start", "2026-07-01", "--end", "2026-07-xx"], "cartwatch: --end: '2026-07-xx' is not a date (YYYY-MM-DD)"),
     (["backfill", "--start", "2026-07-01", "--end", "2026-07-02", "--patients", "/no/ids.txt"],
      "cartwatch: --patients /no/ids.txt: no such file"),
