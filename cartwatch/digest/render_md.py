@@ -64,9 +64,13 @@ def manifestation_label(rule: str) -> str:
 
 def summary_value(s: dict) -> str:
     """'15 x10^9/L', 'INR 1.31', '>100,000 ng/mL' (a censored result keeps its comparator),
-    'hemophagocytosis: documented'."""
-    if s.get("finding") or s.get("analyte") in FINDINGS:
-        return f"{analyte_label(s['analyte'])}: documented"
+    'hemophagocytosis: documented', 'hemophagocytosis: no data' (a score's input nobody documented:
+    the engine writes it without value, time or source, and counts it both ways)."""
+    finding = s.get("finding") or s.get("analyte") in FINDINGS
+    if s.get("value") is None and (finding or s.get("source") == "unknown"):
+        return f"{analyte_label(s['analyte'])}: no data"
+    if finding:
+        return f"{analyte_label(s['analyte'])}: " + ("documented" if s["value"] else "documented absent")
     value = f"{s.get('comparator') or ''}{fmt_value(s.get('value'))}"
     if s.get("analyte") == "inr":
         return f"INR {value}"

@@ -413,7 +413,7 @@ def test_markdown_card_lists_a_scores_inputs_on_one_line_as_the_html_does():
                   source="derived.hscore_daily", threshold=cutoff),
              dict(rule="hscore.ast", analyte="ast", value=234.0, unit="U/L", at="2026-07-08T10:29:00Z",
                   source="labs.csv:205", threshold=None),
-             dict(rule="hscore.hemophagocytosis", analyte="hemophagocytosis", value=1.0, unit=None, at=None,
+             dict(rule="hscore.hemophagocytosis", analyte="hemophagocytosis", value=None, unit=None, at=None,
                   source="unknown", threshold=None),
              dict(rule="iec_hs.new_high", analyte="ferritin", value=23336.0, unit="ng/mL",
                   at="2026-09-29T04:26:00Z", source="labs.csv:7065", threshold=None, detail="CRS-phase peak 6964.0"),
@@ -425,9 +425,27 @@ def test_markdown_card_lists_a_scores_inputs_on_one_line_as_the_html_does():
         "| HScore (highest) | 268 points | 2026-07-08 06:29 EDT | 169 points (hscore.cutoff) | derived.hscore\\_daily | 0 |",
         "| new high (ferritin) | 23,336 ng/mL | 2026-09-29 00:26 EDT | CRS-phase peak 6,964 ng/mL | labs.csv:7065 | 1 |",
         "",
-        "Inputs: AST 234 U/L (2026-07-08 06:29 EDT, labs.csv:205); hemophagocytosis documented",
+        "Inputs: AST 234 U/L (2026-07-08 06:29 EDT, labs.csv:205); hemophagocytosis no data",
         "", "5 results in all (the HTML and JSON digests list each)."]
     html = _summary(w, {"infused_at": "2026-06-27T15:15:00Z", "site_tz": NY})
     assert "<td>HScore (highest)<td class=num>268 points" in html
     assert "<td>CRS-phase peak 6,964 ng/mL<td>labs.csv:7065" in html
-    assert html.endswith("<p class=f>Inputs: AST 234 U/L (d+11 06:29, labs.csv:205); hemophagocytosis documented</p>")
+    assert html.endswith("<p class=f>Inputs: AST 234 U/L (d+11 06:29, labs.csv:205); hemophagocytosis no data</p>")
+
+
+def test_a_finding_nobody_documented_is_no_data_not_documented():
+    """From the trial: CW-0001's HScore inputs read 'hemophagocytosis documented; immunosuppression
+    documented' while the sample documents neither: the engine writes an input without data as an
+    item with no value, time or source ('unknown'), counted low and high."""
+    from cartwatch.digest.render_md import summary_value
+    from cartwatch.digest.select import summarize_evidence
+
+    unknown = dict(rule="hscore.hemophagocytosis", analyte="hemophagocytosis", value=None, unit=None, at=None,
+                   source="unknown")
+    documented = dict(unknown, value=1.0, at="2026-10-01T12:00:00+00:00", source="events.csv:91")
+    absent = dict(documented, value=0.0)
+    organs = dict(rule="hscore.organomegaly", analyte="organomegaly", value=None, unit=None, at=None, source="unknown")
+    assert [summary_value(s) for s in summarize_evidence([unknown]) + summarize_evidence([documented])
+            + summarize_evidence([absent]) + summarize_evidence([organs])] == [
+        "hemophagocytosis: no data", "hemophagocytosis: documented", "hemophagocytosis: documented absent",
+        "organomegaly: no data"]
