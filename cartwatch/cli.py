@@ -67,7 +67,14 @@ def database_lock(settings: Settings, kind: str):
             eprint(f"cartwatch: database {settings.db_path} is held by {describe_job(holder)}; "
                    f"waiting up to {settings.lock_wait_seconds} s")
 
+    if kind in READING:      # a mistyped --db is refused before its lock file is made beside it
+        from cartwatch.store import check_database
+
+        check_database(settings.db_path, create=False)
     return job_lock(settings.db_path, kind, settings.lock_wait_seconds, on_wait=waiting)
+
+
+READING = {"export", "digest", "report", "explain"}      # jobs that read an existing database
 
 
 def progress_for(args, label: str):

@@ -53,15 +53,17 @@ def test_report_out_a_folder_says_so(tmp_path, capsys):
 
 def test_a_writable_out_leaves_no_trace_of_the_check(tmp_path, capsys):
     """The check writes a file and removes it: the folder is as it was, and the run goes on to the
-    database (missing here), named for every reading command."""
+    database (missing here), named for every reading command, without leaving a lock file for it."""
     outs, db = tmp_path / "outs", tmp_path / "db" / "none.duckdb"
     outs.mkdir()
+    db.parent.mkdir()
     for command in sorted(COMMANDS):
         status, line = run(COMMANDS[command] + [str(outs / f"x.{EXTENSION[command]}"), "--db", str(db)], capsys)
         assert (status, line) == (2, f"cartwatch: database {db}: no such file (digest, "
                                      "export, explain and report read an existing database: run `cartwatch "
                                      "nightly` or `cartwatch ingest` first, or fix --db)")
     assert list(outs.iterdir()) == []
+    assert list(db.parent.iterdir()) == []       # nor a lock file beside the mistyped database
 
 
 @pytest.mark.parametrize("command", [["report", "--out", "r.html"], ["backfill", "--start", "2026-03-01",
