@@ -115,8 +115,12 @@ def test_a_patient_flagged_by_astct_shows_the_chain_that_flagged_it(sample_docs)
     assert ferritin[d11 - 1] == ("    no worsening rule fired: re-rise: < 2 x nadir 4,774 = 9,548; rapid rise: no "
                                  "earlier result within 24 h; new high: not above CRS-phase peak 9,876; timing "
                                  "holds: after CRS improvement + 48 h (from 2026-07-07 00:00 EDT) -> no status")
-    assert "fibrinogen: found within 48 h of a suspected ferritin: fibrinogen 81 mg/dL (below max(fixed cut-off, " \
-           "LLN))" in lines(astct, "Manifestations")
+    # with the stored threshold it was judged against (here the LLN, 200, above the fixed 150)
+    assert lines(astct, "Manifestations")[:3] == [
+        "transaminases: found within 48 h of a suspected ferritin: ast 234 U/L (above x ULN; threshold 200 U/L)",
+        "fibrinogen: found within 48 h of a suspected ferritin: fibrinogen 81 mg/dL (below max(fixed cut-off, "
+        "LLN); threshold 200 mg/dL)",
+        "cytopenia: found within 48 h of a suspected ferritin: anc 0.07 x10^9/L (worsening; threshold 1 x10^9/L)"]
 
 
 def test_crs_with_high_ferritin_that_never_re_rose_says_why_not(sample_docs):
