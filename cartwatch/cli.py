@@ -258,7 +258,8 @@ def cmd_digest(args) -> int:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text, encoding="utf-8")
-        print(f"digest as of {doc['as_of']} ({doc.get('stream', 'nightly')}): {doc['alerts']} alerts -> {args.out}")
+        print(f"digest as of {doc['as_of']} ({doc.get('stream', 'nightly')}): {doc['alerts']} alerts -> {args.out}"
+              + (" (ids masked)" if settings.mask_ids else ""))   # as export and report say it
     else:
         sys.stdout.write(text)
     return EXIT_OK

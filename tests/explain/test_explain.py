@@ -176,6 +176,10 @@ def test_text_fits_a_terminal_and_masking_hides_ids_and_sources(sample_db, tmp_p
         assert main(["explain", "CW-0001", "--db", str(sample_db), "--format", fmt, "--mask-ids"]) == 0
         shown = capsys.readouterr().out
         assert "CW-0001" not in shown and "labs.csv" not in shown and "pt-" in shown, fmt
+    # written to a file, masked output says so, as export, report and digest do
+    for command in (["explain", "CW-0001", "--format", "html"], ["digest", "--format", "html"]):
+        assert main([*command, "--db", str(sample_db), "--mask-ids", "--out", str(tmp_path / "m.html")]) == 0
+        assert capsys.readouterr().out.endswith(f" -> {tmp_path / 'm.html'} (ids masked)\n"), command
     assert main(["explain", "CW-0001", "--db", str(sample_db), "--format", "html"]) == 0
     html = capsys.readouterr().out
     assert html.startswith("<!DOCTYPE html>") and "<script" not in html and "&gt;= 2 x post-peak nadir" in html
