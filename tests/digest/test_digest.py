@@ -449,3 +449,20 @@ def test_a_finding_nobody_documented_is_no_data_not_documented():
             + summarize_evidence([absent]) + summarize_evidence([organs])] == [
         "hemophagocytosis: no data", "hemophagocytosis: documented", "hemophagocytosis: documented absent",
         "organomegaly: no data"]
+
+
+def test_fibrinogen_judged_against_its_lln_shows_the_lln():
+    """From the trial: the sample's fibrinogen LLN is 200 mg/dL, above the fixed 150; the engine judged
+    'below max(fixed cut-off, LLN)' = 200 (as explain says) while the digest showed 150."""
+    from cartwatch.digest.render_md import summary_threshold
+    from cartwatch.digest.select import summarize_evidence
+
+    cut_off = {"rule": "iec_hs.fibrinogen_lt_mg_dl", "value": 150, "unit": "mg/dL"}
+    item = dict(rule="fibrinogen", analyte="fibrinogen", value=44.0, unit="mg/dL", at="2026-07-14T10:16:00Z",
+                source="labs.csv:318", threshold=cut_off, detail="below max(fixed cut-off, LLN)")
+    at_lln, lln_below, no_lln = (summarize_evidence([dict(item, lln=lln)])[0] for lln in (200.0, 120.0, None))
+    assert summary_threshold(at_lln) == "200 mg/dL (LLN; cut-off 150 mg/dL, iec_hs.fibrinogen_lt_mg_dl)"
+    assert summary_threshold(lln_below) == summary_threshold(no_lln) == "150 mg/dL (iec_hs.fibrinogen_lt_mg_dl)"
+    ucsf = dict(item, threshold={"rule": "ucsf.fibrinogen_lt_mg_dl", "value": 150, "unit": "mg/dL"}, detail=None,
+                lln=200.0)
+    assert summary_threshold(summarize_evidence([ucsf])[0]) == "150 mg/dL (ucsf.fibrinogen_lt_mg_dl)"
