@@ -172,8 +172,11 @@ def _references(con, keys: set[tuple[str, str]]) -> dict[tuple, dict]:
     if not keys or not {"patient_id", "infusion_id", "analyte", "observed_at", "uln", "lln", "baseline"} <= have:
         return {}
     out = {}
+    # only the digest's patients are read: the timeline of the whole cohort grows with the data
+    patients = sorted({patient for patient, _ in keys})
     for r in rows(con, "SELECT patient_id, infusion_id, analyte, observed_at, uln, lln, baseline FROM derived.timeline "
-                       "WHERE uln IS NOT NULL OR lln IS NOT NULL OR baseline IS NOT NULL"):
+                       "WHERE (uln IS NOT NULL OR lln IS NOT NULL OR baseline IS NOT NULL) "
+                       "AND list_contains(?::VARCHAR[], patient_id)", [patients]):
         if (r["patient_id"], r["infusion_id"]) in keys:
             out[(r["patient_id"], r["infusion_id"], r["analyte"], r["observed_at"])] = {
                 "uln": r["uln"], "lln": r["lln"], "baseline": r["baseline"]}
