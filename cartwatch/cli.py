@@ -67,7 +67,14 @@ def database_lock(settings: Settings, kind: str):
             eprint(f"cartwatch: database {settings.db_path} is held by {describe_job(holder)}; "
                    f"waiting up to {settings.lock_wait_seconds} s")
 
+    if kind in READING:      # a mistyped --db is refused before its lock file is made beside it
+        from cartwatch.store import check_database
+
+        check_database(settings.db_path, create=False)
     return job_lock(settings.db_path, kind, settings.lock_wait_seconds, on_wait=waiting)
+
+
+READING = {"export", "digest", "report", "explain"}      # jobs that read an existing database
 
 
 def progress_for(args, label: str):
@@ -251,7 +258,8 @@ def cmd_digest(args) -> int:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text, encoding="utf-8")
-        print(f"digest as of {doc['as_of']} ({doc.get('stream', 'nightly')}): {doc['alerts']} alerts -> {args.out}")
+        print(f"digest as of {doc['as_of']} ({doc.get('stream', 'nightly')}): {doc['alerts']} alerts -> {args.out}"
+              + (" (ids masked)" if settings.mask_ids else ""))   # as export and report say it
     else:
         sys.stdout.write(text)
     return EXIT_OK
@@ -261,10 +269,12 @@ def cohort_filters(args) -> dict:
     """The cohort options of backfill and report, checked: patients file, product, infusion dates."""
     from cartwatch import preflight
 
+    infused_from, infused_to = preflight.day(args.infused_from, "--infused-from"), preflight.day(args.infused_to,
+                                                                                                "--infused-to")
+    if infused_from and infused_to and infused_to < infused_from:     # else an empty cohort, said less clearly
+        raise InputError("--infused-to", f"{infused_to} is before --infused-from {infused_from}")
     return {"patients_file": str(preflight.input_file(args.patients, "--patients")) if args.patients else None,
-            "product": args.product,
-            "infused_from": preflight.day(args.infused_from, "--infused-from"),
-            "infused_to": preflight.day(args.infused_to, "--infused-to")}
+            "product": args.product, "infused_from": infused_from, "infused_to": infused_to}
 
 
 REPORT_FORMATS = {".html": "html", ".htm": "html", ".json": "json"}
@@ -276,6 +286,8 @@ def cmd_report(args) -> int:
     settings = settings_from_args(args)
     out = Path(args.out)
     fmt = args.format or REPORT_FORMATS.get(out.suffix.lower())
+    if out.is_dir():     # said before the extension: a folder's name has none to fix
+        preflight.output_file(out, "--out")
     if fmt is None or (args.format and REPORT_FORMATS.get(out.suffix.lower(), fmt) != fmt):
         raise InputError(f"--out {out}", "name it .html or .json (or pass a --format that agrees with it)")
     preflight.output_file(out, "--out")
@@ -366,7 +378,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--site-tz", dest="site_tz", help="IANA time zone for naive times")
     parser.add_argument("--rules", help="clinical rules file (default: transforms/clinical_rules.yaml)")
     parser.add_argument("--mask-ids", action="store_true",
-                        help="pseudonymize patient and infusion ids in what is written (digest, export)")
+                        help="pseudonymize patient and infusion ids (and source file names) in what is written "
+                             "(digest, export, explain, report)")
     parser.add_argument("--debug", action="store_true", help="on failure, show the traceback")
 
 

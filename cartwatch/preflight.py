@@ -7,7 +7,9 @@ Expectations, so a mistyped path is reported in well under a second, not after a
 
 from __future__ import annotations
 
+import errno
 import os
+import tempfile
 from datetime import date, datetime, time, timezone
 from pathlib import Path
 
@@ -36,21 +38,43 @@ def output_folder(path: Path, thing: str) -> Path:
     if path.exists():
         if not path.is_dir():
             raise InputError(f"{thing} {path}", "is a file, not a folder")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise InputError(f"{thing} {path}", "cannot be written (permission denied)")
+        _try_writing_in(path, f"{thing} {path}", "cannot be written")
         return path
     parent = next((p for p in path.parents if p.exists()), None)
-    if parent is not None and (not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK)):
-        raise InputError(f"{thing} {path}", f"cannot be created ({parent} is not a writable folder)")
+    if parent is not None:
+        if not parent.is_dir():
+            raise InputError(f"{thing} {path}", f"cannot be created ({parent} is not a folder)")
+        _try_writing_in(parent, f"{thing} {path}", f"cannot be created in {parent}")
     return path
+
+
+def _try_writing_in(folder: Path, thing: str, failure: str) -> None:
+    """Create and remove a file in `folder`: the permission bits alone do not tell (root passes every
+    check of os.access, and a read-only mount or /proc refuses whoever asks), and a write refused only
+    after the run would cost the run."""
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".cartwatch-probe-", dir=folder)
+    except OSError as exc:
+        raise InputError(thing, f"{failure} ({_reason(exc)})") from None
+    os.close(handle)
+    os.unlink(probe)
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOENT:       # a folder that exists but takes no files (/proc)
+        return "it takes no new files"
+    return (exc.strerror or type(exc).__name__).lower()
 
 
 def output_file(path: Path, thing: str) -> Path:
     if path.is_dir():
         raise InputError(f"{thing} {path}", "is a folder, not a file")
     output_folder(path.parent, f"{thing} {path}: folder")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise InputError(f"{thing} {path}", "cannot be written (permission denied)")
+    if path.exists():
+        try:
+            open(path, "ab").close()     # opened to append, closed unchanged
+        except OSError as exc:
+            raise InputError(f"{thing} {path}", f"cannot be written ({_reason(exc)})") from None
     return path
 
 
@@ -86,6 +110,10 @@ def rules(path: Path):
         raise InputError("rules file", str(exc)) from None
 
 
+# what a timestamp option takes, said with the refusal (a zone abbreviation such as PST is not one)
+FORMS = " (ISO 8601: 2026-07-07, or 2026-07-07T12:00 in the site zone, or with Z or +02:00)"
+
+
 def timestamp(text: str | None, option: str, site_tz: str) -> datetime | None:
     """An ISO timestamp (naive: site zone); a bare date is 00:00 of that date in the site zone."""
     from transforms.timestamps import TimestampError, parse_timestamp, zone
@@ -95,7 +123,7 @@ def timestamp(text: str | None, option: str, site_tz: str) -> datetime | None:
     try:
         at = parse_timestamp(text, site_tz, allow_date_only=True)
     except TimestampError as exc:
-        raise InputError(option, str(exc)) from None
+        raise InputError(option, str(exc) + (FORMS if "unparseable" in str(exc) else "")) from None
     if len(text.strip()) == 10:
         local = datetime.combine(datetime.fromisoformat(text.strip()).date(), time(0), zone(site_tz))
         at = local.astimezone(timezone.utc)

@@ -140,8 +140,8 @@ def check_database(db_path: str | Path, *, create: bool) -> None:
         raise StoreError(f"database {path}: is a folder, not a database file")
     if not path.exists():
         if not create:
-            raise StoreError(f"database {path}: no such file (digest and export read an existing "
-                             "database: run `cartwatch nightly` or `cartwatch ingest` first, or fix --db)")
+            raise StoreError(f"database {path}: no such file (digest, export, explain and report read "
+                             "an existing database: run `cartwatch nightly` or `cartwatch ingest` first, or fix --db)")
         parent = next((p for p in path.parents if p.exists()), None)
         if parent is not None and not os.access(parent, os.W_OK):
             raise StoreError(f"database {path}: cannot be created ({parent} is not writable)")

@@ -18,8 +18,9 @@ from cartwatch.digest.ids import masked
 from cartwatch.digest.plot import PLOT_DEFS, PLOT_STYLE, patient_svg
 from cartwatch.digest.select import FILES_LISTED
 from cartwatch.digest.render_md import (SECTION_TITLES, analyte_label, card_facts, card_title, card_windows, day,
-                                        data_quality_problems, fmt_value, gap_line, header_counts,                                         manifestation_label, rules_note, split_stale, summary_threshold,
-                                        summary_value)
+                                        data_quality_problems, evidence_label, fmt_value, gap_line, header_counts,
+                                        is_judged, manifestation_label, rules_note, split_stale,
+                                        summary_threshold, summary_value)
 
 
 STYLE = """
@@ -69,30 +70,21 @@ def _summary(w: dict, p: dict) -> str:
     without further results (a score's inputs: HScore) follow on one line after the table."""
     found = w.get("evidence_summary") or []
     when = [day_time(s.get("at"), p.get("infused_at"), p.get("site_tz")) for s in found]
-    judged = [(s, t) for s, t in zip(found, when) if s.get("threshold_value") is not None
-              or s.get("threshold_text") or s["more"]]
-    inputs = [(s, t) for s, t in zip(found, when) if (s, t) not in judged]
+    judged = [(s, t) for s, t in zip(found, when) if is_judged(s)]
+    inputs = [(s, t) for s, t in zip(found, when) if not is_judged(s)]
     out = ""
     if judged:
-        rows = "".join(f"<tr><td>{escape(_label(s))}<td class=num>{escape(summary_value(s))}<td>{escape(t)}"
+        rows = "".join(f"<tr><td>{escape(evidence_label(s))}<td class=num>{escape(summary_value(s))}<td>{escape(t)}"
                        f"<td>{escape(summary_threshold(s, rule=False))}<td>{escape(_source(s.get('source')))}"
                        f"<td class=num>{s['more']}</tr>" for s, t in judged)
         out = f"<table><tr><th>manifestation<th>worst<th>at<th>threshold<th>source<th>more</tr>{rows}</table>"
     if inputs:
-        items = "; ".join(f"{escape(_label(s))} {escape(summary_value(s).split(': ')[-1])}".rstrip()
+        items = "; ".join(f"{escape(evidence_label(s))} {escape(summary_value(s).split(': ')[-1])}".rstrip()
                           + (f" ({', '.join(escape(x) for x in (t, _source(s.get('source'))) if x and x != 'unknown')})"
                              if t or s.get("source") not in (None, "unknown") else "")
                           for s, t in inputs)
         out += f"<p class=f>{'Inputs' if judged else 'Evidence'}: {items}</p>"
     return out
-
-
-def _label(s: dict) -> str:
-    """'coagulation (aPTT)': the manifestation, and the analyte when it is not in its name."""
-    label, analyte = manifestation_label(s["rule"]), analyte_label(s.get("analyte"))
-    if label in ("cutoff", analyte.lower()):       # a score's own value, or an input named as its analyte
-        return analyte or label
-    return f"{label} ({analyte})" if analyte and analyte.lower() not in label else label
 
 
 def day_time(at: str | None, infused_at: str | None, tz: str | None) -> str:

@@ -64,9 +64,13 @@ def manifestation_label(rule: str) -> str:
 
 def summary_value(s: dict) -> str:
     """'15 x10^9/L', 'INR 1.31', '>100,000 ng/mL' (a censored result keeps its comparator),
-    'hemophagocytosis: documented'."""
-    if s.get("finding") or s.get("analyte") in FINDINGS:
-        return f"{analyte_label(s['analyte'])}: documented"
+    'hemophagocytosis: documented', 'hemophagocytosis: no data' (a score's input nobody documented:
+    the engine writes it without value, time or source, and counts it both ways)."""
+    finding = s.get("finding") or s.get("analyte") in FINDINGS
+    if s.get("value") is None and (finding or s.get("source") == "unknown"):
+        return f"{analyte_label(s['analyte'])}: no data"
+    if finding:
+        return f"{analyte_label(s['analyte'])}: " + ("documented" if s["value"] else "documented absent")
     value = f"{s.get('comparator') or ''}{fmt_value(s.get('value'))}"
     if s.get("analyte") == "inr":
         return f"INR {value}"
@@ -83,7 +87,30 @@ def summary_threshold(s: dict, rule: bool = True) -> str:
             note = rule or ""                  # the cut-off is already in the result's unit
         unit = unit_label(s.get("unit"))
         return f"{fmt_value(s['threshold_value'])} {unit}".strip() + (f" ({note})" if note else "")
-    return note or str(s.get("detail") or "")
+    return note or readable_detail(s.get("detail"), s.get("unit"))
+
+
+def readable_detail(detail, unit: str | None) -> str:
+    """The engine's note as a lab report writes it: 'CRS-phase peak 6964.0' -> 'CRS-phase peak 6,964
+    ng/mL' (its numbers grouped and rounded as values are, the result's unit after a closing number)."""
+    text = re.sub(r"\d+\.\d+|\d{4,}", lambda m: fmt_value(float(m.group())), str(detail or ""))
+    if re.search(r"\d$", text) and unit_label(unit):
+        text += f" {unit_label(unit)}"
+    return text
+
+
+def is_judged(s: dict) -> bool:
+    """An item with a threshold of its own or further results: a table row. The others (a score's
+    inputs, HScore's) are listed on one line after the table, in Markdown as in HTML."""
+    return s.get("threshold_value") is not None or bool(s.get("threshold_text")) or bool(s["more"])
+
+
+def evidence_label(s: dict) -> str:
+    """'coagulation (aPTT)': the manifestation, and the analyte when it is not in its name."""
+    label, analyte = manifestation_label(s["rule"]), analyte_label(s.get("analyte"))
+    if label in ("cutoff", analyte.lower()):       # a score's own value, or an input named as its analyte
+        return analyte or label
+    return f"{label} ({analyte})" if analyte and analyte.lower() not in label else label
 
 
 def day(d) -> str:
@@ -154,20 +181,29 @@ def md_text(text: str, cell: bool = False) -> str:
 
 
 def summary_table(w: dict, tz: str | None) -> list[str]:
-    """One row per manifestation of a window: its worst result and how many more support it."""
+    """One row per manifestation of a window: its worst result and how many more support it; then
+    the items without a threshold (a score's inputs) on one line."""
     found = w.get("evidence_summary") or []
     if not found:
         return []
-    out = ["| manifestation | worst | at | threshold | source | more |", "|---|---:|---|---|---|---:|"]
-    for s in found:
-        label = manifestation_label(s["rule"])
-        if s.get("analyte") and analyte_label(s["analyte"]).lower() not in label:
-            label += f" ({analyte_label(s['analyte'])})"
-        out.append(f"| {md_text(label, cell=True)} | {md_text(summary_value(s), cell=True)} | "
-                   f"{local_time(s.get('at'), tz)} | {summary_threshold(s)} | {md_text(s.get('source') or '', cell=True)} "
-                   f"| {s['more']} |")
+    judged, inputs = [s for s in found if is_judged(s)], [s for s in found if not is_judged(s)]
+    out = []
+    if judged:
+        out = ["| manifestation | worst | at | threshold | source | more |", "|---|---:|---|---|---|---:|"]
+        out += [f"| {md_text(evidence_label(s), cell=True)} | {md_text(summary_value(s), cell=True)} | "
+                f"{local_time(s.get('at'), tz)} | {summary_threshold(s)} | "
+                f"{md_text(s.get('source') or '', cell=True)} | {s['more']} |" for s in judged]
+    if inputs:
+        out += ([""] if out else []) + [f"{'Inputs' if judged else 'Evidence'}: " + "; ".join(
+            md_text(f"{evidence_label(s)} {summary_value(s).split(': ')[-1]}".rstrip() + _input_where(s, tz))
+            for s in inputs)]
     total = len(w.get("evidence") or [])
     return out + ["", f"{total} results in all (the HTML and JSON digests list each)."]
+
+
+def _input_where(s: dict, tz: str | None) -> str:
+    where = [x for x in (local_time(s.get("at"), tz), s.get("source")) if x and x != "unknown"]
+    return f" ({', '.join(where)})" if where else ""
 
 
 def card_lines(doc: dict) -> list[str]:

@@ -144,6 +144,7 @@ def windows(con: duckdb.DuckDBPyConnection, rules: Rules) -> list[dict]:
         w["evidence_summary"] = summarize_evidence(w["evidence"])
         for e in w["evidence"]:                  # used for the summary's thresholds only
             e.pop("uln", None)
+            e.pop("lln", None)
             e.pop("baseline", None)
     return found
 
@@ -168,14 +169,17 @@ def _moment(at: object) -> str | None:
 def _references(con, keys: set[tuple[str, str]]) -> dict[tuple, dict]:
     """ULN and baseline of each lab result of the episodes, by (patient, infusion, analyte, time)."""
     have = table_columns(con, "derived.timeline")
-    if not keys or not {"patient_id", "infusion_id", "analyte", "observed_at", "uln", "baseline"} <= have:
+    if not keys or not {"patient_id", "infusion_id", "analyte", "observed_at", "uln", "lln", "baseline"} <= have:
         return {}
     out = {}
-    for r in rows(con, "SELECT patient_id, infusion_id, analyte, observed_at, uln, baseline FROM derived.timeline "
-                       "WHERE uln IS NOT NULL OR baseline IS NOT NULL"):
+    # only the digest's patients are read: the timeline of the whole cohort grows with the data
+    patients = sorted({patient for patient, _ in keys})
+    for r in rows(con, "SELECT patient_id, infusion_id, analyte, observed_at, uln, lln, baseline FROM derived.timeline "
+                       "WHERE (uln IS NOT NULL OR lln IS NOT NULL OR baseline IS NOT NULL) "
+                       "AND list_contains(?::VARCHAR[], patient_id)", [patients]):
         if (r["patient_id"], r["infusion_id"]) in keys:
             out[(r["patient_id"], r["infusion_id"], r["analyte"], r["observed_at"])] = {
-                "uln": r["uln"], "baseline": r["baseline"]}
+                "uln": r["uln"], "lln": r["lln"], "baseline": r["baseline"]}
     return out
 
 
@@ -198,8 +202,16 @@ def threshold_in_unit(e: dict) -> float | None:
         found = re.search(r"nadir ([0-9.]+)", str(e.get("detail") or ""))
         return round(value * float(found.group(1)), 6) if found else None
     if unit and unit == e.get("unit"):
-        return value
+        return e["lln"] if lln_used(e) else value
     return None
+
+
+def lln_used(e: dict) -> bool:
+    """Whether the engine judged the item against the result's LLN rather than the fixed cut-off
+    (IEC-HS fibrinogen: below max(cut-off, LLN); a site whose LLN is 200 mg/dL is judged at 200)."""
+    value, lln = (e.get("threshold") or {}).get("value"), e.get("lln")
+    return ("LLN" in str(e.get("detail") or "") and isinstance(value, (int, float))
+            and isinstance(lln, (int, float)) and lln > value)
 
 
 def threshold_text(t: dict) -> str | None:
@@ -231,7 +243,8 @@ def summarize_evidence(items: list[dict]) -> list[dict]:
                     "comparator": worst.get("comparator"), "unit": worst.get("unit"),
                     "at": worst.get("at"), "source": worst.get("source"), "detail": worst.get("detail"),
                     "finding": analyte in FINDINGS, "threshold_value": threshold_in_unit(worst),
-                    "threshold_rule": t.get("rule"), "threshold_text": threshold_text(t),
+                    "threshold_rule": t.get("rule"),
+                    "threshold_text": (f"LLN; cut-off {threshold_text(t)}" if lln_used(worst) else threshold_text(t)),
                     "more": len(found) - 1})
     return out
 

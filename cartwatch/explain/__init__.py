@@ -30,7 +30,7 @@ DAILY_COLUMN = {"astct_iec_hs_2023": "astct_iec_hs_2023", "cartox_2017": "cartox
 def explain(con: duckdb.DuckDBPyConnection, rules: Rules, patient_id: str, infusion_id: str | None,
             as_of: datetime) -> dict:
     """The explanation document of one infusion episode (the patient's latest unless named)."""
-    ep, episodes = episode(con, patient_id, infusion_id)
+    ep, episodes = episode(con, patient_id, infusion_id, as_of)
     stored = windows(con, ep)
     days = daily(con, ep)
     sets = [explain_astct(con, rules, ep, stored),

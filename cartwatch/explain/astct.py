@@ -193,13 +193,23 @@ def manifestation_lines(rules: Rules, verdict: str, common: list[dict], found: l
         if name in seen:
             item = seen[name]["item"]
             lines.append(f"{name}: found within {w.number(window)} h of a suspected ferritin: "
-                         f"{w.result(item)} ({item['detail'] or 'documented'})")
+                         f"{w.result(item)} ({item['detail'] or 'documented'}{threshold_of(item, common)})")
         else:
             lines.append(f"{name}: none within {w.number(window)} h of a suspected ferritin"
                          + elsewhere([m for m in common if m["rule"] == name], tz))
     if verdict in ("none", "watch"):
         lines.insert(0, "(no suspected ferritin result: manifestations cannot make criteria met)")
     return lines
+
+
+def threshold_of(item: dict, common: list[dict]) -> str:
+    """'; threshold 200 U/L': the stored threshold the result was judged against, in its unit (the
+    detail alone, 'above x ULN', does not say above what)."""
+    for m in common:
+        if ((m["rule"], m["analyte"], iso(m["observed_at"])) == (item["rule"], item["analyte"], item["at"])
+                and m["threshold"] is not None):
+            return f"; threshold {w.amount(m['threshold'], m['unit'])}"
+    return ""
 
 
 def elsewhere(results: list[dict], tz: str) -> str:

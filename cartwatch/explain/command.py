@@ -49,7 +49,8 @@ def cmd_explain(args) -> int:
     text = render(doc, args.format, mask_ids=settings.mask_ids)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
-        print(f"explanation as of {doc['as_of']}: {len(doc['criteria_sets'])} criteria sets -> {args.out}")
+        print(f"explanation as of {doc['as_of']}: {len(doc['criteria_sets'])} criteria sets -> {args.out}"
+              + (" (ids masked)" if settings.mask_ids else ""))   # as export and report say it
     else:
         sys.stdout.write(text)
     return cli.EXIT_OK

@@ -13,21 +13,26 @@ import duckdb
 
 class ExplainError(ValueError):
     """The patient, infusion or evaluation asked for is not in the store (one line naming it).
-    `patients` and `infusions` are the ids the line names, so that masked output can mask them."""
+    `template` names each id by a field: `patients` and `infusions` give their values (an infusion
+    field may hold a list), so that masked output masks exactly the ids, never text that happens to
+    contain one (a patient id "e" or "" must not rewrite the rest of the line)."""
 
-    def __init__(self, message: str, patients: tuple[str, ...] = (), infusions: tuple[str, ...] = ()):
-        super().__init__(message)
-        self.patients, self.infusions = patients, infusions
+    def __init__(self, template: str, patients: dict[str, str] | None = None,
+                 infusions: dict[str, str | tuple[str, ...]] | None = None):
+        self.template, self.patients, self.infusions = template, patients or {}, infusions or {}
+        super().__init__(self._text(str, str))
+
+    def _text(self, patient, infusion) -> str:
+        values = {field: repr(patient(value)) for field, value in self.patients.items()}
+        for field, value in self.infusions.items():
+            values[field] = (", ".join(infusion(v) for v in value) if isinstance(value, tuple)
+                             else repr(infusion(value)))
+        return self.template.format(**values)
 
     def masked(self) -> str:
         from cartwatch.digest.ids import mask
 
-        text = str(self)
-        for infusion in self.infusions:
-            text = text.replace(infusion, mask(infusion, prefix="inf-"))
-        for patient in self.patients:
-            text = text.replace(patient, mask(patient))
-        return text
+        return self._text(mask, lambda infusion: mask(infusion, prefix="inf-"))
 
 
 def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None) -> list[dict]:
@@ -51,21 +56,40 @@ FROM derived.infusion_episodes WHERE patient_id = ? ORDER BY infused_at, infusio
 """
 
 
-def episode(con: duckdb.DuckDBPyConnection, patient_id: str, infusion_id: str | None) -> tuple[dict, list[dict]]:
+def episode(con: duckdb.DuckDBPyConnection, patient_id: str, infusion_id: str | None,
+            as_of: datetime | None = None) -> tuple[dict, list[dict]]:
     """The episode explained (the patient's latest infusion unless one is named) and all of them."""
     episodes = rows(con, EPISODES_SQL, [patient_id])
     if not episodes:
-        raise ExplainError(f"patient {patient_id!r}: no infusion of this patient in the stored evaluation",
-                           patients=(patient_id,))
+        raise unknown_patient(con, patient_id, as_of)
     if infusion_id is None:
         return episodes[-1], episodes
     chosen = [e for e in episodes if e["infusion_id"] == infusion_id]
     if not chosen:
-        known = ", ".join(e["infusion_id"] for e in episodes)
-        raise ExplainError(f"--infusion {infusion_id!r}: not an infusion of patient {patient_id!r} "
-                           f"(its infusions: {known})", patients=(patient_id,),
-                           infusions=(infusion_id, *(e["infusion_id"] for e in episodes)))
+        raise ExplainError("--infusion {infusion}: not an infusion of patient {patient} (its infusions: {known})",
+                           patients={"patient": patient_id},
+                           infusions={"infusion": infusion_id, "known": tuple(e["infusion_id"] for e in episodes)})
     return chosen[0], episodes
+
+
+# an id typed in another case or with stray spaces (cw-0001, " CW-0001") is offered back
+SAME_ID_SQL = """
+SELECT DISTINCT patient_id FROM derived.infusion_episodes
+WHERE lower(trim(patient_id)) = lower(trim(?)) ORDER BY patient_id LIMIT 1
+"""
+
+
+def unknown_patient(con: duckdb.DuckDBPyConnection, patient_id: str, as_of: datetime | None) -> ExplainError:
+    """The line for a patient the evaluation does not hold: as of when (a patient infused later is
+    not in an earlier evaluation), and the id it holds when only case or spaces differ."""
+    when = f" as of {as_of.isoformat()}" if as_of is not None else ""
+    close = rows(con, SAME_ID_SQL, [patient_id])
+    if close:
+        return ExplainError("patient {patient}: no infusion of this patient in the stored evaluation" + when
+                            + " (did you mean {close}?)",
+                            patients={"patient": patient_id, "close": close[0]["patient_id"]})
+    return ExplainError("patient {patient}: no infusion of this patient in the stored evaluation" + when,
+                        patients={"patient": patient_id})
 
 
 def of_episode(con: duckdb.DuckDBPyConnection, table: str, ep: dict, order: str, where: str = "") -> list[dict]:

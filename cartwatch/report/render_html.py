@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from cartwatch.digest.document import set_label
+from cartwatch.digest.document import set_label, status_label
 from cartwatch.report.plot import incidence_png, proportions_png
 
 STYLE = """
@@ -54,7 +54,8 @@ def _flagged(doc: dict) -> str:
 
 
 def _statuses(doc: dict) -> str:
-    rows = [[set_label(r["criteria_set"]), r["highest_status"], _n(r["infusions"])] for r in doc["highest_status"]]
+    rows = [[set_label(r["criteria_set"]), status_label(r["highest_status"]), _n(r["infusions"])]
+            for r in doc["highest_status"]]
     return _table(["criteria set", "highest status", "infusions"], rows, 2)
 
 

@@ -54,10 +54,18 @@ def flagged_proportions(frame: pl.DataFrame) -> list[dict]:
     return table.to_dicts()
 
 
+# statuses from none to the most severe, as a reader scans them (alphabetical put criteria_met first)
+STATUS_ORDER = pl.DataFrame({"highest_status": ["none", "watch", "suspected", "criteria_met", "met"]}).with_row_index(
+    "status_order")
+
+
 def highest_status_counts(frame: pl.DataFrame) -> list[dict]:
-    """Per criteria set, how many infusions reached each status at most (none included)."""
-    table = frame.group_by("criteria_set", "highest_status").agg(pl.len().alias("infusions"))
-    return _in_set_order(table, frame).sort("criteria_order", "highest_status").drop("criteria_order").to_dicts()
+    """Per criteria set, how many infusions reached each status at most (none included), from none
+    to the most severe."""
+    table = (frame.group_by("criteria_set", "highest_status").agg(pl.len().alias("infusions"))
+             .join(STATUS_ORDER, on="highest_status", how="left"))
+    return (_in_set_order(table, frame).sort("criteria_order", "status_order", "highest_status", nulls_last=True)
+            .drop("criteria_order", "status_order").to_dicts())
 
 
 def onset_summaries(frame: pl.DataFrame) -> list[dict]:

@@ -15,7 +15,9 @@ ITEMS = [{"rule": "shah.ferritin_peak_gt", "analyte": "ferritin", "value": 10000
 def test_markdown_and_html_evidence_keep_the_comparator():
     window = {"evidence": ITEMS, "evidence_summary": summarize_evidence(ITEMS)}
     rows = summary_table(window, "America/New_York")
-    assert "| \\>100,000 ng/mL |" in rows[2] and "| 3.7 mg/dL |" in rows[3]   # ">" escaped for Markdown
+    # items without a threshold are listed on one line, in Markdown as in HTML (">" escaped for Markdown)
+    assert rows[0].startswith("Evidence: ferritin peak \\>100,000 ng/mL (2026-03-14 06:00 EDT, labs.csv:7); ")
+    assert "3.7 mg/dL (2026-03-15 07:00 EDT, labs.csv:9)" in rows[0]
     html = _all_results([window], {"infused_at": "2026-03-01T15:00:00+00:00", "site_tz": "America/New_York"})
     assert "<td>&gt;100,000 d+13</tr>" in html and "<td>3.7 d+14</tr>" in html
 

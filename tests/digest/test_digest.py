@@ -398,3 +398,71 @@ def test_manifestation_labels_and_thresholds_read_as_a_clinician_writes_them():
     assert threshold_text({"value": 5, "unit": "count"}) == "5"
     assert threshold_text({"value": 38.5, "unit": "Cel"}) == "38.5 Cel"
     assert threshold_text({"value": None, "unit": "Cel"}) is None
+
+
+def test_markdown_card_lists_a_scores_inputs_on_one_line_as_the_html_does():
+    """From the trial of `make demo`: the Markdown card put HScore's inputs in the evidence table
+    (source 'unknown', 'cutoff (HScore (highest))', 'ast', a blank organomegaly row) while the HTML
+    card listed them on one line; and a new high's threshold read 'CRS-phase peak 6964.0'."""
+    from cartwatch.digest.render_html import _summary
+    from cartwatch.digest.render_md import summary_table
+    from cartwatch.digest.select import summarize_evidence
+
+    cutoff = {"rule": "hscore.cutoff", "value": 169, "unit": "points"}
+    items = [dict(rule="hscore.cutoff", analyte="hscore_max", value=268.0, unit="points", at="2026-07-08T10:29:00Z",
+                  source="derived.hscore_daily", threshold=cutoff),
+             dict(rule="hscore.ast", analyte="ast", value=234.0, unit="U/L", at="2026-07-08T10:29:00Z",
+                  source="labs.csv:205", threshold=None),
+             dict(rule="hscore.hemophagocytosis", analyte="hemophagocytosis", value=None, unit=None, at=None,
+                  source="unknown", threshold=None),
+             dict(rule="iec_hs.new_high", analyte="ferritin", value=23336.0, unit="ng/mL",
+                  at="2026-09-29T04:26:00Z", source="labs.csv:7065", threshold=None, detail="CRS-phase peak 6964.0"),
+             dict(rule="iec_hs.new_high", analyte="ferritin", value=20000.0, unit="ng/mL",
+                  at="2026-09-30T04:26:00Z", source="labs.csv:7080", threshold=None, detail="CRS-phase peak 6964.0")]
+    w = {"evidence_summary": summarize_evidence(items), "evidence": items}
+    assert summary_table(w, NY) == [
+        "| manifestation | worst | at | threshold | source | more |", "|---|---:|---|---|---|---:|",
+        "| HScore (highest) | 268 points | 2026-07-08 06:29 EDT | 169 points (hscore.cutoff) | derived.hscore\\_daily | 0 |",
+        "| new high (ferritin) | 23,336 ng/mL | 2026-09-29 00:26 EDT | CRS-phase peak 6,964 ng/mL | labs.csv:7065 | 1 |",
+        "",
+        "Inputs: AST 234 U/L (2026-07-08 06:29 EDT, labs.csv:205); hemophagocytosis no data",
+        "", "5 results in all (the HTML and JSON digests list each)."]
+    html = _summary(w, {"infused_at": "2026-06-27T15:15:00Z", "site_tz": NY})
+    assert "<td>HScore (highest)<td class=num>268 points" in html
+    assert "<td>CRS-phase peak 6,964 ng/mL<td>labs.csv:7065" in html
+    assert html.endswith("<p class=f>Inputs: AST 234 U/L (d+11 06:29, labs.csv:205); hemophagocytosis no data</p>")
+
+
+def test_a_finding_nobody_documented_is_no_data_not_documented():
+    """From the trial: CW-0001's HScore inputs read 'hemophagocytosis documented; immunosuppression
+    documented' while the sample documents neither: the engine writes an input without data as an
+    item with no value, time or source ('unknown'), counted low and high."""
+    from cartwatch.digest.render_md import summary_value
+    from cartwatch.digest.select import summarize_evidence
+
+    unknown = dict(rule="hscore.hemophagocytosis", analyte="hemophagocytosis", value=None, unit=None, at=None,
+                   source="unknown")
+    documented = dict(unknown, value=1.0, at="2026-10-01T12:00:00+00:00", source="events.csv:91")
+    absent = dict(documented, value=0.0)
+    organs = dict(rule="hscore.organomegaly", analyte="organomegaly", value=None, unit=None, at=None, source="unknown")
+    assert [summary_value(s) for s in summarize_evidence([unknown]) + summarize_evidence([documented])
+            + summarize_evidence([absent]) + summarize_evidence([organs])] == [
+        "hemophagocytosis: no data", "hemophagocytosis: documented", "hemophagocytosis: documented absent",
+        "organomegaly: no data"]
+
+
+def test_fibrinogen_judged_against_its_lln_shows_the_lln():
+    """From the trial: the sample's fibrinogen LLN is 200 mg/dL, above the fixed 150; the engine judged
+    'below max(fixed cut-off, LLN)' = 200 (as explain says) while the digest showed 150."""
+    from cartwatch.digest.render_md import summary_threshold
+    from cartwatch.digest.select import summarize_evidence
+
+    cut_off = {"rule": "iec_hs.fibrinogen_lt_mg_dl", "value": 150, "unit": "mg/dL"}
+    item = dict(rule="fibrinogen", analyte="fibrinogen", value=44.0, unit="mg/dL", at="2026-07-14T10:16:00Z",
+                source="labs.csv:318", threshold=cut_off, detail="below max(fixed cut-off, LLN)")
+    at_lln, lln_below, no_lln = (summarize_evidence([dict(item, lln=lln)])[0] for lln in (200.0, 120.0, None))
+    assert summary_threshold(at_lln) == "200 mg/dL (LLN; cut-off 150 mg/dL, iec_hs.fibrinogen_lt_mg_dl)"
+    assert summary_threshold(lln_below) == summary_threshold(no_lln) == "150 mg/dL (iec_hs.fibrinogen_lt_mg_dl)"
+    ucsf = dict(item, threshold={"rule": "ucsf.fibrinogen_lt_mg_dl", "value": 150, "unit": "mg/dL"}, detail=None,
+                lln=200.0)
+    assert summary_threshold(summarize_evidence([ucsf])[0]) == "150 mg/dL (ucsf.fibrinogen_lt_mg_dl)"

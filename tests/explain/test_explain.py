@@ -12,6 +12,7 @@ from datetime import datetime
 import duckdb
 import pytest
 
+from cartwatch.digest.ids import mask
 from flows.cli import main
 from sample_paths import SAMPLE
 
@@ -114,8 +115,12 @@ def test_a_patient_flagged_by_astct_shows_the_chain_that_flagged_it(sample_docs)
     assert ferritin[d11 - 1] == ("    no worsening rule fired: re-rise: < 2 x nadir 4,774 = 9,548; rapid rise: no "
                                  "earlier result within 24 h; new high: not above CRS-phase peak 9,876; timing "
                                  "holds: after CRS improvement + 48 h (from 2026-07-07 00:00 EDT) -> no status")
-    assert "fibrinogen: found within 48 h of a suspected ferritin: fibrinogen 81 mg/dL (below max(fixed cut-off, " \
-           "LLN))" in lines(astct, "Manifestations")
+    # with the stored threshold it was judged against (here the LLN, 200, above the fixed 150)
+    assert lines(astct, "Manifestations")[:3] == [
+        "transaminases: found within 48 h of a suspected ferritin: ast 234 U/L (above x ULN; threshold 200 U/L)",
+        "fibrinogen: found within 48 h of a suspected ferritin: fibrinogen 81 mg/dL (below max(fixed cut-off, "
+        "LLN); threshold 200 mg/dL)",
+        "cytopenia: found within 48 h of a suspected ferritin: anc 0.07 x10^9/L (worsening; threshold 1 x10^9/L)"]
 
 
 def test_crs_with_high_ferritin_that_never_re_rose_says_why_not(sample_docs):
@@ -171,6 +176,10 @@ def test_text_fits_a_terminal_and_masking_hides_ids_and_sources(sample_db, tmp_p
         assert main(["explain", "CW-0001", "--db", str(sample_db), "--format", fmt, "--mask-ids"]) == 0
         shown = capsys.readouterr().out
         assert "CW-0001" not in shown and "labs.csv" not in shown and "pt-" in shown, fmt
+    # written to a file, masked output says so, as export, report and digest do
+    for command in (["explain", "CW-0001", "--format", "html"], ["digest", "--format", "html"]):
+        assert main([*command, "--db", str(sample_db), "--mask-ids", "--out", str(tmp_path / "m.html")]) == 0
+        assert capsys.readouterr().out.endswith(f" -> {tmp_path / 'm.html'} (ids masked)\n"), command
     assert main(["explain", "CW-0001", "--db", str(sample_db), "--format", "html"]) == 0
     html = capsys.readouterr().out
     assert html.startswith("<!DOCTYPE html>") and "<script" not in html and "&gt;= 2 x post-peak nadir" in html
@@ -191,7 +200,9 @@ def test_html_escapes_what_the_data_says(sample_docs):
 
 def test_bad_patient_infusion_or_as_of_is_one_line_and_status_2(sample_db, capsys, monkeypatch):
     for args, said in ((["NOBODY"], "cartwatch: patient 'NOBODY': no infusion of this patient in the stored "
-                                     "evaluation\n"),
+                                     "evaluation as of 2026-11-22T00:00:00+00:00\n"),
+                       (["cw-0001 "], "cartwatch: patient 'cw-0001 ': no infusion of this patient in the stored "
+                                      "evaluation as of 2026-11-22T00:00:00+00:00 (did you mean 'CW-0001'?)\n"),
                        (["CW-0001", "--infusion", "CW-0002-I1"], "cartwatch: --infusion 'CW-0002-I1': not an "
                                                                   "infusion of patient 'CW-0001' (its infusions: "
                                                                   "CW-0001-I1)\n"),
@@ -203,6 +214,10 @@ def test_bad_patient_infusion_or_as_of_is_one_line_and_status_2(sample_db, capsy
     assert main(["explain", "CW-0001", "--infusion", "CW-0002-I1", "--db", str(sample_db), "--mask-ids"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cartwatch: --infusion 'inf-") and "CW-0" not in err
+    # an id that is a letter of the line masks that id only, not every "e" of the line
+    assert main(["explain", "e", "--db", str(sample_db), "--mask-ids"]) == 2
+    assert capsys.readouterr().err == (f"cartwatch: patient '{mask('e')}': no infusion of this patient in the "
+                                       "stored evaluation as of 2026-11-22T00:00:00+00:00\n")
 
 
 def test_as_of_explains_what_the_nightly_said_then(sample_db, tmp_path):

@@ -129,7 +129,11 @@ def test_debug_shows_the_traceback(tmp_path):
 
 
 @pytest.mark.parametrize("argv, line", [
-    (["nightly", "--as-of", "someday"], "cartwatch: --as-of: unparseable timestamp 'someday'"),
+    (["nightly", "--as-of", "someday"], "cartwatch: --as-of: unparseable timestamp 'someday' (ISO 8601: "
+                                        "2026-07-07, or 2026-07-07T12:00 in the site zone, or with Z or +02:00)"),
+    (["explain", "CW-0001", "--as-of", "2026-07-07 12:00 PST"],
+     "cartwatch: --as-of: unparseable timestamp '2026-07-07 12:00 PST' (ISO 8601: 2026-07-07, or "
+     "2026-07-07T12:00 in the site zone, or with Z or +02:00)"),
     (["backfill", "--start", "2026-07-01", "--end", "2026-07-xx"], "cartwatch: --end: '2026-07-xx' is not a date (YYYY-MM-DD)"),
     (["backfill", "--start", "2026-07-01", "--end", "2026-07-02", "--patients", "/no/ids.txt"],
      "cartwatch: --patients /no/ids.txt: no such file"),
@@ -216,7 +220,7 @@ def test_reading_commands_never_create_a_database(tmp_path, capsys):
     for argv in (["digest"], ["export", "windows", "--out", str(tmp_path / "w.csv")]):
         assert main(argv + ["--db", str(db)]) == 2
         assert one_line(capsys.readouterr().err) == (
-            f"cartwatch: database {db}: no such file (digest and export read an existing database: "
+            f"cartwatch: database {db}: no such file (digest, export, explain and report read an existing database: "
             "run `cartwatch nightly` or `cartwatch ingest` first, or fix --db)")
     assert not db.exists()
 

@@ -80,3 +80,21 @@ def test_an_antigen_the_feed_left_empty_comes_from_the_product(rules):
     groups = {(r["by"], r["group"]) for r in doc["flagged"] if r["criteria_set"] == "astct_iec_hs_2023"}
     assert groups == {("overall", "all"), ("product", "cilta-cel"), ("product", "in-house CAR-T"),
                       ("target_antigen", "BCMA"), ("target_antigen", "not given"), ("indication", "not given")}
+
+
+def test_highest_statuses_run_from_none_to_the_most_severe():
+    """From the trial: the table read criteria_met, none, suspected, watch (alphabetical)."""
+    import polars as pl
+
+    from cartwatch.report.render_html import _statuses
+    from cartwatch.report.stats import highest_status_counts
+
+    frame = pl.DataFrame({"criteria_set": ["astct_iec_hs_2023"] * 6 + ["hscore"] * 3,
+                          "highest_status": ["watch", "criteria_met", "none", "suspected", "none", "criteria_met",
+                                             "met", "none", "none"]})
+    counts = highest_status_counts(frame)
+    assert [(r["criteria_set"], r["highest_status"], r["infusions"]) for r in counts] == [
+        ("astct_iec_hs_2023", "none", 2), ("astct_iec_hs_2023", "watch", 1), ("astct_iec_hs_2023", "suspected", 1),
+        ("astct_iec_hs_2023", "criteria_met", 2), ("hscore", "none", 2), ("hscore", "met", 1)]
+    html = _statuses({"highest_status": counts})
+    assert re.findall(r"<td>IEC-HS</td><td>([a-z ]+)</td>", html) == ["none", "watch", "suspected", "criteria met"]
