@@ -85,7 +85,9 @@ def crs_lines(rules: Rules, c: dict | None, tz: str) -> list[str]:
                      f"{w.when(c['improvement_at'] + timedelta(hours=hours), tz)}")
     lines.append("re-escalated " + (f"{w.day(c['reescalated_day'])} ({w.when(c['reescalated_at'], tz)})"
                                     if c["reescalated_at"] else "never"))
-    lines.append("resolved " + (f"{w.day(c['resolved_day'])} ({w.when(c['resolved_at'], tz)})"
+    # resolved_at is the end of the resolution day (the next day's 00:00): said so, or d+5 next to
+    # the 6th's date reads as a contradiction
+    lines.append("resolved " + (f"at the end of {w.day(c['resolved_day'])} ({w.when(c['resolved_at'], tz)})"
                                 if c["resolved_at"] else "not yet"))
     return lines
 

@@ -106,7 +106,7 @@ def test_a_patient_flagged_by_astct_shows_the_chain_that_flagged_it(sample_docs)
     assert lines(astct, "CRS course") == [
         "onset d+3 (2026-06-30 00:00 EDT); peak grade 2 d+4",
         "improved d+8 (2026-07-05 00:00 EDT); + 48 h (iec_hs.timing_after_improvement_hours): 2026-07-07 00:00 EDT",
-        "re-escalated never", "resolved d+8 (2026-07-06 00:00 EDT)"]
+        "re-escalated never", "resolved at the end of d+8 (2026-07-06 00:00 EDT)"]
     ferritin = lines(astct, "Ferritin")
     d11 = ferritin.index("d+11 2026-07-08 06:29 EDT 8,528 ng/mL: elevated (ULN 400, baseline 327: > 2 x ULN)")
     assert ferritin[d11 + 1] == ("    signal re-rise (>= 2 x post-peak nadir 3,413); timing holds: after CRS "
