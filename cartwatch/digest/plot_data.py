@@ -14,8 +14,9 @@ import duckdb
 from transforms.rules import Rules
 
 PANEL_ANALYTES = ("fibrinogen", "ast", "alt", "platelets", "anc")
-# analyte -> (rules-file threshold, how it reads in the result's unit: fixed cut-off or x ULN)
-THRESHOLDS = {"fibrinogen": ("iec_hs.fibrinogen_lt_mg_dl", "cut-off"), "ast": ("iec_hs.transaminase_x_uln", "x ULN"),
+# analyte -> (rules-file threshold, how it reads in the result's unit: fixed cut-off, x ULN, or the
+# higher of the cut-off and the result's LLN, as the engine judges fibrinogen)
+THRESHOLDS = {"fibrinogen": ("iec_hs.fibrinogen_lt_mg_dl", "cut-off or LLN"), "ast": ("iec_hs.transaminase_x_uln", "x ULN"),
               "alt": ("iec_hs.transaminase_x_uln", "x ULN"), "platelets": ("iec_hs.platelets_lt", "cut-off"),
               "anc": ("iec_hs.anc_lt", "cut-off")}
 DIGITS = 4            # decimals kept of a plotted value (a display choice)
@@ -36,13 +37,14 @@ def _columns(con: duckdb.DuckDBPyConnection, qualified: str) -> set[str]:
 
 
 def _labs(con, rules: Rules) -> dict[tuple, dict]:
-    """Each reported episode's panel analytes: unit, latest ULN, points [[day, value], ...]."""
-    need = {"patient_id", "infusion_id", "analyte", "value", "unit", "uln", "observed_at"}
+    """Each reported episode's panel analytes: unit, latest ULN and LLN, points [[day, value], ...]."""
+    need = {"patient_id", "infusion_id", "analyte", "value", "unit", "uln", "lln", "observed_at"}
     if not need <= _columns(con, "derived.timeline"):
         return {}
     found = con.execute(f"""
         SELECT t.patient_id, t.infusion_id, t.analyte, arg_max(t.unit, t.observed_at) AS unit,
                arg_max(t.uln, t.observed_at) FILTER (WHERE t.uln IS NOT NULL) AS uln,
+               arg_max(t.lln, t.observed_at) FILTER (WHERE t.lln IS NOT NULL) AS lln,
                list([{day_x('t.observed_at')}, round(t.value, {DIGITS})] ORDER BY t.observed_at) AS points
         FROM derived.timeline AS t
         INNER JOIN derived.infusion_episodes AS i USING (patient_id, infusion_id)
@@ -50,20 +52,24 @@ def _labs(con, rules: Rules) -> dict[tuple, dict]:
         WHERE t.analyte IN {PANEL_ANALYTES} AND t.value IS NOT NULL
         GROUP BY ALL ORDER BY ALL""").fetchall()
     out: dict[tuple, dict] = {}
-    for pid, iid, analyte, unit, uln, points in found:
+    for pid, iid, analyte, unit, uln, lln, points in found:
         out.setdefault((pid, iid), {})[analyte] = {"unit": unit, "points": points,
-                                                   "thresholds": _thresholds(rules, analyte, unit, uln)}
+                                                   "thresholds": _thresholds(rules, analyte, unit, uln, lln)}
     return out
 
 
-def _thresholds(rules: Rules, analyte: str, unit: str | None, uln: float | None) -> list[dict]:
+def _thresholds(rules: Rules, analyte: str, unit: str | None, uln: float | None,
+                lln: float | None = None) -> list[dict]:
     """The analyte's IEC-HS threshold as a number in the result's unit, when it can be stated."""
     rule, kind = THRESHOLDS[analyte]
     value = rules.value(rule)
     if kind == "x ULN":
         return [{"label": f"{value:g} x ULN", "value": round(value * uln, DIGITS), "rule": rule}] if uln else []
-    declared = rules.raw["rules"][rule].get("unit")
-    return [{"label": f"< {value:g}", "value": value, "rule": rule}] if declared == unit else []
+    if rules.raw["rules"][rule].get("unit") != unit:
+        return []
+    if kind == "cut-off or LLN" and lln is not None and lln > value:
+        return [{"label": f"< LLN {lln:g}", "value": round(lln, DIGITS), "rule": rule}]
+    return [{"label": f"< {value:g}", "value": value, "rule": rule}]
 
 
 def _iec_windows(con) -> dict[tuple, list[dict]]:

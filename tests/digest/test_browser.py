@@ -84,7 +84,8 @@ def test_what_the_sample_patients_plot_marks(sample_doc):
     assert plot["iec_windows"] == [{"status": "criteria_met", "onset_x": 11.27, "met_x": 11.27, "end_x": None}]
     assert plot["crs"] == {"improved_x": 8.0, "risk_from_x": 10.0, "lag_hours": 48.0}
     assert sorted(plot["labs"]) == ["alt", "anc", "ast", "fibrinogen", "platelets"]
-    assert plot["labs"]["fibrinogen"]["thresholds"] == [{"label": "< 150", "value": 150.0,
+    # the sample's fibrinogen LLN (200 mg/dL) is above the 150 cut-off: the engine judges below 200
+    assert plot["labs"]["fibrinogen"]["thresholds"] == [{"label": "< LLN 200", "value": 200.0,
                                                          "rule": "iec_hs.fibrinogen_lt_mg_dl"}]
     paged = {c["patient_id"] for c in sample_doc["cards"] if c["paged"]}
     assert {pid for pid, p in patients.items() if "plot" in p} == paged

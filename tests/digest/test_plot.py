@@ -67,3 +67,17 @@ def test_today_far_past_the_data_is_named_not_drawn_and_a_threshold_out_of_range
 
 def test_no_results_no_plot():
     assert patient_svg({"patient_id": "P", "ferritin": None, "plot": {"labs": {}}}) is None
+
+
+def test_the_fibrinogen_line_is_the_threshold_the_engine_judges_by():
+    # ASTCT 2023: fibrinogen < 150 mg/dL or < LLN, i.e. below the higher of the two
+    from cartwatch.digest.plot_data import _thresholds
+    from transforms.rules import load_rules
+    rules = load_rules()
+    cut = rules.value("iec_hs.fibrinogen_lt_mg_dl")
+    assert _thresholds(rules, "fibrinogen", "mg/dL", None, cut + 50) == [
+        {"label": f"< LLN {cut + 50:g}", "value": cut + 50, "rule": "iec_hs.fibrinogen_lt_mg_dl"}]
+    assert _thresholds(rules, "fibrinogen", "mg/dL", None, cut) == [
+        {"label": f"< {cut:g}", "value": cut, "rule": "iec_hs.fibrinogen_lt_mg_dl"}]
+    assert _thresholds(rules, "fibrinogen", "mg/dL", None, None)[0]["value"] == cut
+    assert _thresholds(rules, "fibrinogen", "g/L", None, 2.0) == []     # not stated in another unit
