@@ -123,7 +123,9 @@ def pager_lines(doc: dict) -> list[str]:
         crs = crs_pager_text(card.get("crs"))
         bits.append(crs)
         agree = [set_label(v["set"]) for v in card["verdicts"] if v["set"] != IEC_HS and v["verdict"] == "met"]
-        tail = f"also met: {', '.join(agree)}" if agree else "no other set met"
+        # "also" only beside an IEC-HS alert: after "IEC-HS none" or "watch" it would read as agreement
+        also = "also met" if card["iec_hs"]["status"] in ("suspected", "criteria_met") else "met"
+        tail = f"{also}: {', '.join(agree)}" if agree else "no other set met"
         line = " | ".join(bits + [tail])
         if len(line) > PAGER_MAX:                      # drop the CRS course before anything else
             line = " | ".join(bits[:-1] + [tail])

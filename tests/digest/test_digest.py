@@ -466,3 +466,14 @@ def test_fibrinogen_judged_against_its_lln_shows_the_lln():
     ucsf = dict(item, threshold={"rule": "ucsf.fibrinogen_lt_mg_dl", "value": 150, "unit": "mg/dL"}, detail=None,
                 lln=200.0)
     assert summary_threshold(summarize_evidence([ucsf])[0]) == "150 mg/dL (ucsf.fibrinogen_lt_mg_dl)"
+
+
+def test_the_pager_says_also_met_only_beside_an_iec_hs_alert():
+    def card(pid, status):
+        return {"patient_id": pid, "infusion_id": f"{pid}-1", "product": "axi-cel", "day_now": 30, "paged": True,
+                "iec_hs": {"status": status, "onset_day": 12 if status else None}, "crs": None,
+                "verdicts": [{"set": "ucsf_masl_2020", "verdict": "met"}]}
+    doc = {"cards": [card("A", "criteria_met"), card("B", None), card("C", "watch")],
+           "sections": {"escalated": []}, "patients": []}
+    assert [line.rsplit(" | ", 1)[1] for line in pager_lines(doc)] == [
+        "also met: UCSF MAS-L", "met: UCSF MAS-L", "met: UCSF MAS-L"]
