@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 from cartwatch.preflight import InputError
@@ -172,6 +173,27 @@ def _check_rules_of_night(con, rules, night) -> None:
                          f"'{night.stream}' was made with {stored} (pass --rules for that one)")
 
 
+@contextmanager
+def reading_store(settings: Settings, rules, as_of, as_loaded: bool):
+    """The connection a reading command reads: the store (its last evaluation and stored nights), or,
+    with --as-of, a scratch database holding the evaluation as of then (cartwatch/scratch.py), so
+    the store keeps the nightly's evaluation for every other reader."""
+    from cartwatch.scratch import scratch_evaluation
+    from cartwatch.store import open_store
+
+    con = open_store(settings.db_path, create=False)     # checks and migrates the store either way
+    if as_of is not None:
+        con.close()
+        with scratch_evaluation(settings.db_path, rules, as_of=as_of, as_loaded=as_loaded,
+                                site_tz=settings.site_tz) as scratch:
+            yield scratch
+        return
+    try:
+        yield con
+    finally:
+        con.close()
+
+
 def _has_table(con, qualified: str) -> bool:
     schema, name = qualified.split(".")
     return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
@@ -195,26 +217,19 @@ def cmd_export(args) -> int:
     rules = preflight.rules(settings.rules_path)
     with database_lock(settings, "export"):
         from cartwatch.export import export_table
-        from cartwatch.store import open_store
         from cartwatch.streams import find_night
 
-        con = open_store(settings.db_path, create=False)
-        try:
+        evaluated_at = as_of if args.table != "quarantine" else None
+        with reading_store(settings, rules, evaluated_at, args.as_loaded) as con:
             which = None
             if stored:
                 which = find_night(con, args.stream, night)
-            elif as_of is not None and args.table != "quarantine":
-                from cartwatch.incremental import evaluate
-
-                evaluate(con, rules, as_of=as_of, as_loaded=args.as_loaded, site_tz=settings.site_tz)
-            elif args.table != "quarantine":
+            elif evaluated_at is None and args.table != "quarantine":
                 _check_rules_of_tables(con, rules)
             try:
                 rows = export_table(con, args.table, fmt, out, mask_ids=settings.mask_ids, night=which)
             except ExportError as exc:
                 raise as_input(exc) from None
-        finally:
-            con.close()
     where = f" ({which.stream}, night {which.night})" if which else ""
     print(f"{args.table}{where}: {rows} rows -> {out} ({fmt}{', ids masked' if settings.mask_ids else ''})")
     return EXIT_OK
@@ -229,10 +244,7 @@ def cmd_digest(args) -> int:
         preflight.output_file(Path(args.out), "--out")
     rules = preflight.rules(settings.rules_path)
     with database_lock(settings, "digest"):
-        from cartwatch.store import open_store
-
-        con = open_store(settings.db_path, create=False)
-        try:
+        with reading_store(settings, rules, as_of, args.as_loaded) as con:
             from cartwatch.digest import make_digest, render
             from cartwatch.streams import find_night, last_evaluation, stored_document
 
@@ -240,10 +252,7 @@ def cmd_digest(args) -> int:
                 doc = stored_document(con, find_night(con, args.stream, night))
             else:
                 if as_of is not None:
-                    from cartwatch.incremental import evaluate
-
                     as_loaded = args.as_loaded
-                    evaluate(con, rules, as_of=as_of, as_loaded=as_loaded, site_tz=settings.site_tz)
                 else:
                     as_of, as_loaded = last_evaluation(con)
                     _check_rules_of_tables(con, rules)
@@ -252,8 +261,6 @@ def cmd_digest(args) -> int:
                 # against the nightly digests' state: "new" means not reported by a nightly run (before --since)
                 doc = make_digest(con, rules, as_of=as_of, as_loaded=as_loaded, stream="nightly",
                                   site_tz=settings.site_tz, since=since, persist=False)
-        finally:
-            con.close()
     text = render(doc, args.format, mask_ids=settings.mask_ids)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -302,21 +309,15 @@ def cmd_report(args) -> int:
         raise as_input(exc) from None
     with database_lock(settings, "report"):
         from cartwatch.report import ReportError, make_report, render
-        from cartwatch.store import open_store
         from cartwatch.streams import find_night, last_evaluation
 
-        con = open_store(settings.db_path, create=False)
-        try:
+        with reading_store(settings, rules, as_of, args.as_loaded) as con:
             which = None
             if stored:
                 which = find_night(con, args.stream, night)
                 _check_rules_of_night(con, rules, which)
                 as_of = which.as_of
-            elif as_of is not None:
-                from cartwatch.incremental import evaluate
-
-                evaluate(con, rules, as_of=as_of, as_loaded=args.as_loaded, site_tz=settings.site_tz)
-            else:
+            elif as_of is None:
                 as_of, _ = last_evaluation(con)
                 _check_rules_of_tables(con, rules)
             members = cohort_infusions(con, site_tz=settings.site_tz, patients=patients, product=filters["product"],
@@ -329,8 +330,6 @@ def cmd_report(args) -> int:
                                   site_tz=settings.site_tz)
             except ReportError as exc:
                 raise as_input(exc) from None
-        finally:
-            con.close()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(doc, fmt, mask_ids=settings.mask_ids), encoding="utf-8")
     where = f" ({which.stream}, night {which.night})" if which else ""

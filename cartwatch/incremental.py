@@ -87,7 +87,7 @@ def read_state(con: duckdb.DuckDBPyConnection) -> dict | None:
 
 def _write_state(con, *, fp: str, as_of: datetime, as_loaded: bool, tables: list[str], mode: str,
                  patients: int | None) -> None:
-    """Record the build, and stamp its tables (a build elsewhere, e.g. `export --as-of`, loses the stamp)."""
+    """Record the build, and stamp its tables (a build by other code loses the stamp)."""
     seq = con.execute(f"SELECT coalesce(max(load_seq), -1) FROM ({KNOWN_ROWS})").fetchone()[0]
     stamp = f"cartwatch build {uuid.uuid4().hex}"
     for table in tables:

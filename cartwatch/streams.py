@@ -3,8 +3,9 @@
 `digest` and `export` read; they do not evaluate unless `--as-of` asks for an evaluation at a
 moment. What they can read:
 
-- the last evaluation (flags.windows, flags.daily, derived.timeline as the last nightly run, ingest
-  + export --as-of, or digest --as-of left them; its moment is meta.build_state.as_of);
+- the last evaluation (flags.windows, flags.daily, derived.timeline as the last nightly run left
+  them; its moment is meta.build_state.as_of). A reading command's `--as-of` evaluates in a scratch
+  database instead (cartwatch/scratch.py) and leaves these as they are;
 - one night of a stream (`--stream nightly|backfill:<id>`, `--night YYYY-MM-DD`; the stream's
   latest night when --night is left out): the windows, the latest day of flags and the digest
   that night stored (flags.windows_by_night, flags.daily_by_night, flags.digest_by_night).

@@ -36,7 +36,7 @@ def ctx(rules, store):
 @pytest.fixture(scope="session")
 def sample_db(tmp_path_factory, rules):
     """data/sample loaded and evaluated as of data/sample/AS_OF, once per session, without Prefect
-    (what `cartwatch ingest` and `export --as-of` run). A database file: a test that evaluates
+    (what `cartwatch ingest` and a nightly's evaluation run). A database file: a test that evaluates
     again works on a copy."""
     from cartwatch.incremental import evaluate
     from cartwatch.ingest import ingest_paths

@@ -33,7 +33,8 @@ def day_x(column: str) -> str:
 def _columns(con: duckdb.DuckDBPyConnection, qualified: str) -> set[str]:
     schema, table = qualified.split(".")
     return {c for (c,) in con.execute("SELECT column_name FROM information_schema.columns "
-                                      "WHERE table_schema = ? AND table_name = ?", [schema, table]).fetchall()}
+                                      "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ?",
+                                      [schema, table]).fetchall()}
 
 
 def _labs(con, rules: Rules) -> dict[tuple, dict]:

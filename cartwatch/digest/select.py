@@ -73,7 +73,8 @@ def rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict | list | None = 
 def table_columns(con: duckdb.DuckDBPyConnection, qualified: str) -> set[str]:
     schema, table = qualified.split(".")
     return {c for (c,) in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+        "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
+        "AND table_schema = ? AND table_name = ?",
         [schema, table]).fetchall()}
 
 

@@ -32,11 +32,10 @@ def cmd_explain(args) -> int:
         import duckdb
 
         from cartwatch.explain import ExplainError, explain, render
-        from cartwatch.store import open_store
 
-        con = open_store(settings.db_path, create=False)
-        try:
-            as_of = evaluation_at(con, rules, settings, as_of, args.as_loaded)
+        evaluated_at = evaluation_needed(settings, as_of, args.as_loaded)
+        with cli.reading_store(settings, rules, evaluated_at, args.as_loaded) as con:
+            as_of = evaluated_at or stored_evaluation(con, rules)
             try:
                 doc = explain(con, rules, args.patient, args.infusion, as_of)
             except ExplainError as exc:         # ids masked in the one line too, when output is masked
@@ -44,8 +43,6 @@ def cmd_explain(args) -> int:
             except duckdb.CatalogException:     # tables or macros of an older cartwatch's evaluation
                 raise cli.InputError("stored evaluation", "made before `cartwatch explain` existed: run "
                                      "`cartwatch nightly --full`, or pass --as-of to evaluate now") from None
-        finally:
-            con.close()
     text = render(doc, args.format, mask_ids=settings.mask_ids)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
@@ -56,22 +53,29 @@ def cmd_explain(args) -> int:
     return cli.EXIT_OK
 
 
-def evaluation_at(con, rules, settings, as_of, as_loaded: bool):
-    """The moment explained: the stored evaluation's, or `as_of` (evaluated first, as `export --as-of`
-    does, unless the store already holds the evaluation of exactly that moment)."""
-    from cartwatch import cli
+def evaluation_needed(settings, as_of, as_loaded: bool):
+    """The moment to evaluate in a scratch database (cartwatch/scratch.py), or None to read the
+    store as it is: without --as-of, or when the store already holds the evaluation of exactly
+    that moment."""
+    from cartwatch.store import open_store
     from cartwatch.streams import StreamError, last_evaluation
 
+    if as_of is None:
+        return None
+    con = open_store(settings.db_path, create=False)
     try:
-        stored = last_evaluation(con)
+        return None if last_evaluation(con) == (as_of, as_loaded) else as_of
     except StreamError:
-        if as_of is None:
-            raise
-        stored = None
-    if as_of is None or stored == (as_of, as_loaded):
-        cli._check_rules_of_tables(con, rules)
-        return stored[0]
-    from cartwatch.incremental import evaluate
+        return as_of
+    finally:
+        con.close()
 
-    evaluate(con, rules, as_of=as_of, as_loaded=as_loaded, site_tz=settings.site_tz)
-    return as_of
+
+def stored_evaluation(con, rules):
+    """The moment of the store's evaluation, checked against the rules file given."""
+    from cartwatch import cli
+    from cartwatch.streams import last_evaluation
+
+    moment, _ = last_evaluation(con)
+    cli._check_rules_of_tables(con, rules)
+    return moment

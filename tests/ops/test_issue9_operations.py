@@ -384,12 +384,14 @@ def test_a_changed_rules_file_is_versioned_by_its_content(changed_rules, evaluat
     rows = json.loads(out.read_text())
     assert rows and {r["rules_version"] for r in rows} == {custom.version}
     capsys.readouterr()
-    assert main(["digest", "--rules", str(changed_rules), "--db", str(evaluated)]) == 0
+    assert main(["digest", "--rules", str(changed_rules), "--as-of", AS_OF, "--db", str(evaluated)]) == 0
     assert (f"Rules version {custom.version} (rules content {custom.content_hash[:8]}, not the released 2026.12.0)"
             in capsys.readouterr().out)
-    # the stored evaluation was made with the changed file: reading it with the released one is refused
-    assert main(["digest", "--db", str(evaluated)]) == 2
-    assert "the stored evaluation was made with 2026.12.0+" in capsys.readouterr().err
+    # --as-of evaluated in a scratch database: the store keeps the nightly's evaluation, made with the
+    # released file, and reading it with the changed one is refused
+    assert main(["digest", "--rules", str(changed_rules), "--db", str(evaluated)]) == 2
+    assert f"is rules version {custom.version}, the stored evaluation was made with 2026.12.0 " in \
+        capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------

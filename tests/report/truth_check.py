@@ -10,6 +10,7 @@ import json
 import math
 import statistics
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 from cartwatch.cli import main
@@ -20,12 +21,29 @@ ALERT = ("suspected", "criteria_met", "met")
 Z95 = 1.959963984540054
 
 
+def evaluate_in_store(db: Path, as_of: str) -> None:
+    """What a nightly run leaves in the store: the evaluation as of then (without Prefect)."""
+    from cartwatch.incremental import evaluate
+    from cartwatch.settings import load_settings
+    from cartwatch.store import open_store
+    from transforms.rules import load_rules
+
+    con = open_store(db, create=False)
+    try:
+        evaluate(con, load_rules(), as_of=datetime.fromisoformat(as_of.replace("Z", "+00:00")), as_loaded=False,
+                 site_tz=load_settings().site_tz)
+    finally:
+        con.close()
+
+
 def build_cohort(folder: Path, patients: int, seed: int) -> dict:
     """Generate, ingest, report (JSON and HTML) and export; returns what the checks read."""
     feeds, db = folder / "feeds", folder / "cohort.duckdb"
     generate(patients, seed, feeds)
     as_of = (feeds / "AS_OF").read_text().strip()
     assert main(["ingest", str(feeds), "--db", str(db), "--progress", "none"]) == 0
+    evaluate_in_store(db, as_of)
+    # the JSON report evaluates as of then in a scratch database; the HTML one and the exports read the store's
     assert main(["report", "--db", str(db), "--as-of", as_of, "--out", str(folder / "report.json")]) == 0
     assert main(["report", "--db", str(db), "--out", str(folder / "report.html")]) == 0
     for table in ("windows", "flags"):
