@@ -195,9 +195,8 @@ def reading_store(settings: Settings, rules, as_of, as_loaded: bool):
 
 
 def _has_table(con, qualified: str) -> bool:
-    schema, name = qualified.split(".")
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
-                            "table_name = ?", [schema, name]).fetchall()[0][0])
+    from cartwatch.store import table_columns
+    return bool(table_columns(con, qualified))
 
 
 def cmd_export(args) -> int:

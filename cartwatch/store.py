@@ -75,6 +75,16 @@ def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | No
     return rows[0] if rows else None
 
 
+def table_columns(con: duckdb.DuckDBPyConnection, qualified: str) -> set[str]:
+    """The columns of `schema.table` in this connection's own database (not in an attached store:
+    a scratch evaluation attaches one with the same names); empty when the table does not exist."""
+    schema, table = qualified.split(".")
+    return {c for (c,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
+        "AND table_schema = ? AND table_name = ?",
+        [schema, table]).fetchall()}
+
+
 def migrate(con: duckdb.DuckDBPyConnection, directory: Path = MIGRATIONS_DIR) -> int:
     """Apply every migration newer than the database, each in its own transaction."""
     current = schema_version(con)

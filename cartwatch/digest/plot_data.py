@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import duckdb
 
+from cartwatch.store import table_columns
 from transforms.rules import Rules
 
 PANEL_ANALYTES = ("fibrinogen", "ast", "alt", "platelets", "anc")
@@ -30,17 +31,10 @@ def day_x(column: str) -> str:
             " / 86400.0, 3)")
 
 
-def _columns(con: duckdb.DuckDBPyConnection, qualified: str) -> set[str]:
-    schema, table = qualified.split(".")
-    return {c for (c,) in con.execute("SELECT column_name FROM information_schema.columns "
-                                      "WHERE table_catalog = current_database() AND table_schema = ? AND table_name = ?",
-                                      [schema, table]).fetchall()}
-
-
 def _labs(con, rules: Rules) -> dict[tuple, dict]:
     """Each reported episode's panel analytes: unit, latest ULN and LLN, points [[day, value], ...]."""
     need = {"patient_id", "infusion_id", "analyte", "value", "unit", "uln", "lln", "observed_at"}
-    if not need <= _columns(con, "derived.timeline"):
+    if not need <= table_columns(con, "derived.timeline"):
         return {}
     found = con.execute(f"""
         SELECT t.patient_id, t.infusion_id, t.analyte, arg_max(t.unit, t.observed_at) AS unit,
@@ -75,9 +69,9 @@ def _thresholds(rules: Rules, analyte: str, unit: str | None, uln: float | None,
 
 def _iec_windows(con) -> dict[tuple, list[dict]]:
     """IEC-HS windows at suspected or above: onset, the first criteria-met result, end (days)."""
-    if not {"criteria_set", "onset_at", "end_at"} <= _columns(con, "flags.windows"):
+    if not {"criteria_set", "onset_at", "end_at"} <= table_columns(con, "flags.windows"):
         return {}
-    points = _columns(con, "flags.astct_iec_hs_2023_points")
+    points = table_columns(con, "flags.astct_iec_hs_2023_points")
     met = (f"(SELECT min(p.observed_at) FROM flags.astct_iec_hs_2023_points AS p "
            f"WHERE p.patient_id = w.patient_id AND p.infusion_id = w.infusion_id "
            f"AND p.window_onset_at = w.onset_at AND p.status = 'criteria_met')"
@@ -95,7 +89,7 @@ def _iec_windows(con) -> dict[tuple, list[dict]]:
 
 def _crs_risk(con, rules: Rules) -> dict[tuple, dict]:
     """The first CRS episode's improvement and the moment its IEC-HS timing lag has passed (days)."""
-    if not {"improvement_at", "onset_day"} <= _columns(con, "derived.crs_episodes"):
+    if not {"improvement_at", "onset_day"} <= table_columns(con, "derived.crs_episodes"):
         return {}
     lag = rules.value("iec_hs.timing_after_improvement_hours")
     return {(pid, iid): {"improved_x": x, "risk_from_x": None if x is None else round(x + lag / 24, 3),
@@ -108,7 +102,7 @@ def _crs_risk(con, rules: Rules) -> dict[tuple, dict]:
 
 def plot_data(con: duckdb.DuckDBPyConnection, rules: Rules, keys: set[tuple]) -> dict[tuple, dict]:
     """Per episode in `keys`: {'labs', 'iec_windows', 'crs'} for its plot (absent parts empty)."""
-    if not keys or not {"site_tz", "infused_at"} <= _columns(con, "derived.infusion_episodes"):
+    if not keys or not {"site_tz", "infused_at"} <= table_columns(con, "derived.infusion_episodes"):
         return {}
     labs, windows, crs = _labs(con, rules), _iec_windows(con), _crs_risk(con, rules)
     return {k: {"labs": labs.get(k, {}), "iec_windows": windows.get(k, []), "crs": crs.get(k)} for k in keys}

@@ -24,6 +24,7 @@ from pathlib import PurePath
 import duckdb
 
 from cartwatch.digest.plot_data import plot_data
+from cartwatch.store import table_columns
 from cartwatch.loader import reason_category
 from transforms.rules import Rules
 
@@ -68,14 +69,6 @@ def rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict | list | None = 
     cursor = con.execute(sql, params or [])
     names = [d[0] for d in cursor.description]
     return [{n: _plain(v) for n, v in zip(names, r)} for r in cursor.fetchall()]
-
-
-def table_columns(con: duckdb.DuckDBPyConnection, qualified: str) -> set[str]:
-    schema, table = qualified.split(".")
-    return {c for (c,) in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
-        "AND table_schema = ? AND table_name = ?",
-        [schema, table]).fetchall()}
 
 
 def parse_evidence(text: object) -> list[dict]:
