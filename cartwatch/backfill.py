@@ -35,7 +35,7 @@ from cartwatch.digest import make_digest
 from cartwatch.digest.select import canonical_evidence, patient_snapshot, table_columns
 from cartwatch.incremental import fingerprint
 from cartwatch.settings import Settings
-from cartwatch.store import open_store, transaction
+from cartwatch.store import open_store, sql_path, transaction
 from transforms.rules import Rules
 from transforms.timestamps import zone
 
@@ -346,7 +346,7 @@ def write_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, rules: Rules, s
         for table in STG_TABLES:
             target = folder / f"{table}.parquet"
             con.execute(f"COPY (SELECT * FROM {table} WHERE patient_id IN "
-                        f"(SELECT patient_id FROM temp.partition_members)) TO '{_sql_path(target)}' "
+                        f"(SELECT patient_id FROM temp.partition_members)) TO '{sql_path(target)}' "
                         "(FORMAT parquet)")
         con.execute("DROP TABLE temp.partition_members")
         shutil.copyfile(rules.path, folder / "rules.yaml")
@@ -354,10 +354,6 @@ def write_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, rules: Rules, s
                     "as_loaded": plan.as_loaded, "patients": len(members)}
         _write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2))
     return parts
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -392,7 +388,7 @@ def evaluate_partition(folder: str, nights_to_run: list[tuple[date, datetime]]) 
         try:
             for table in STG_TABLES:
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM "
-                            f"read_parquet('{_sql_path(root / f'{table}.parquet')}')")
+                            f"read_parquet('{sql_path(root / f'{table}.parquet')}')")
             for night, as_of in todo:
                 build(con, rules, as_of=as_of, as_loaded=manifest["as_loaded"], site_tz=manifest["site_tz"])
                 windows, daily = night_results(con)

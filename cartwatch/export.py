@@ -9,15 +9,16 @@ row's raw text (which holds the patient id) by "(masked)".
 from __future__ import annotations
 
 import json
-
 import uuid
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from cartwatch.store import sql_path
 
-# CONTRACT 3: column lists are part of the interface; changing one is a breaking change.
+
+# contract.md §5: column lists are part of the interface; changing one is a breaking change.
 EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "windows": ("patient_id", "infusion_id", "criteria_set", "status", "onset_at", "onset_day",
                 "end_at", "end_day", "crs_onset_day", "crs_peak_day", "crs_resolved_day",
@@ -107,7 +108,7 @@ def export_table(con: duckdb.DuckDBPyConnection, table: str, fmt: str, out: Path
     name = f"export_{uuid.uuid4().hex[:8]}"
     con.register(name, data)
     try:
-        con.execute(f"COPY (SELECT * FROM {name}) TO '{_sql_path(out)}' {FORMATS[fmt]}")
+        con.execute(f"COPY (SELECT * FROM {name}) TO '{sql_path(out)}' {FORMATS[fmt]}")
     finally:
         con.unregister(name)
     return data.num_rows
@@ -145,5 +146,3 @@ def _masked_evidence(text: str) -> str:
     return json.dumps(items, separators=(",", ":"))
 
 
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")

@@ -40,7 +40,7 @@ CATEGORY_URL = "http://terminology.hl7.org/CodeSystem/observation-category"
 
 # the window's status -> DetectedIssue.severity (how strongly the criteria set holds)
 SEVERITY = {"criteria_met": "high", "met": "high", "suspected": "moderate", "watch": "low", "not_met": "low"}
-# the stored lab result_status (CONTRACT 1) -> Observation.status
+# the stored lab result_status (contract.md §1) -> Observation.status
 RESULT_STATUS = {"F": "final", "P": "preliminary", "C": "corrected", "X": "cancelled"}
 
 # Evidence items of the windows, matched to the stored rows they name (file:line and analyte).

@@ -71,7 +71,7 @@ def not_loaded(report: FileReport) -> str | None:
 
 
 def format_reports(reports: list[FileReport]) -> str:
-    """The per-file table `cartwatch ingest` prints (CONTRACT 2 column order), then the reasons."""
+    """The per-file table `cartwatch ingest` prints (contract.md §3 column order), then the reasons."""
     width = max([len(r.source_file) for r in reports] + [5])
     head = ("read", "accepted", "quarantined", "duplicate")
     lines = [f"{'file':<{width}}  {'status':<14}" + "".join(f" {h:>11}" for h in head)]

@@ -31,7 +31,7 @@ from typing import Iterator
 
 import duckdb
 
-from cartwatch.store import MEMORY_LIMIT, migrate
+from cartwatch.store import MEMORY_LIMIT, migrate, sql_path
 from transforms.rules import Rules
 
 STORE = "store"       # the catalog name of the attached store inside the scratch database
@@ -63,8 +63,7 @@ def expose_store(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def attach_store(con: duckdb.DuckDBPyConnection, db_path: str | Path) -> None:
-    quoted = str(Path(db_path).resolve()).replace("'", "''")
-    con.execute(f"ATTACH '{quoted}' AS {STORE} (READ_ONLY)")
+    con.execute(f"ATTACH '{sql_path(Path(db_path).resolve())}' AS {STORE} (READ_ONLY)")
 
 
 @contextmanager

@@ -18,6 +18,7 @@ import polars as pl
 
 from cartwatch.build import named_parameters, strip_comments
 from cartwatch.store import SQL_DIR, scalar
+from transforms.criteria_inputs import CRITERIA_EVENTS
 from transforms.parsers.base import GRADE_SCALE, VASOPRESSOR_COUNT_MAX, ParsedBatch
 from transforms.rules import Rules
 from transforms.units import UnitConverter, UnitError
@@ -31,7 +32,7 @@ MEASURED_FEEDS = ("labs", "vitals")   # feeds whose values carry a unit
 # Event types by how their value is read (docs/contract.md, events feed).
 GRADED = ("crs_grade", "icans_grade")
 COUNTED = ("vasopressor",)
-FINDINGS = ("hemophagocytosis", "splenomegaly", "hepatomegaly", "immunosuppression")
+FINDINGS = CRITERIA_EVENTS   # documented yes/no findings (transforms/criteria_inputs.py)
 OTHER_EVENTS = ("tocilizumab", "corticosteroid", "anakinra", "ruxolitinib", "etoposide", "emapalumab",
                 "death")
 TRUE_WORDS = ("true", "yes", "1", "y", "t")

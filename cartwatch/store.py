@@ -75,6 +75,12 @@ def first_row(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | No
     return rows[0] if rows else None
 
 
+def sql_path(path: str | Path) -> str:
+    """A path as the inside of a SQL string literal (quotes doubled): DuckDB's COPY and ATTACH take
+    no parameter for a file name."""
+    return str(path).replace("'", "''")
+
+
 def table_columns(con: duckdb.DuckDBPyConnection, qualified: str) -> set[str]:
     """The columns of `schema.table` in this connection's own database (not in an attached store:
     a scratch evaluation attaches one with the same names); empty when the table does not exist."""

@@ -34,7 +34,7 @@ def _plausible(key_column: str, why: str) -> dict:
 def lab_suite() -> list[dict]:
     return [
         *_not_null(["row_key", "patient_id", "analyte", "unit", "observed_at", "result_status"]),
-        _expect("expect_column_values_to_be_in_set", "CONTRACT 1: result_status F/C/X/P",
+        _expect("expect_column_values_to_be_in_set", "contract.md §1: result_status F/C/X/P",
                 column="result_status", value_set=["F", "C", "X", "P"]),
         # analyte_unit is "analyte|unit", added by validate.py: the pair expectation of GX walks
         # rows one by one (10 s per 100k rows), a set check on one column is vectorized
@@ -53,7 +53,7 @@ def lab_suite() -> list[dict]:
 def vitals_suite() -> list[dict]:
     return [
         *_not_null(["row_key", "patient_id", "kind", "observed_at"]),
-        _expect("expect_column_values_to_be_in_set", "CONTRACT 1: vital kinds", column="kind",
+        _expect("expect_column_values_to_be_in_set", "contract.md §1: vital kinds", column="kind",
                 value_set={"$PARAMETER": "vital_kinds"}),
         _plausible("kind", "bounds: rules file vitals"),
         _expect("expect_compound_columns_to_be_unique", "grain: one reading per kind and time",

@@ -4,7 +4,7 @@ Pure polars: frames in, frames out (STYLE 4). The step that reads and writes the
 `transforms/derived/hlh_criteria_daily.py`. The building blocks (one criterion item per day,
 "at least k of n") are shared with `transforms.hscore`.
 
-Inputs (CONTRACT 3: the day's worst values and the events known by the end of that day):
+Inputs (contract.md §5: the day's worst values and the events known by the end of that day):
 - grid: `patient_id, infusion_id, day, day_start_at, day_end_at` (days post-infusion with data)
 - obs: `patient_id, infusion_id, day, analyte, value, comparator, unit, observed_at, source` (labs
   in canonical units, plus body temperature as analyte `temperature`), days >= 0
@@ -33,7 +33,7 @@ KEYS = ["patient_id", "infusion_id", "day"]
 # 354.28000000000003 mg/dL) cannot move a value that sits on a bound; not a clinical number.
 DECIMALS = 9
 UTC_US = pl.Datetime("us", "UTC")
-# CONTRACT 3 evidence object; `at` is ISO 8601 text in UTC, as the windows export writes it.
+# contract.md §5 evidence object; `at` is ISO 8601 text in UTC, as the windows export writes it.
 # `comparator` is the censored result's ('>' of `>100000`), null for an exact value.
 EVIDENCE_ITEM = pl.Struct({"rule": pl.String, "analyte": pl.String, "value": pl.Float64,
                            "comparator": pl.String, "unit": pl.String, "at": pl.String,
@@ -65,7 +65,7 @@ def passes(value: pl.Expr, comparator: pl.Expr, op: str, threshold: float) -> pl
 
 def evidence_item(rule: str, analyte: str | pl.Expr, value: pl.Expr, unit: pl.Expr, at: pl.Expr,
                   source: pl.Expr, comparator: pl.Expr | None = None) -> pl.Expr:
-    """One CONTRACT 3 evidence object (`rule, analyte, value, comparator, unit, at, source`) as a
+    """One contract.md §5 evidence object (`rule, analyte, value, comparator, unit, at, source`) as a
     struct; `comparator` null for an exact value and for counts."""
     analyte = pl.lit(analyte) if isinstance(analyte, str) else analyte
     comparator = pl.lit(None) if comparator is None else comparator
@@ -231,7 +231,7 @@ def hlh_2004_items(grid, obs, events, rules: Rules) -> list[pl.DataFrame | None]
         any_of(grid, obs, cytopenia_tests(rules), int(rules.value("hlh_2004.cytopenia_lineages_required"))),
         any_of(grid, obs, lipid_fibrinogen_tests(rules), 1),  # "and/or": one of the two
         event_member(grid, events, "hlh_2004.hemophagocytosis", "hemophagocytosis"),
-        None,  # low/absent NK-cell activity: not in any feed (CONTRACT 1), never known
+        None,  # low/absent NK-cell activity: not in any feed (contract.md §1), never known
         lab_member(obs, LabTest("hlh_2004.ferritin_ge", "ferritin", ">=", rules.value("hlh_2004.ferritin_ge"))),
         lab_member(obs, LabTest("hlh_2004.scd25_ge_u_ml", "scd25", ">=", rules.value("hlh_2004.scd25_ge_u_ml"))),
     ]
@@ -291,7 +291,7 @@ DAY_WORST = {"temperature": True, "ferritin": True, "triglycerides": True, "ast"
 
 
 def day_worst_values(grid: pl.DataFrame, obs: pl.DataFrame) -> pl.DataFrame:
-    """CONTRACT 3: the day's highest temperature, ferritin, triglycerides, AST (and sCD25) and
+    """contract.md §5: the day's highest temperature, ferritin, triglycerides, AST (and sCD25) and
     lowest Hb, WBC, platelets, ANC and fibrinogen, as `<analyte>_max` / `<analyte>_min`."""
     out = grid.select(KEYS)
     for analyte, highest in DAY_WORST.items():

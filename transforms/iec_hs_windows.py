@@ -23,7 +23,7 @@ IEC_HS, WATCH_ONLY = "iec_hs", "watch"
 COMMON = "common"
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 ISO = "%Y-%m-%dT%H:%M:%S%:z"
-# CONTRACT 3 evidence object (rule, analyte, value, unit, at as ISO 8601 text in UTC, source), plus
+# contract.md §5 evidence object (rule, analyte, value, unit, at as ISO 8601 text in UTC, source), plus
 # the IEC-HS status at the result and why it counts (detail); kept as a struct until the export.
 # `comparator`: a censored result's ('>' of `>100000`, clinical-rules.md §1), null for an exact value
 ITEM = pl.Struct({"rule": pl.String, "analyte": pl.String, "value": pl.Float64, "comparator": pl.String,

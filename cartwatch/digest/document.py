@@ -66,25 +66,6 @@ def status_label(status: str | None) -> str:
     return (status or "").replace("_", " ")
 
 
-def crs_state(patient: dict | None) -> str:
-    """'CRS grade 2 (documented) day +5; onset +2, peak G3 +4, resolved +7', or 'no CRS'."""
-    crs = (patient or {}).get("crs") or {}
-    parts = []
-    if crs.get("grade") is not None:
-        src = f" ({crs['grade_source']})" if crs.get("grade_source") else ""
-        parts.append(f"CRS grade {crs['grade']}{src} day {crs['latest_day']:+d}")
-    ep = crs.get("episode") or {}
-    if ep.get("onset_day") is not None:
-        bits = [f"onset {ep['onset_day']:+d}"]
-        if ep.get("peak_grade") is not None and ep.get("peak_day") is not None:
-            bits.append(f"peak G{ep['peak_grade']} {ep['peak_day']:+d}")
-        bits.append(f"resolved {ep['resolved_day']:+d}" if ep.get("resolved_day") is not None else "not resolved")
-        parts.append(", ".join(bits))
-    elif crs and not crs.get("days_with_crs"):
-        parts.append("no CRS")
-    return "; ".join(parts) if parts else "CRS not evaluated"
-
-
 def ferritin_trend(patient: dict | None) -> str:
     f = (patient or {}).get("ferritin")
     if not f:

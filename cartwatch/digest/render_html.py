@@ -18,7 +18,7 @@ from cartwatch.digest.ids import masked
 from cartwatch.digest.plot import PLOT_DEFS, PLOT_STYLE, patient_svg
 from cartwatch.digest.select import FILES_LISTED
 from cartwatch.digest.render_md import (SECTION_TITLES, analyte_label, card_facts, card_title, card_windows, day,
-                                        data_quality_problems, evidence_label, fmt_value, gap_line, header_counts,
+                                        data_quality_problems, evidence_label, gap_line, header_counts,
                                         is_judged, manifestation_label, rules_note, split_stale,
                                         summary_threshold, summary_value)
 

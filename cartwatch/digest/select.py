@@ -24,8 +24,9 @@ from pathlib import PurePath
 import duckdb
 
 from cartwatch.digest.plot_data import plot_data
-from cartwatch.store import table_columns
 from cartwatch.loader import reason_category
+from cartwatch.store import table_columns
+from transforms.criteria_inputs import CRITERIA_EVENTS
 from transforms.rules import Rules
 
 CRITERIA_SETS = ("astct_iec_hs_2023", "cartox_2017", "shah_2020", "ucsf_masl_2020", "hlh_94",
@@ -72,7 +73,7 @@ def rows(con: duckdb.DuckDBPyConnection, sql: str, params: dict | list | None = 
 
 
 def parse_evidence(text: object) -> list[dict]:
-    """The evidence JSON of a window (CONTRACT 3) as a list of dicts; unreadable: empty."""
+    """The evidence JSON of a window (contract.md §5) as a list of dicts; unreadable: empty."""
     if text is None:
         return []
     if isinstance(text, list):
@@ -178,7 +179,7 @@ def _references(con, keys: set[tuple[str, str]]) -> dict[tuple, dict]:
 
 
 LOWER_IS_WORSE = {"fibrinogen", "platelets", "anc", "hemoglobin", "wbc", "lymphocytes"}
-FINDINGS = {"splenomegaly", "hepatomegaly", "hemophagocytosis", "immunosuppression"}
+FINDINGS = frozenset(CRITERIA_EVENTS)   # documented yes/no findings, not measurements
 
 
 def threshold_in_unit(e: dict) -> float | None:

@@ -13,7 +13,6 @@ from datetime import datetime
 
 import duckdb
 
-from cartwatch.explain import words as w
 from cartwatch.explain.astct import explain_astct
 from cartwatch.explain.hlh import explain_hlh, explain_hscore
 from cartwatch.explain.organ_sets import explain_organ_set, explain_ucsf

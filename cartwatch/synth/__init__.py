@@ -1,4 +1,4 @@
-"""Synthetic CAR-T cohorts: the four CSV feeds of CONTRACT 1 plus the ground truth they imply.
+"""Synthetic CAR-T cohorts: the four CSV feeds of contract.md §1 plus the ground truth they imply.
 
     generate(patients=30, seed=20261122, out_dir=Path("data/sample"))
 
@@ -35,7 +35,7 @@ IGNORE_TEXT = "# not feeds: the sample's answer key\nground_truth.csv\nground_tr
 # Other wire formats of the same rows. Each module provides
 # `write_sample_feeds(feeds: dict[str, list[dict[str, str]]], out_dir: Path) -> list[Path]`,
 # feeds keyed like the CSV files (labs, labs_resend, vitals, infusions, events), rows with the
-# CONTRACT 1 column names. Loaded beside the CSVs, their rows are duplicates of the CSV rows.
+# contract.md §1 column names. Loaded beside the CSVs, their rows are duplicates of the CSV rows.
 FORMAT_WRITERS = {"hl7": "transforms.parsers.hl7_writer", "fhir": "transforms.parsers.fhir_writer"}
 
 

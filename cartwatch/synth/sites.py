@@ -16,7 +16,7 @@ import numpy as np
 
 from transforms.timestamps import zone
 
-# Naive timestamps (no offset) are read in the site time zone of the run's settings (CONTRACT 1);
+# Naive timestamps (no offset) are read in the site time zone of the run's settings (contract.md §1);
 # the sample writes them only for the site in this zone, the settings' default.
 HOME_TIMEZONE = "America/New_York"
 

@@ -1,4 +1,4 @@
-"""The cohort as the four CSV feeds of CONTRACT 1: numeric columns in, text columns out (polars).
+"""The cohort as the four CSV feeds of contract.md §1: numeric columns in, text columns out (polars).
 
 Rows are grouped by patient, in time order. Helper columns start with `_` and never reach a file:
 `_n` (patient number), `_expect` and `_reason` (what the ground truth says about the row).
@@ -17,7 +17,7 @@ from cartwatch.synth.trajectories import PANEL_CODE, STATUS, TAG
 from cartwatch.synth.units import LAB_ANALYTES, O2_DEVICES, VITAL_KINDS, unit_names
 from transforms.rules import Rules
 
-# CONTRACT 1, exactly (labs with every optional column).
+# contract.md §1, exactly (labs with every optional column).
 COLUMNS = {
     "labs": ("patient_id", "collected_at", "loinc", "value", "unit", "test_name", "ref_low", "ref_high",
              "resulted_at", "result_status", "accession", "source_system"),

@@ -11,7 +11,7 @@ Which value of the day: the worst one (highest LDH, creatinine and CRP, lowest p
   EASIX was validated on one draw per time point; most days have one morning draw, so the choice
   rarely matters, and when a day has several the worst keeps the daily score conservative for
   monitoring (it never hides a bad draw behind a better one) and matches the "day's worst values"
-  of the daily flags (CONTRACT 3). The time of each value is kept.
+  of the daily flags (contract.md §5). The time of each value is kept.
 Censored inputs (clinical-rules.md §1): when every censored input bounds the score from one side,
   the score is that bound, `easix_comparator` '>' (at least; LDH `>2500`) or '<' (at most); from
   both sides, the score is NULL (unknown). Exact inputs: comparator NULL.

@@ -5,7 +5,7 @@ Description: Every clinician-documented event known as of $as_of (CRS/ICANS grad
   to and its day post-infusion in the site time zone.
 Grain: one row per event (stg.events row) of a patient with an infusion.
 Source criterion: clinical-rules.md §1 (Day post-infusion: calendar days in the site time zone;
-  an event belongs to the latest infusion at or before it); CONTRACT 2 (a row is known from its
+  an event belongs to the latest infusion at or before it); contract.md §3 (a row is known from its
   observed_at, and with --as-loaded also from its loaded_at).
 Parameters: $as_of, $as_loaded, $rules_version
 Upstream tables: stg.events, derived.infusion_episodes (derived.placed_on_infusion), ref.scope (patients of an incremental build)

@@ -4,7 +4,7 @@ Description: The lab result versions in force as of $as_of: corrections replace,
   withdraw, preliminaries give way to their final.
 Grain: one row per result (patient, accession, LOINC; a result without accession stands alone).
 Source criterion: clinical-rules.md §1 (Corrections: applied in resulted_at order; on a tie P and F
-  before C before X, then file order); CONTRACT 2 (a row is known from coalesce(resulted_at, observed_at)).
+  before C before X, then file order); contract.md §3 (a row is known from coalesce(resulted_at, observed_at)).
 Parameters: $as_of, $as_loaded, $rules_version
 Upstream tables: stg.lab_results, ref.scope (patients of an incremental build)
 */

@@ -4,7 +4,7 @@ Description: Every vital-sign reading known as of $as_of placed on its patient's
   infusion it belongs to and its day post-infusion in the site time zone.
 Grain: one row per vital-sign reading (stg.vitals row) of a patient with an infusion.
 Source criterion: clinical-rules.md §1 (Day post-infusion: calendar days in the site time zone;
-  an observation belongs to the latest infusion at or before it); CONTRACT 2 (a row is known
+  an observation belongs to the latest infusion at or before it); contract.md §3 (a row is known
   from its observed_at, and with --as-loaded also from its loaded_at).
 Parameters: $as_of, $as_loaded, $rules_version
 Upstream tables: stg.vitals, derived.infusion_episodes (derived.placed_on_infusion), ref.scope (patients of an incremental build)

@@ -1,11 +1,11 @@
 /*
 Title: daily
-Description: The daily flags (CONTRACT 3 `export flags`): CRS grade, the day's highest ferritin and
+Description: The daily flags (contract.md §5 `export flags`): CRS grade, the day's highest ferritin and
   its worsening signal, EASIX, the HScore range, HLH-2004, and each criteria set's status that day.
 Grain: one row per patient, infusion and day post-infusion (day >= 0) with any data: a lab
   result, a vital sign or a documented event (days before the infusion are baseline context, in
   the timeline export, not monitored days).
-Source criterion: CONTRACT 3; clinical-rules.md §2 (CRS as a daily value), 3 (IEC-HS, ferritin
+Source criterion: contract.md §5; clinical-rules.md §2 (CRS as a daily value), 3 (IEC-HS, ferritin
   signal) and 4 (the other criteria sets).
   - crs_grade, crs_grade_source: derived.crs_daily (`documented` or `derived`).
   - ferritin_max: the day's highest ferritin. ferritin_signal: the worsening rule that fired that

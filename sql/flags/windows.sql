@@ -3,7 +3,7 @@ Title: windows
 Description: Every criteria set's onset windows side by side: the union of the flags.windows_<set>
   tables, which `cartwatch export windows` and the digest read; the evidence becomes JSON here.
 Grain: one row per onset window per criteria set (patient, infusion, criteria_set, onset).
-Source criterion: CONTRACT 3 (`export windows`); clinical-rules.md §3 (IEC-HS, ASTCT 2023) and 4 (the
+Source criterion: contract.md §5 (`export windows`); clinical-rules.md §3 (IEC-HS, ASTCT 2023) and 4 (the
   other criteria sets, evaluated side by side: disagreement between them is information for the
   clinician, not an error). Each set's criterion is cited in its own file.
 Parameters: none

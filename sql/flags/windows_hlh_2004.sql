@@ -7,7 +7,7 @@ Grain: one row per patient, infusion and run of consecutive met days (`status` =
 Source criterion: Henter JI et al., HLH-2004 diagnostic guidelines, Pediatr Blood Cancer
   2007;48:124; clinical-rules.md §4. Evaluated per day in derived.hlh_criteria_daily
   (transforms/criteria_hlh.py) from the day's worst values and the findings documented by the end
-  of the day (CONTRACT 3): fever >= $hlh_2004__fever_c; splenomegaly; cytopenias in >=
+  of the day (contract.md §5): fever >= $hlh_2004__fever_c; splenomegaly; cytopenias in >=
   $hlh_2004__cytopenia_lineages_required of Hb < $hlh_2004__hemoglobin_lt_g_dl, platelets <
   $hlh_2004__platelets_lt, ANC < $hlh_2004__anc_lt; triglycerides >= $hlh_2004__triglycerides_ge_mg_dl
   and/or fibrinogen <= $hlh_2004__fibrinogen_le_mg_dl; hemophagocytosis; low/absent NK activity

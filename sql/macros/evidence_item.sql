@@ -1,11 +1,11 @@
 /*
 Title: evidence_item
-Description: Scalar macro: one evidence item of CONTRACT 3 as a struct {rule, analyte, value,
+Description: Scalar macro: one evidence item of contract.md §5 as a struct {rule, analyte, value,
   comparator, unit, at, source}, `at` written as ISO 8601 text in UTC: the one place the item's
   shape and its time format are written for the SQL criteria sets. `comparator` is the censored
   result's comparator ('>' of `>100000`), NULL for an exact value (clinical-rules.md §1, Censored values).
 Grain: one struct per call.
-Source criterion: CONTRACT 3 (`export windows`: evidence items).
+Source criterion: contract.md §5 (`export windows`: evidence items).
 Parameters: none. Macro arguments: rule (the rule id the result was judged by), analyte, value,
   comparator, unit, observed_at (TIMESTAMPTZ), source (file:line, or the table a derived value
   comes from).

@@ -1,9 +1,9 @@
 /*
 Title: evidence_json
 Description: Scalar macro: a window's evidence (a list of structs, kept structured through the
-  derived and flags layers) as the JSON text of CONTRACT 3, its items in one canonical order.
+  derived and flags layers) as the JSON text of contract.md §5, its items in one canonical order.
 Grain: one JSON text per list.
-Source criterion: CONTRACT 3 (`export windows`: evidence is a JSON list of {rule, analyte, value,
+Source criterion: contract.md §5 (`export windows`: evidence is a JSON list of {rule, analyte, value,
   unit, at, source}; IEC-HS items add status and detail).
   - Items in time order, then by their JSON text: the same evidence reads the same whatever order
     the engine produced it in, so a backfill and the nightly runs store the same text.

@@ -4,7 +4,7 @@ Description: Table macro for the criteria sets built as "a ferritin peak above a
   least N of four organ items" (CARTOX and Shah 2020): the moment all of it first held, its day
   post-infusion and the results that made it, for every infusion that meets it.
 Grain: one row per patient and infusion meeting the criteria (`status` = 'met'), with the columns
-  of CONTRACT 3 (through flags.criteria_set_windows): a diagnosis, not a course, so `end_at` and
+  of contract.md §5 (through flags.criteria_set_windows): a diagnosis, not a course, so `end_at` and
   `end_day` are NULL.
 Source criterion: Neelapu SS et al., Nat Rev Clin Oncol 2018;15:47 (CARTOX); Shah NN et al.,
   J Clin Oncol 2020;38:1938; clinical-rules.md §4. Both sets share this structure and differ only in
@@ -21,7 +21,7 @@ Source criterion: Neelapu SS et al., Nat Rev Clin Oncol 2018;15:47 (CARTOX); Sha
   arrive as macro arguments from the calling file (which reads them as `$<set>__...`); the time
   frame differs in its source table (CRS episodes or infusions), so the caller names a CTE of its
   own (`phase_table`) that the macro reads through query_table().
-Parameters: none read from the rules file. Macro arguments: set_name (CONTRACT 3 criteria_set),
+Parameters: none read from the rules file. Macro arguments: set_name (contract.md §5 criteria_set),
   rule_prefix (rule id prefix, 'cartox' or 'shah'), phase_table (name of a relation with
   patient_id, infusion_id, starts_at, ferritin_ends_at), ferritin_peak_gt, organ_grade_min,
   items_required, lung_item (the lung item's name in the set), late_onset_day, rules_version.

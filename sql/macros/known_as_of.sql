@@ -4,7 +4,7 @@ Description: Scalar macro: is a stored row known at the moment of an evaluation?
   known time is at or before `as_of`, and, for a replay of the nightly runs (`as_loaded`), when it
   had also been loaded by then.
 Grain: one boolean per row.
-Source criterion: CONTRACT 2 (`--as-of`: a row is known from coalesce(resulted_at, observed_at);
+Source criterion: contract.md §3 (`--as-of`: a row is known from coalesce(resulted_at, observed_at);
   with `--as-loaded` it must also have been loaded by then).
 Parameters: none read from the rules file. Macro arguments: known_at (coalesce(resulted_at,
   observed_at), or observed_at for feeds without a resulted time), loaded_at, as_of, as_loaded

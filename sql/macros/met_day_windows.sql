@@ -4,8 +4,8 @@ Description: Table macro that turns the days post-infusion on which a criteria s
   windows: each run of consecutive days of one status is one window, with its onset (the first
   moment of its first day), its end (the end of its last day) and the onset day's evidence.
 Grain: one row per patient, infusion, status and run of consecutive days, with the columns of
-  CONTRACT 3 (through flags.criteria_set_windows).
-Source criterion: CONTRACT 3 (`export windows`: one row per onset window) and clinical-rules.md §4,
+  contract.md §5 (through flags.criteria_set_windows).
+Source criterion: contract.md §5 (`export windows`: one row per onset window) and clinical-rules.md §4,
   as the day-by-day sets read it (UCSF MAS-L, HLH-94, HLH-2004, HScore): the set's own criterion
   decides which days are met, in the calling file; this macro only groups them.
   - Window: consecutive met days (day - row_number() constant within a run).
@@ -17,7 +17,7 @@ Source criterion: CONTRACT 3 (`export windows`: one row per onset window) and cl
   filtered, or moments grouped by day), so the caller names a CTE of its own (`met_days_table`) that
   the macro reads through query_table(); `as_of` and the rest arrive as arguments because DDL
   cannot hold prepared parameters.
-Parameters: none read from the rules file. Macro arguments: set_name (CONTRACT 3 criteria_set),
+Parameters: none read from the rules file. Macro arguments: set_name (contract.md §5 criteria_set),
   met_days_table (name of a relation with patient_id, infusion_id, status, day, held_at,
   day_end_at, evidence; one row per patient, infusion, status and day), as_of, late_onset_day,
   rules_version (the calling file's $as_of, $iec_hs__late_onset_day, $rules_version).

@@ -28,7 +28,7 @@ CREATE TABLE meta.build_state (
 );
 
 -- one row per onset window per criteria set, as evaluated by one night of a stream
--- (stream: 'nightly', or 'backfill:<id>'); columns after as_of are CONTRACT 3 `export windows`
+-- (stream: 'nightly', or 'backfill:<id>'); columns after as_of are contract.md §5 `export windows`
 CREATE TABLE flags.windows_by_night (
     stream VARCHAR NOT NULL,
     night DATE NOT NULL,
@@ -50,7 +50,7 @@ CREATE TABLE flags.windows_by_night (
 );
 
 -- one row per patient and infusion per night of a stream: that night's latest day of flags.daily
--- (the day post-infusion the on-call team was looking at); columns after as_of are CONTRACT 3 `export flags`
+-- (the day post-infusion the on-call team was looking at); columns after as_of are contract.md §5 `export flags`
 CREATE TABLE flags.daily_by_night (
     stream VARCHAR NOT NULL,
     night DATE NOT NULL,

@@ -1,4 +1,4 @@
-"""ASTCT 2023 IEC-HS flags: manifestations, statuses at evaluation points, onset windows (CONTRACT 3
+"""ASTCT 2023 IEC-HS flags: manifestations, statuses at evaluation points, onset windows (contract.md §5
 `export windows` columns and evidence JSON) and the daily status (clinical-rules.md §3)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""flags.daily (CONTRACT 3 `export flags`) and flags.windows (the union `export windows` reads)."""
+"""flags.daily (contract.md §5 `export flags`) and flags.windows (the union `export windows` reads)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The files: CONTRACT 1 headers, readable CSV, dates before AS_OF, the committed sample current."""
+"""The files: contract.md §1 headers, readable CSV, dates before AS_OF, the committed sample current."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ CRS_SQL = "SELECT * FROM derived.crs_episodes"
 
 
 def build(con: duckdb.DuckDBPyConnection, ctx: BuildContext) -> None:
-    """flags.windows_astct_iec_hs_2023: the IEC-HS onset windows (CONTRACT 3 `export windows`).
+    """flags.windows_astct_iec_hs_2023: the IEC-HS onset windows (contract.md §5 `export windows`).
 
     Grain: one row per onset window per infusion (status suspected or criteria_met), plus one
     `watch` row per run of CRS-associated hyperferritinemia that never reached suspected.

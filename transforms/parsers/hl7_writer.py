@@ -274,7 +274,7 @@ def write_sample_feeds(feeds: Mapping[str, list[Mapping[str, object]]], out_dir:
     """Write the labs and vitals of `patients` (None: all) as ORU^R01 files under `out_dir/hl7/`.
 
     `feeds` is keyed like the sample's CSV files (labs, labs_resend, vitals, ...), rows with the
-    CONTRACT 1 columns, in file order. Files (CR segment ends, UTF-8):
+    contract.md §1 columns, in file order. Files (CR segment ends, UTF-8):
     `labs_batch.hl7` (one FHS/BHS batch, one message per order), `vitals.hl7` (plain messages,
     one per measurement time, sent by BEDSIDE) and `labs_resend.hl7` (the re-sent results, plain).
     Infusions and events have no ORU form: they stay CSV-only. Rows keep their defects where
