@@ -161,17 +161,24 @@ def _moment(at: object) -> str | None:
         return None
 
 
+# Only the digest's patients are read (bound as a list): the cohort's tables grow with the data
+OF_PATIENTS = "list_contains(?::VARCHAR[], patient_id)"
+
+
+def _patients(keys) -> list[str]:
+    """The patient ids of (patient, infusion) keys, for OF_PATIENTS."""
+    return sorted({patient for patient, _ in keys})
+
+
 def _references(con, keys: set[tuple[str, str]]) -> dict[tuple, dict]:
     """ULN and baseline of each lab result of the episodes, by (patient, infusion, analyte, time)."""
     have = table_columns(con, "derived.timeline")
     if not keys or not {"patient_id", "infusion_id", "analyte", "observed_at", "uln", "lln", "baseline"} <= have:
         return {}
     out = {}
-    # only the digest's patients are read: the timeline of the whole cohort grows with the data
-    patients = sorted({patient for patient, _ in keys})
     for r in rows(con, "SELECT patient_id, infusion_id, analyte, observed_at, uln, lln, baseline FROM derived.timeline "
-                       "WHERE (uln IS NOT NULL OR lln IS NOT NULL OR baseline IS NOT NULL) "
-                       "AND list_contains(?::VARCHAR[], patient_id)", [patients]):
+                       f"WHERE (uln IS NOT NULL OR lln IS NOT NULL OR baseline IS NOT NULL) AND {OF_PATIENTS}",
+                  [_patients(keys)]):
         if (r["patient_id"], r["infusion_id"]) in keys:
             out[(r["patient_id"], r["infusion_id"], r["analyte"], r["observed_at"])] = {
                 "uln": r["uln"], "lln": r["lln"], "baseline": r["baseline"]}
@@ -316,7 +323,7 @@ def _verdict_inputs(con, out: dict[tuple[str, str], dict]) -> None:
     if {"patient_id", "infusion_id", "analyte", "value"} <= table_columns(con, "derived.timeline"):
         for r in rows(con, f"SELECT patient_id, infusion_id, analyte, count(*) AS n, max(value) AS peak "
                            f"FROM derived.timeline WHERE analyte IN {VERDICT_ANALYTES} AND value IS NOT NULL "
-                           "GROUP BY ALL"):
+                           f"AND {OF_PATIENTS} GROUP BY ALL", [_patients(out)]):
             st = out.get((r["patient_id"], r["infusion_id"]))
             if st is not None:
                 st.setdefault("results", {})[r["analyte"]] = r["n"]
@@ -324,7 +331,7 @@ def _verdict_inputs(con, out: dict[tuple[str, str], dict]) -> None:
                     st["ferritin_peak"] = r["peak"]
     if {"patient_id", "infusion_id", "hemophagocytosis"} <= table_columns(con, "derived.hlh_criteria_daily"):
         for r in rows(con, "SELECT patient_id, infusion_id, bool_or(hemophagocytosis IS NOT NULL) AS assessed "
-                           "FROM derived.hlh_criteria_daily GROUP BY ALL"):
+                           f"FROM derived.hlh_criteria_daily WHERE {OF_PATIENTS} GROUP BY ALL", [_patients(out)]):
             st = out.get((r["patient_id"], r["infusion_id"]))
             if st is not None:
                 st["hemophagocytosis_assessed"] = bool(r["assessed"])
@@ -355,7 +362,8 @@ def _hlh_counts(con, out: dict[tuple[str, str], dict], rules: Rules) -> None:
         inputs = sorted({c for _, cols in items for c in cols if c in have})
         sel = ", ".join([f"{name}_met_count AS met", f"{name}_evaluable_count AS evaluable"]
                         + [f"{c} IS NOT NULL AS {c}" for c in inputs])
-        for r in rows(con, f"SELECT patient_id, infusion_id, day, {sel} FROM derived.hlh_criteria_daily"):
+        for r in rows(con, f"SELECT patient_id, infusion_id, day, {sel} FROM derived.hlh_criteria_daily "
+                           f"WHERE {OF_PATIENTS}", [_patients(out)]):
             st = out.get((r["patient_id"], r["infusion_id"]))
             if st is None or r["day"] != st.get("day"):
                 continue
@@ -370,7 +378,7 @@ def _last_results(con, keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]
     if not keys or not {"patient_id", "infusion_id", "observed_at"} <= table_columns(con, "derived.timeline"):
         return {}
     return {k: r["at"] for r in rows(con, "SELECT patient_id, infusion_id, max(observed_at) AS at "
-                                          "FROM derived.timeline GROUP BY ALL")
+                                          f"FROM derived.timeline WHERE {OF_PATIENTS} GROUP BY ALL", [_patients(keys)])
             if (k := (r["patient_id"], r["infusion_id"])) in keys}
 
 

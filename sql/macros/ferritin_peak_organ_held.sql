@@ -40,6 +40,7 @@ results AS (
         round(t.value, g.decimals) AS value_r
     FROM derived.timeline AS t
     CROSS JOIN float_guard AS g
+    WHERE t.analyte = 'ferritin'   -- the organ items come from derived.organ_toxicity_daily
 ),
 
 phase AS (

@@ -54,7 +54,8 @@ results AS (
     FROM patients AS p
     INNER JOIN derived.timeline AS t ON p.patient_id = t.patient_id
     CROSS JOIN float_guard AS g
-    WHERE t.value IS NOT NULL
+    -- only the companions are read from here (the rises come from derived.ferritin_rises)
+    WHERE t.value IS NOT NULL AND t.analyte IN ('fibrinogen', 'ldh')
 ),
 
 rises AS (
